@@ -1,0 +1,1 @@
+"""The four attention modules. Pure PyTorch: nothing here imports Ultralytics."""
