@@ -1,3 +1,17 @@
-"""yoloattn: paper-faithful, fast, shape-robust attention modules for Ultralytics YOLO."""
+"""yoloattn: paper-faithful, fast, shape-robust attention modules for Ultralytics YOLO.
+
+Importing the package registers every yoloattn YAML name with Ultralytics (idempotently), so
+``YOLO("yolo11n-mlla-psa.yaml")`` builds and any process that unpickles a yoloattn checkpoint
+re-registers on its own. ``yoloattn.attention`` itself needs only torch.
+"""
 
 __version__ = "0.1.0"
+
+try:
+    import ultralytics  # noqa: F401
+except ImportError:  # the attention modules work without Ultralytics
+    pass
+else:
+    from .integration import REGISTRY, DetectionTrainer, UnknownModuleError, install, ray_runtime_env
+
+    install()

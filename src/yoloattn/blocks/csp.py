@@ -1,0 +1,101 @@
+"""CSP blocks with attention: C2f_* (YOLOv8), C3k2_* and C2PSA_* (YOLO11), one factory per family.
+
+Each family keeps Ultralytics' skeleton and its ``forward`` (the blocks subclass the stock class, so
+the exporter's ``forward_split`` and ``fuse()`` of the inner ``Conv`` layers keep working) and only
+swaps what runs inside:
+
+- ``C2f_M(c1, c2, n=1, shortcut=False, g=1, e=0.5, attn=None)``: the n Bottlenecks become n units of M.
+- ``C3k2_M(c1, c2, n=1, c3k=False, e=0.5, g=1, shortcut=True, attn=None)``: the n Bottlenecks (or,
+  with c3k, the Bottlenecks inside each C3k) become units of M.
+- ``C2PSA_M(c1, c2, n=1, e=0.5, attn=None)``: inside each PSABlock the attention becomes M's mixer;
+  the FFN and both residuals stay.
+
+``attn`` is a dict of the module's own hyper-parameters (see ``units.py``), written in a YAML row
+as a flow mapping, e.g. ``[-1, 2, C3k2_MQA, [512, True, 0.5, 1, True, {kv_stride: 2}]]``.
+The classes are created here with stable names and module paths, because checkpoints pickle them.
+"""
+
+from __future__ import annotations
+
+import torch.nn as nn
+from ultralytics.nn.modules import C2f, C2PSA, C3k2, Conv
+from ultralytics.nn.modules.block import C3k, PSABlock
+
+from .units import MODULES, mixer, unit
+
+
+def _init_skeleton(block: nn.Module, c1: int, c2: int, hidden: int, n: int) -> None:
+    """cv1/cv2 of a C2f-style split block; built here so no throwaway Bottlenecks are constructed."""
+    nn.Module.__init__(block)
+    block.c = hidden
+    block.cv1 = Conv(c1, 2 * hidden, 1, 1)
+    block.cv2 = Conv((2 + n) * hidden, c2, 1)
+
+
+def _c2f_family(module: str) -> type:
+    def __init__(self, c1: int, c2: int, n: int = 1, shortcut: bool = False, g: int = 1, e: float = 0.5,
+                 attn: dict | None = None):
+        _init_skeleton(self, c1, c2, int(c2 * e), n)
+        self.m = nn.ModuleList(unit(module, self.c, shortcut, attn) for _ in range(n))
+
+    return _named(f"C2f_{module}", (C2f,), __init__, f"C2f with its Bottlenecks replaced by {module} units.")
+
+
+class _C3kUnits(C3k):
+    """C3k whose Bottlenecks are attention units (used by C3k2_* with c3k=True)."""
+
+    def __init__(self, module: str, c: int, n: int = 2, shortcut: bool = True, e: float = 0.5,
+                 attn: dict | None = None):
+        nn.Module.__init__(self)
+        hidden = int(c * e)
+        self.cv1 = Conv(c, hidden, 1, 1)
+        self.cv2 = Conv(c, hidden, 1, 1)
+        self.cv3 = Conv(2 * hidden, c, 1)
+        self.m = nn.Sequential(*(unit(module, hidden, shortcut, attn) for _ in range(n)))
+
+
+def _c3k2_family(module: str) -> type:
+    def __init__(self, c1: int, c2: int, n: int = 1, c3k: bool = False, e: float = 0.5, g: int = 1,
+                 shortcut: bool = True, attn: dict | None = None):
+        _init_skeleton(self, c1, c2, int(c2 * e), n)
+        self.m = nn.ModuleList(
+            _C3kUnits(module, self.c, 2, shortcut, attn=attn) if c3k else unit(module, self.c, shortcut, attn)
+            for _ in range(n)
+        )
+
+    return _named(f"C3k2_{module}", (C3k2,), __init__, f"C3k2 with its inner blocks built from {module} units.")
+
+
+class _PSAMixerBlock(PSABlock):
+    """PSABlock (x + attn(x), then x + ffn(x)) with an attention module's mixer as ``attn``."""
+
+    def __init__(self, module: str, c: int, attn: dict | None = None):
+        nn.Module.__init__(self)
+        self.attn = mixer(module, c, attn)
+        self.ffn = nn.Sequential(Conv(c, c * 2, 1), Conv(c * 2, c, 1, act=False))
+        self.add = True
+
+
+def _c2psa_family(module: str) -> type:
+    def __init__(self, c1: int, c2: int, n: int = 1, e: float = 0.5, attn: dict | None = None):
+        if c1 != c2:
+            raise ValueError(f"C2PSA_{module} keeps the channel count (c1 == c2), got c1={c1}, c2={c2}")
+        nn.Module.__init__(self)
+        self.c = int(c1 * e)
+        self.cv1 = Conv(c1, 2 * self.c, 1, 1)
+        self.cv2 = Conv(2 * self.c, c1, 1)
+        self.m = nn.Sequential(*(_PSAMixerBlock(module, self.c, attn) for _ in range(n)))
+
+    return _named(f"C2PSA_{module}", (C2PSA,), __init__,
+                  f"C2PSA whose PSABlock attention is {module}; the FFN and residuals stay.")
+
+
+def _named(name: str, bases: tuple, init, doc: str) -> type:
+    cls = type(name, bases, {"__init__": init, "__doc__": doc, "__module__": __name__})
+    cls.__qualname__ = name
+    return cls
+
+
+C2f_MQA, C2f_ACmix, C2f_MLLA, C2f_iRMB = (_c2f_family(m) for m in MODULES)
+C3k2_MQA, C3k2_ACmix, C3k2_MLLA, C3k2_iRMB = (_c3k2_family(m) for m in MODULES)
+C2PSA_MQA, C2PSA_ACmix, C2PSA_MLLA, C2PSA_iRMB = (_c2psa_family(m) for m in MODULES)

@@ -1,0 +1,177 @@
+"""Teach Ultralytics' ``parse_model`` our YAML names without editing Ultralytics.
+
+``parse_model`` resolves names through ``ultralytics.nn.tasks`` globals and decides channel
+handling from frozensets local to the function, so registration alone cannot give a plug-in class
+the stock treatment (c1 from the previous layer, width-scaled and capped c2, depth-scaled n).
+
+The wrapper installed here does a *placeholder swap*: every row naming a registered yoloattn module
+is rewritten to a stock module with the same contract (``Conv``, ``C2f`` or ``C3k2``, see
+``registry.py``), the original parser runs, and the channels and repeats it decided are read back
+from the placeholder to build the real module in its slot. Every piece of Ultralytics' logic
+(scales, ``max_channels``, Concat/Detect channel sums, the ``legacy`` head flag) therefore stays
+Ultralytics' own. The verbose layer table is re-emitted with our real rows.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import copy
+import logging
+import re
+
+import torch.nn as nn
+from ultralytics.nn import tasks
+from ultralytics.nn.modules import C2f, C3k2, Conv
+from ultralytics.nn.modules.block import C3k
+
+from .registry import REGISTRY, Entry, UnknownModuleError, unknown_name_message
+
+_PLACEHOLDER = {"layer": "Conv", "csp": "C2f", "c3k2": "C3k2"}
+_TAKES_N = {"layer": False, "csp": True, "c3k2": True}  # contracts whose 3rd argument is the repeat count
+_WRAPPED_MARK = "_yoloattn_original"
+
+
+def install() -> None:
+    """Wrap ``ultralytics.nn.tasks.parse_model`` (idempotent) and expose our names in its namespace."""
+    for entry in REGISTRY.entries():
+        setattr(tasks, entry.name, entry.cls)
+    if not hasattr(tasks.parse_model, _WRAPPED_MARK):
+        original = tasks.parse_model
+
+        def parse_model(d, ch, verbose=True):
+            return _parse_with_swaps(original, d, ch, verbose)
+
+        parse_model.__doc__ = original.__doc__
+        setattr(parse_model, _WRAPPED_MARK, original)
+        tasks.parse_model = parse_model
+
+
+def uninstall() -> None:
+    original = getattr(tasks.parse_model, _WRAPPED_MARK, None)
+    if original is not None:
+        tasks.parse_model = original
+
+
+def _parse_with_swaps(original, d, ch, verbose):
+    rows = d["backbone"] + d["head"]
+    _check_names(rows)
+    if not any(row[2] in REGISTRY for row in rows):
+        return original(d, ch, verbose)
+
+    d = copy.deepcopy(d)
+    swaps: dict[int, tuple[Entry, list]] = {}
+    for i, row in enumerate(d["backbone"] + d["head"]):
+        name, args = row[2], row[3]
+        if name in REGISTRY:
+            if not args:
+                raise ValueError(f"YAML row {i} ({name}) needs at least the output channels, e.g. [-1, 1, {name}, [256]]")
+            swaps[i] = (REGISTRY[name], list(args))
+            row[2], row[3] = _PLACEHOLDER[REGISTRY[name].contract], [args[0]]
+
+    with _captured_log(verbose) as records:
+        model, save = original(d, ch, verbose)
+    with _activation(d.get("activation")):
+        built = {i: _build_real(model[i], entry, yaml_args, d) for i, (entry, yaml_args) in swaps.items()}
+    table_rows = {}
+    for i, (module, args) in built.items():
+        placeholder, first = model[i], module[0] if isinstance(module, nn.Sequential) else module
+        module.i, module.f = placeholder.i, placeholder.f
+        module.type = f"{type(first).__module__}.{type(first).__qualname__}"
+        module.np = sum(p.numel() for p in module.parameters())
+        model[i] = module
+        if isinstance(module, nn.Sequential):
+            n = len(module)
+        else:
+            n = args[2] if _TAKES_N[swaps[i][0].contract] else 1
+        table_rows[i] = f"{i:>3}{module.f!s:>20}{n:>3}{module.np:10.0f}  {module.type:<45}{args!s:<30}"
+    _reemit(records, table_rows)
+    return model, save
+
+
+def _check_names(rows) -> None:
+    for i, (_, _, name, _) in enumerate(rows):
+        if name in REGISTRY or name.startswith(("nn.", "torchvision.ops.")):
+            continue
+        if not isinstance(getattr(tasks, name, None), type):
+            candidates = REGISTRY.names() + [k for k, v in vars(tasks).items() if isinstance(v, type)]
+            raise UnknownModuleError(unknown_name_message(name, candidates, where=f" in YAML row {i}"))
+
+
+def _build_real(placeholder: nn.Module, entry: Entry, yaml_args: list, d: dict):
+    """Build ``entry.cls`` with the channels and repeats the stock parser gave the placeholder."""
+    rest = [_resolve(a, d) for a in yaml_args[1:]]
+    if entry.contract == "layer":
+        convs = list(placeholder) if isinstance(placeholder, nn.Sequential) else [placeholder]
+        c1, c2 = convs[0].conv.in_channels, convs[0].conv.out_channels
+        if len(convs) == 1:
+            return entry.cls(c1, c2, *rest), [c1, c2, *rest]
+        # Stock Ultralytics would give every copy c1 inputs; chaining c2 -> c2 is what a repeat means.
+        blocks = [entry.cls(c1, c2, *rest)] + [entry.cls(c2, c2, *rest) for _ in convs[1:]]
+        return nn.Sequential(*blocks), [c1, c2, *rest]
+
+    assert isinstance(placeholder, C2f), placeholder  # C3k2 is a C2f subclass
+    c1, c2, n = placeholder.cv1.conv.in_channels, placeholder.cv2.conv.out_channels, len(placeholder.m)
+    args = [c1, c2, n, *rest]
+    if entry.contract == "c3k2" and isinstance(placeholder.m[0], C3k):
+        args[3:4] = [True]  # the parser forced c3k=True for scales m/l/x; mirror it
+    return entry.cls(*args), args
+
+
+def _resolve(arg, d: dict):
+    """String arguments as parse_model treats them: 'nc' and Python literals."""
+    if not isinstance(arg, str):
+        return arg
+    if arg == "nc":
+        return d["nc"]
+    with contextlib.suppress(ValueError, SyntaxError):
+        return ast.literal_eval(arg)
+    return arg
+
+
+@contextlib.contextmanager
+def _activation(spec):
+    """Blocks built after the parser returns must still see the YAML's ``activation:``."""
+    saved = Conv.default_act
+    if spec:
+        safe_load = getattr(tasks, "_SafeLoad", None)
+        if safe_load is not None and safe_load.restricted():
+            Conv.default_act = safe_load.activation(spec)
+        else:
+            Conv.default_act = eval(spec, vars(tasks))  # same resolution as parse_model's own eval(act)
+    try:
+        yield
+    finally:
+        Conv.default_act = saved
+
+
+_ROW = re.compile(r"^\s*(\d+)\s")
+
+
+@contextlib.contextmanager
+def _captured_log(verbose: bool):
+    """Hold back the parser's log records so placeholder rows can be replaced before printing."""
+    records: list[logging.LogRecord] = []
+    if not verbose:
+        yield records
+        return
+
+    def hold(record):
+        records.append(record)
+        return False
+
+    tasks.LOGGER.addFilter(hold)
+    try:
+        yield records
+    finally:
+        tasks.LOGGER.removeFilter(hold)
+
+
+def _reemit(records, table_rows: dict[int, str]) -> None:
+    """Print the held records, our real rows in place of the placeholder rows (same format as Ultralytics)."""
+    for record in records:
+        message = record.getMessage()
+        match = _ROW.match(message)
+        if match and message[:3].strip() == match.group(1) and int(match.group(1)) in table_rows:
+            record.msg, record.args = table_rows[int(match.group(1))], ()
+        tasks.LOGGER.handle(record)

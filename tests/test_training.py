@@ -1,0 +1,74 @@
+"""Training through stock Ultralytics APIs, in this process and in a spawned DDP-style worker."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+import yoloattn
+from yoloattn import zoo
+
+from ultralytics import YOLO
+
+TRAIN_ARGS = dict(epochs=1, imgsz=64, batch=4, workers=0, device="cpu", plots=False, amp=False, val=True,
+                  optimizer="SGD", lr0=0.01, seed=0, deterministic=True, verbose=False)
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    from yoloattn.data import generate
+
+    return str(generate(preset="tiny", out=tmp_path_factory.mktemp("tiny")))
+
+
+@pytest.mark.parametrize("name", ["yolov8n-irmb-c2f.yaml", "yolo11n-mqa-c3k2.yaml", "yolo11n-mlla-psa.yaml",
+                                  "yolov9t-acmix-elan.yaml"])
+def test_one_epoch_train_val_save_reload(name, tiny_data, tmp_path):
+    model = YOLO(zoo.path(name))
+    model.train(data=tiny_data, trainer=yoloattn.DetectionTrainer, project=str(tmp_path), name="run", **TRAIN_ARGS)
+    best = tmp_path / "run" / "weights" / "best.pt"
+    assert best.is_file()
+    metrics = YOLO(str(best)).val(data=tiny_data, imgsz=64, batch=4, device="cpu", plots=False, workers=0,
+                                  project=str(tmp_path), name="val", verbose=False)
+    assert 0.0 <= metrics.box.map50 <= 1.0
+    assert type(YOLO(str(best)).model.model[-1]).__name__ == "Detect"
+
+
+def _ddp_worker_run(trainer_cls, data, tmp_path):
+    """Write Ultralytics' DDP worker files for a YAML-built model and run the worker in a fresh process."""
+    from ultralytics.utils.dist import generate_ddp_file
+
+    overrides = dict(model=zoo.path("yolo11n-mlla-psa.yaml"), data=data, project=str(tmp_path), name="ddp",
+                     **{k: v for k, v in TRAIN_ARGS.items() if k != "verbose"})
+    trainer = trainer_cls(overrides=overrides)
+    script = generate_ddp_file(trainer)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    try:
+        return subprocess.run([sys.executable, script], capture_output=True, text=True, env=env, timeout=600)
+    finally:
+        for suffix in (".py", ".pt"):
+            p = os.path.splitext(script)[0] + suffix
+            if os.path.exists(p):
+                os.remove(p)
+
+
+def test_ddp_worker_imports_yoloattn(tiny_data, tmp_path):
+    result = _ddp_worker_run(yoloattn.DetectionTrainer, tiny_data, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "ddp" / "weights" / "last.pt").is_file()
+
+
+def test_ddp_worker_with_stock_trainer_cannot_build(tiny_data, tmp_path):
+    # the control: without our trainer class nothing makes the worker import yoloattn
+    from ultralytics.models.yolo.detect import DetectionTrainer
+
+    result = _ddp_worker_run(DetectionTrainer, tiny_data, tmp_path)
+    assert result.returncode != 0
+    assert "C2PSA_MLLA" in result.stderr
+
+
+def test_ray_runtime_env_ships_the_package():
+    env = yoloattn.ray_runtime_env({"env_vars": {"A": "1"}})
+    assert env["env_vars"] == {"A": "1"}
+    assert env["py_modules"][-1] == os.path.dirname(yoloattn.__file__)
