@@ -1,0 +1,199 @@
+"""Mobile Multi-Query Attention (Mobile MQA) from MobileNetV4.
+
+Paper: "MobileNetV4 - Universal Models for the Mobile Ecosystem", Qin et al., arXiv:2404.10518.
+Official code: tensorflow/models `OptimizedMultiQueryAttentionLayerWithDownSampling`; PyTorch port:
+timm `MultiQueryAttention2d`, whose state_dict keys this module reproduces one-to-one.
+
+h query heads share ONE key head and ONE value head. For x of shape (B, C, H, W):
+
+    q = W_q [BN(AvgPool_sq(x))]            (B, h*k, Hq, Wq),  Hq = ceil(H / sh), Wq = ceil(W / sw)
+    K = W_k [BN(DWConv_s(x))]              (B, k, Hk, Wk),    M = Hk * Wk
+    V = W_v [BN(DWConv_s(x))]              (B, v, Hk, Wk)
+    o_i = softmax(q_i K^T / sqrt(k)) V     one (Nq, M) attention map per head i, Nq = Hq * Wq
+    y = Dropout(W_o Upsample_(H, W)(concat_i o_i))      (B, c2, H, W)
+
+The bracketed stages exist only for query_stride > 1 (average pool + BN) and kv_stride > 1
+(depthwise conv + BN). All projections are 1x1 convolutions without bias; the head index is the
+major one inside the h*k and h*v channels.
+
+Efficiency: one `F.scaled_dot_product_attention` call with q (B, h, Nq, k) and the single key/value
+head expanded over h as a stride-0 view (B, h, M, .). This is exactly the softmax attention above,
+but fused kernels (flash / memory-efficient, on CPU too when k == v) never materialise the
+(B, h, Nq, M) logits. Folding the heads into the query length, (B, 1, h*Nq, k), gives the same math
+but leaves PyTorch's CPU flash backward with only B work items (about 10x slower at B=1).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["MobileMQA", "MultiQueryAttentionLayerWithDownSampling"]
+
+
+def _positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"MobileMQA: {name} must be a positive integer, got {value!r}.")
+    return value
+
+
+def _stride_pair(value: int | tuple[int, int]) -> tuple[int, int]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = (value, value)
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise ValueError(f"MobileMQA: query_stride must be an int or a (stride_h, stride_w) pair, got {value!r}.")
+    return tuple(_positive_int("query_stride", stride) for stride in value)
+
+
+class MobileMQA(nn.Module):
+    """Multi-query attention with optional query pooling and key/value downsampling (MobileNetV4).
+
+    Args:
+        c1: Input channels C.
+        c2: Output channels (default c1).
+        num_heads: Query heads h; all of them share one key head and one value head.
+        key_dim: Per-head query/key width k (the logits are scaled by k^-0.5).
+        value_dim: Per-head value width v.
+        query_stride: Average-pool stride for the queries, int or (stride_h, stride_w). The attention
+            output is upsampled bilinearly back to exactly H x W, also for odd H or W.
+        kv_stride: Stride of the depthwise conv that downsamples keys and values.
+        dw_kernel_size: Kernel of that depthwise conv (odd).
+        dropout: Dropout rate on the attention probabilities and on the output projection.
+    """
+
+    def __init__(
+        self,
+        c1: int,
+        c2: int | None = None,
+        num_heads: int = 8,
+        key_dim: int = 64,
+        value_dim: int = 64,
+        query_stride: int | tuple[int, int] = 1,
+        kv_stride: int = 1,
+        dw_kernel_size: int = 3,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        c1 = _positive_int("c1 (input channels)", c1)
+        c2 = c1 if c2 is None else _positive_int("c2 (output channels)", c2)
+        self.num_heads = _positive_int("num_heads", num_heads)
+        self.key_dim = _positive_int("key_dim", key_dim)
+        self.value_dim = _positive_int("value_dim", value_dim)
+        self.query_stride = _stride_pair(query_stride)
+        self.kv_stride = _positive_int("kv_stride", kv_stride)
+        dw_kernel_size = _positive_int("dw_kernel_size", dw_kernel_size)
+        if dw_kernel_size % 2 == 0:
+            raise ValueError(
+                f"MobileMQA: dw_kernel_size must be odd so that padding (k - 1) // 2 keeps the key/value grid "
+                f"centred, got {dw_kernel_size}; use {dw_kernel_size - 1} or {dw_kernel_size + 1}."
+            )
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"MobileMQA: dropout must be in [0, 1), got {dropout!r}.")
+        self.c1, self.c2 = c1, c2
+        self.dropout = float(dropout)
+        self.scale = self.key_dim**-0.5
+
+        query = OrderedDict()
+        if self.query_stride != (1, 1):
+            # ceil_mode averages the partial windows over their valid pixels only, which is TF's
+            # 'same' AvgPool2D, so odd maps keep their last row/column instead of losing it.
+            query["down_pool"] = nn.AvgPool2d(self.query_stride, ceil_mode=True)
+            query["norm"] = nn.BatchNorm2d(c1)
+        query["proj"] = nn.Conv2d(c1, self.num_heads * self.key_dim, 1, bias=False)
+        self.query = nn.Sequential(query)
+        self.key = self._kv_path(c1, self.key_dim, dw_kernel_size)
+        self.value = self._kv_path(c1, self.value_dim, dw_kernel_size)
+        self.output = nn.Sequential(
+            OrderedDict(proj=nn.Conv2d(self.num_heads * self.value_dim, c2, 1, bias=False), drop=nn.Dropout(dropout))
+        )
+        self._init_weights()
+
+    def _kv_path(self, channels: int, out_dim: int, dw_kernel_size: int) -> nn.Sequential:
+        layers = OrderedDict()
+        if self.kv_stride > 1:
+            layers["down_conv"] = nn.Conv2d(
+                channels,
+                channels,
+                dw_kernel_size,
+                stride=self.kv_stride,
+                padding=(dw_kernel_size - 1) // 2,
+                groups=channels,
+                bias=False,
+            )
+            layers["norm"] = nn.BatchNorm2d(channels)
+        layers["proj"] = nn.Conv2d(channels, out_dim, 1, bias=False)
+        return nn.Sequential(layers)
+
+    def _init_weights(self) -> None:
+        # Xavier on every projection and downsampling conv, as timm does for the MNv4 hybrids (stability).
+        for path in (self.query, self.key, self.value, self.output):
+            for name, layer in path.named_children():
+                if name in ("proj", "down_conv"):
+                    nn.init.xavier_uniform_(layer.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Attend over (B, c1, H, W) and return (B, c2, H, W)."""
+        # Skipped while tracing for ONNX: the shape comparison would only emit a TracerWarning.
+        if not torch.jit.is_tracing() and (x.dim() != 4 or x.shape[1] != self.c1):
+            raise ValueError(f"MobileMQA expects input of shape (B, {self.c1}, H, W), got {tuple(x.shape)}.")
+        batch, _, height, width = x.shape
+        heads, key_dim, value_dim = self.num_heads, self.key_dim, self.value_dim
+
+        q = self.query(x)
+        q_height, q_width = q.shape[-2:]
+        q = q.reshape(batch, heads, key_dim, -1).transpose(-1, -2).contiguous()  # (B, h, Nq, k)
+        # The shared key/value head is contiguous (fused kernels need a unit last-dim stride) and
+        # expanded over the heads as a stride-0 view: no copy, and B*h independent work items.
+        k = self.key(x).reshape(batch, 1, key_dim, -1).transpose(-1, -2).contiguous().expand(-1, heads, -1, -1)
+        v = self.value(x).reshape(batch, 1, value_dim, -1).transpose(-1, -2).contiguous().expand(-1, heads, -1, -1)
+
+        o = F.scaled_dot_product_attention(
+            q, k, v, dropout_p=self.dropout if self.training else 0.0, scale=self.scale
+        )
+        # (B, h, Nq, v) -> (B, h, v, Nq) -> (B, h*v, Hq, Wq), head-major channels.
+        o = o.transpose(-1, -2).reshape(batch, heads * value_dim, q_height, q_width)
+        if self.query_stride != (1, 1):
+            o = F.interpolate(o, size=(height, width), mode="bilinear", align_corners=False)
+        return self.output(o)
+
+    def extra_repr(self) -> str:
+        return (
+            f"num_heads={self.num_heads}, key_dim={self.key_dim}, value_dim={self.value_dim}, "
+            f"query_stride={self.query_stride}, kv_stride={self.kv_stride}, dropout={self.dropout}"
+        )
+
+
+class MultiQueryAttentionLayerWithDownSampling(MobileMQA):
+    """MobileMQA under the argument order of the official TF layer and of the popular blog ports.
+
+    Unlike those ports it honours value_dim, scales by key_dim^-0.5 (not (key_dim // num_heads)^-0.5),
+    keeps tokens spatial (reshape + transpose, never `view` across NCHW), works on non-square maps
+    and upsamples strided queries back to the input size. Output channels equal in_channels.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        num_heads: int,
+        key_dim: int,
+        value_dim: int,
+        query_h_strides: int,
+        query_w_strides: int,
+        kv_strides: int,
+        dw_kernel_size: int = 3,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__(
+            in_channels,
+            in_channels,
+            num_heads=num_heads,
+            key_dim=key_dim,
+            value_dim=value_dim,
+            query_stride=(query_h_strides, query_w_strides),
+            kv_stride=kv_strides,
+            dw_kernel_size=dw_kernel_size,
+            dropout=dropout,
+        )
