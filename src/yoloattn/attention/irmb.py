@@ -50,6 +50,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .drop_path import DropPath
+
 __all__ = ["iRMB"]
 
 _EPS = 1e-6  # the official get_norm uses eps 1e-6 for every norm
@@ -174,24 +176,6 @@ class SqueezeExcite(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         scale = self.conv_expand(self.act1(self.conv_reduce(x.mean((2, 3), keepdim=True))))
         return x * self.gate(scale)
-
-
-class DropPath(nn.Module):
-    """Stochastic depth per sample, scaled by 1 / keep probability (timm semantics)."""
-
-    def __init__(self, drop_prob: float):
-        super().__init__()
-        self.drop_prob = drop_prob
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.drop_prob == 0.0:
-            return x
-        keep_prob = 1.0 - self.drop_prob
-        keep = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep_prob)
-        return x * keep.div_(keep_prob) if keep_prob > 0.0 else x * keep
-
-    def extra_repr(self) -> str:
-        return f"drop_prob={self.drop_prob}"
 
 
 def _pointwise(conv: nn.Conv2d, tokens: torch.Tensor) -> torch.Tensor:
