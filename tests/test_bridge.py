@@ -1,6 +1,7 @@
 """The Ultralytics bridge: registration, the parse_model wrapper, channel contracts, errors, checkpoints."""
 
 import logging
+import os
 import subprocess
 import sys
 import textwrap
@@ -77,7 +78,7 @@ def test_community_rows_build_with_stock_channel_treatment(base, index, row, cls
     assert (layer.i, layer.f, layer.type) == (index, -1, f"{cls.__module__}.{cls.__qualname__}")
     # the block's output width is the width-scaled c2 the rest of the model was built for
     seen = {}
-    layer.register_forward_hook(lambda m, i, o: seen.setdefault("shape", o.shape))
+    layer.register_forward_hook(lambda m, i, o: seen.update(shape=o.shape))
     model.eval()
     with torch.no_grad():
         model(torch.zeros(1, 3, 256, 192))
@@ -127,7 +128,7 @@ def test_verbose_table_shows_real_rows(caplog):
     finally:
         logger.removeHandler(caplog.handler)
     row = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("  8"))
-    assert "yoloattn.blocks.csp.C2f_iRMB" in row and "[128, 256, 1, True]" in row
+    assert "yoloattn.blocks.csp.C2f_iRMB" in row and "[256, 256, 1, True]" in row
     assert not any("Conv" in r.getMessage() and r.getMessage().startswith("  8") for r in caplog.records)
 
 
@@ -147,24 +148,27 @@ def test_checkpoint_reloads_in_fresh_process_and_under_safe_load(tmp_path):
     model.save(ckpt)
     x = torch.rand(1, 3, 160, 224)
     torch.save(x, tmp_path / "x.pt")
-    model.model.eval()
+    reloaded = YOLO(str(ckpt)).model.eval()  # checkpoints store weights in half precision
     with torch.no_grad():
-        expected = model.model(x)[0]
+        expected = reloaded(x)[0]
     torch.save(expected, tmp_path / "y.pt")
     script = textwrap.dedent(f"""
         import sys, torch
+        {{prelude}}
         from ultralytics import YOLO
         m = YOLO(r"{ckpt}")
         assert "yoloattn" in sys.modules  # unpickling imported the package, which re-registered
         m.model.eval()
         with torch.no_grad():
             y = m.model(torch.load(r"{tmp_path / 'x.pt'}"))[0]
-        print(float((y - torch.load(r"{tmp_path / 'y.pt'}")).abs().max()))
+        expected = torch.load(r"{tmp_path / 'y.pt'}")
+        print(float((y - expected).abs().max() / expected.abs().max()))
     """)
-    for env_extra in ({}, {"ULTRALYTICS_SAFE_LOAD": "1"}):
-        import os
-
+    # plain loading imports yoloattn by itself; restricted (weights_only) loading imports nothing, so
+    # there the user imports yoloattn, whose classes are then on torch's safe-globals allow-list
+    for env_extra, prelude in (({}, ""), ({"ULTRALYTICS_SAFE_LOAD": "1"}, "import yoloattn")):
         env = {**os.environ, **env_extra}
-        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+        code = script.replace("{prelude}", prelude)
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
         assert out.returncode == 0, out.stderr[-3000:]
-        assert float(out.stdout.strip().splitlines()[-1]) == 0.0
+        assert float(out.stdout.strip().splitlines()[-1]) < 1e-6  # float rounding only (thread count may differ)

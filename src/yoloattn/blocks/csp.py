@@ -7,8 +7,8 @@ swaps what runs inside:
 - ``C2f_M(c1, c2, n=1, shortcut=False, g=1, e=0.5, attn=None)``: the n Bottlenecks become n units of M.
 - ``C3k2_M(c1, c2, n=1, c3k=False, e=0.5, g=1, shortcut=True, attn=None)``: the n Bottlenecks (or,
   with c3k, the Bottlenecks inside each C3k) become units of M.
-- ``C2PSA_M(c1, c2, n=1, e=0.5, attn=None)``: inside each PSABlock the attention becomes M's mixer;
-  the FFN and both residuals stay.
+- ``C2PSA_M(c1, c2, n=1, e=0.5, attn=None)``: inside each PSABlock the attention becomes M; the
+  FFN and both residuals stay (MLLA's block, which has exactly those parts, replaces it whole).
 
 ``attn`` is a dict of the module's own hyper-parameters (see ``units.py``), written in a YAML row
 as a flow mapping, e.g. ``[-1, 2, C3k2_MQA, [512, True, 0.5, 1, True, {kv_stride: 2}]]``.
@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import torch.nn as nn
 from ultralytics.nn.modules import C2f, C2PSA, C3k2, Conv
-from ultralytics.nn.modules.block import C3k, PSABlock
+from ultralytics.nn.modules.block import C3k
 
-from .units import MODULES, mixer, unit
+from .units import MODULES, psa_block, unit
 
 
 def _init_skeleton(block: nn.Module, c1: int, c2: int, hidden: int, n: int) -> None:
@@ -66,16 +66,6 @@ def _c3k2_family(module: str) -> type:
     return _named(f"C3k2_{module}", (C3k2,), __init__, f"C3k2 with its inner blocks built from {module} units.")
 
 
-class _PSAMixerBlock(PSABlock):
-    """PSABlock (x + attn(x), then x + ffn(x)) with an attention module's mixer as ``attn``."""
-
-    def __init__(self, module: str, c: int, attn: dict | None = None):
-        nn.Module.__init__(self)
-        self.attn = mixer(module, c, attn)
-        self.ffn = nn.Sequential(Conv(c, c * 2, 1), Conv(c * 2, c, 1, act=False))
-        self.add = True
-
-
 def _c2psa_family(module: str) -> type:
     def __init__(self, c1: int, c2: int, n: int = 1, e: float = 0.5, attn: dict | None = None):
         if c1 != c2:
@@ -84,7 +74,7 @@ def _c2psa_family(module: str) -> type:
         self.c = int(c1 * e)
         self.cv1 = Conv(c1, 2 * self.c, 1, 1)
         self.cv2 = Conv(2 * self.c, c1, 1)
-        self.m = nn.Sequential(*(_PSAMixerBlock(module, self.c, attn) for _ in range(n)))
+        self.m = nn.Sequential(*(psa_block(module, self.c, attn) for _ in range(n)))
 
     return _named(f"C2PSA_{module}", (C2PSA,), __init__,
                   f"C2PSA whose PSABlock attention is {module}; the FFN and residuals stay.")

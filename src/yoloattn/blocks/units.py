@@ -1,9 +1,9 @@
 """The channel-preserving units that YOLO blocks are composed of, one per attention module.
 
 A *unit* maps (B, c, H, W) -> (B, c, H, W) and owns its residual: it is what replaces a
-``Bottleneck`` inside C2f / C3k2 / RepNCSPELAN4. A *mixer* is the same attention without its own
-residual or FFN: it replaces the ``Attention`` inside Ultralytics' ``PSABlock``, whose residuals and
-FFN stay.
+``Bottleneck`` inside C2f / C3k2 / RepNCSPELAN4. ``psa_block`` builds what replaces a ``PSABlock``
+inside C2PSA: the module's attention (without a residual of its own) in place of PSABlock's
+``Attention``, with PSABlock's residuals and FFN kept.
 
 Default hyper-parameters are chosen from the width so that nano models (hidden widths 8..128)
 build and stay cheap; every one can be overridden through the block's ``attn`` dict.
@@ -23,6 +23,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 from ultralytics.nn.modules import Conv
+from ultralytics.nn.modules.block import PSABlock
 
 from ..attention import ACmix, MLLABlock, MobileMQA, iRMB
 
@@ -82,20 +83,33 @@ def unit(module: str, c: int, shortcut: bool = True, attn: dict | None = None) -
     raise ValueError(f"unknown attention module {module!r}; expected one of {MODULES}")
 
 
-def mixer(module: str, c: int, attn: dict | None = None) -> nn.Module:
-    """The attention of `module` at width c without its own residual (replaces PSABlock.attn)."""
+class PSAMixerBlock(PSABlock):
+    """Ultralytics' PSABlock (x + attn(x), then x + ffn(x)) with an attention module as ``attn``."""
+
+    def __init__(self, attn: nn.Module, c: int):
+        nn.Module.__init__(self)
+        self.attn = attn
+        self.ffn = nn.Sequential(Conv(c, c * 2, 1), Conv(c * 2, c, 1, act=False))
+        self.add = True
+
+
+def psa_block(module: str, c: int, attn: dict | None = None) -> nn.Module:
+    """What replaces a PSABlock: the module's attention inside PSABlock's residuals and FFN.
+
+    MLLA's block already is "attention + FFN, each with a residual" (the PSABlock roles), so it
+    replaces the PSABlock whole, as community C2PSA_MLLA does.
+    """
     kw = dict(attn or {})
     if module == "MQA":
         kw.setdefault("key_dim", mqa_key_dim(c))
         kw.setdefault("value_dim", kw["key_dim"])
-        return MobileMQA(c, c, **{"num_heads": 4, **kw})
+        return PSAMixerBlock(MobileMQA(c, c, **{"num_heads": 4, **kw}), c)
     if module == "ACmix":
-        return ACmix(c, c, **kw)
+        return PSAMixerBlock(ACmix(c, c, **kw), c)
     if module == "MLLA":
-        # MLLA's token mixer is the block minus its MLP branch: PSABlock supplies the FFN.
-        return MLLABlock(c, c, **{"mlp_ratio": 0.0, **kw})
+        return MLLABlock(c, c, **kw)
     if module == "iRMB":
-        return iRMB(c, c, **{"has_skip": False, **kw})
+        return PSAMixerBlock(iRMB(c, c, **{"has_skip": False, **kw}), c)
     raise ValueError(f"unknown attention module {module!r}; expected one of {MODULES}")
 
 
