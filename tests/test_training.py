@@ -22,14 +22,17 @@ def tiny_data(tmp_path_factory):
     return str(generate(preset="tiny", out=tmp_path_factory.mktemp("tiny")))
 
 
-@pytest.mark.parametrize("name", ["yolov8n-irmb-c2f.yaml", "yolo11n-mqa-c3k2.yaml", "yolo11n-mlla-psa.yaml",
-                                  "yolov9t-acmix-elan.yaml"])
-def test_one_epoch_train_val_save_reload(name, tiny_data, tmp_path):
+@pytest.mark.parametrize("name, imgsz", [("yolov8n-irmb-c2f.yaml", 64), ("yolo11n-mqa-c3k2.yaml", 64),
+                                         ("yolo11n-mlla-psa.yaml", 64),
+                                         # ACmix's 7x7 reflection-padded window needs P5 maps of >= 4x4
+                                         ("yolov9t-acmix-elan.yaml", 160)])
+def test_one_epoch_train_val_save_reload(name, imgsz, tiny_data, tmp_path):
     model = YOLO(zoo.path(name))
-    model.train(data=tiny_data, trainer=yoloattn.DetectionTrainer, project=str(tmp_path), name="run", **TRAIN_ARGS)
+    model.train(data=tiny_data, trainer=yoloattn.DetectionTrainer, project=str(tmp_path), name="run",
+                **{**TRAIN_ARGS, "imgsz": imgsz})
     best = tmp_path / "run" / "weights" / "best.pt"
     assert best.is_file()
-    metrics = YOLO(str(best)).val(data=tiny_data, imgsz=64, batch=4, device="cpu", plots=False, workers=0,
+    metrics = YOLO(str(best)).val(data=tiny_data, imgsz=imgsz, batch=4, device="cpu", plots=False, workers=0,
                                   project=str(tmp_path), name="val", verbose=False)
     assert 0.0 <= metrics.box.map50 <= 1.0
     assert type(YOLO(str(best)).model.model[-1]).__name__ == "Detect"
