@@ -139,16 +139,32 @@ def test_onnx_dynamic_hw(kv_stride, query_stride):
     assert max(errors) <= 1e-4, errors
 
 
-def test_uses_a_fused_kernel_without_materialised_softmax():
+def test_large_maps_use_a_fused_kernel_without_materialised_softmax():
     # Fused flash/memory-efficient SDPA on CPU needs unit last-dim strides and equal q/k/v widths.
     if not hasattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu"):
         pytest.skip("this torch build has no fused CPU attention kernel")
     module = MobileMQA(C, num_heads=4, key_dim=16, value_dim=16).train()
-    x = torch.randn(2, C, 12, 10, requires_grad=True)
+    x = torch.randn(1, C, 48, 46, requires_grad=True)  # 4 * 2208^2 logits: above the dense limit
     with torch.profiler.profile() as profiler:
         module(x).sum().backward()
     names = {event.key for event in profiler.key_averages()}
     assert "aten::_softmax" not in names and "aten::_safe_softmax" not in names, sorted(names)
+
+
+@pytest.mark.parametrize("kv_stride", [1, 2])
+def test_dense_and_fused_paths_agree_with_the_reference(monkeypatch, kv_stride):
+    import yoloattn.attention.mqa as mqa_module
+
+    module = _mqa(num_heads=4, key_dim=16, value_dim=16, kv_stride=kv_stride).train()
+    x = torch.randn(2, C, 17, 23)
+    expected = reference_from(module)(x)
+    for limit in (0, 1 << 40):  # force the fused path, then the dense path
+        monkeypatch.setattr(mqa_module, "_DENSE_LOGITS_LIMIT", limit)
+        inp = x.clone().requires_grad_(True)
+        out = module(inp)
+        assert rel_err(out, expected) <= 1e-5
+        out.square().sum().backward()
+        assert torch.isfinite(inp.grad).all()
 
 
 # --------------------------------------------------------------------------- module-specific behaviour

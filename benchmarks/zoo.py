@@ -1,0 +1,82 @@
+"""Each zoo variant at scale n against its Ultralytics baseline, measured in one process.
+
+    python benchmarks/zoo.py                 # every bundled file, 640x640, batch 1, CPU, eval, fused
+    python benchmarks/zoo.py --only yolo11   # a subset (substring match on the file name)
+
+Columns: params, true GFLOPs (torch.utils.flop_counter, attention included), PyTorch and
+ONNX Runtime latency (median of `--iters` runs) and their ratios to the baseline. The latency budget
+for the default placements is 1.25x the baseline; yolov9c-mmqa is the tutorial-faithful file and is
+exempt, its true cost is shown instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from yoloattn.offline import setup_offline  # noqa: E402
+
+setup_offline()
+
+import yoloattn  # noqa: E402,F401
+from ultralytics import YOLO  # noqa: E402
+from yoloattn import bench, zoo  # noqa: E402
+
+BUDGET = 1.25
+BASELINES = {"yolov8": "v8/yolov8.yaml", "yolo11": "11/yolo11.yaml", "yolov9t": "v9/yolov9t.yaml",
+             "yolov9c": "v9/yolov9c.yaml"}
+
+
+def build(name_or_base: str):
+    if name_or_base.endswith(".yaml") and "/" in name_or_base:  # an Ultralytics base: cfg/models/<rel>
+        import ultralytics
+
+        path = Path(ultralytics.__file__).parent / "cfg" / "models" / name_or_base
+        family = path.stem
+        scaled = path.with_name(re.sub(r"^(yolov8|yolo11)$", r"\1n", family) + ".yaml")
+        return YOLO(str(scaled)).model
+    return YOLO(zoo.path(re.sub(r"^(yolov8|yolo11)-", r"\1n-", name_or_base))).model
+
+
+def measure(model, imgsz: int, iters: int, peak: float, warmup: int = 3) -> tuple:
+    kw = dict(imgsz=imgsz, iters=iters, warmup=warmup, matmul_peak=peak)
+    torch_result = bench.benchmark(model, backend="torch", **kw)
+    ort_result = bench.benchmark(model, backend="onnxruntime", **kw)
+    return torch_result.params, torch_result.gflops, torch_result.latency_ms, ort_result.latency_ms
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--imgsz", type=int, default=640)
+    parser.add_argument("--iters", type=int, default=10)
+    parser.add_argument("--only", default="", help="substring filter on the zoo file names")
+    args = parser.parse_args(argv)
+    peak = bench.matmul_peak_gflops()
+    print(f"CPU, batch 1, {args.imgsz}x{args.imgsz}, eval, fused; matmul peak {peak:.0f} GFLOP/s")
+    print("| model | params | GFLOPs | torch ms | × base | ORT ms | × base | within 1.25× |")
+    print("|---|---|---|---|---|---|---|---|")
+    for family, base in BASELINES.items():
+        names = [n for n in zoo.names() if n.startswith(family + "-") and args.only in n]
+        if not names:
+            continue
+        b_params, b_gflops, b_torch, b_ort = measure(build(base), args.imgsz, args.iters, peak)
+        print(f"| **{Path(base).stem} (baseline)** | {b_params:,} | {b_gflops:.1f} | {b_torch:.1f} | 1.00 | "
+              f"{b_ort:.1f} | 1.00 | |", flush=True)
+        for name in names:
+            slow = name == "yolov9c-mmqa.yaml"  # seconds per image: a few runs are enough
+            params, gflops, t_torch, t_ort = measure(build(name), args.imgsz, 2 if slow else args.iters, peak,
+                                                     warmup=1 if slow else 3)
+            r_torch, r_ort = t_torch / b_torch, t_ort / b_ort
+            verdict = "exempt (tutorial)" if name == "yolov9c-mmqa.yaml" else (
+                "yes" if max(r_torch, r_ort) <= BUDGET else f"**no** ({max(r_torch, r_ort):.2f}×)")
+            print(f"| {name} | {params:,} | {gflops:.1f} | {t_torch:.1f} | {r_torch:.2f} | {t_ort:.1f} | "
+                  f"{r_ort:.2f} | {verdict} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
