@@ -24,7 +24,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 demo: $(STAMP)
-	$(PY) benchmarks/modules.py --quick
+	$(VENV)/bin/yoloattn demo
 
 bench: $(STAMP)
 	$(PY) benchmarks/modules.py

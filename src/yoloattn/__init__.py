@@ -7,6 +7,11 @@ re-registers on its own. ``yoloattn.attention`` itself needs only torch.
 
 __version__ = "0.1.0"
 
+from .offline import launched_as_cli, setup_offline
+
+if launched_as_cli():  # Ultralytics reads its network switches at import: set them before importing it
+    setup_offline()
+
 try:
     import ultralytics  # noqa: F401
 except ImportError:  # the attention modules work without Ultralytics

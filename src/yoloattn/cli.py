@@ -1,0 +1,568 @@
+"""The ``yoloattn`` command line: list, inspect, benchmark, train and compare attention variants of YOLO.
+
+Every command runs Ultralytics offline (``yoloattn.offline.setup_offline``: no downloads, no pip
+installs, settings and fonts in ``./.yolo-config``); heavy modules are imported inside the commands,
+after that setup. Model names may be bundled zoo names (``yolo11n-mlla-psa``), Ultralytics YAML
+names (``yolo11n``, ``yolov8s.yaml``) or paths (``.yaml``, local ``.pt``); a bare ``yolo11n.pt`` is
+refused because Ultralytics would download it.
+
+Bad input (a missing data.yaml, an unknown module or model, an empty label folder, ...) prints one
+line on stderr and exits with code 2. ``yoloattn COMMAND --help`` shows examples for each command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import textwrap
+
+PROG = "yoloattn"
+EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
+
+
+class CLIError(Exception):
+    """A user mistake, reported as one line and exit code 2."""
+
+
+def _user_error_types() -> tuple[type[BaseException], ...]:
+    from .compare.models import ModelNameError
+    from .compare.runner import CompareError
+    from .data import DatasetError
+    from .integration import UnknownModuleError
+    from .zoo import VariantError
+
+    return CLIError, ModelNameError, CompareError, DatasetError, UnknownModuleError, VariantError
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+
+def _parse_pairs(items: list[str], what: str) -> dict:
+    """["epochs=3", "lr0=0.02", "name=None"] -> {"epochs": 3, "lr0": 0.02, "name": None}: YAML scalars and lists."""
+    import yaml
+
+    pairs = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise CLIError(f"expected {what} as key=value, got {item!r}")
+        if value.lower() in ("none", "null", "~"):
+            pairs[key.strip()] = None
+            continue
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError:
+            parsed = value
+        pairs[key.strip()] = value if parsed is None else parsed
+    return pairs
+
+
+def _ultralytics_args(items: list[str]) -> dict:
+    """key=value Ultralytics arguments, checked against Ultralytics' own list of keys."""
+    import difflib
+
+    from ultralytics.cfg import DEFAULT_CFG_DICT
+
+    args = _parse_pairs(items, "Ultralytics arguments")
+    for key in args:
+        if key not in DEFAULT_CFG_DICT:
+            close = difflib.get_close_matches(key, list(DEFAULT_CFG_DICT), n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise CLIError(f"{key!r} is not an Ultralytics argument{hint} (see `yolo cfg` for the list)")
+    return args
+
+
+def _resolve_data(value: str) -> str:
+    """``embedded`` / ``embedded:PRESET`` -> the generated data.yaml; a path -> checked data.yaml."""
+    from pathlib import Path
+
+    from .data import check_yolo_dataset, generate
+
+    name, _, preset = str(value).partition(":")
+    if name == "embedded":
+        try:
+            path = generate(preset or "demo")
+        except ValueError as err:
+            raise CLIError(str(err)) from None
+    else:
+        path = Path(str(value)).expanduser().resolve()
+    check_yolo_dataset(path)
+    return str(path)
+
+
+def _cpu_defaults(args: dict) -> dict:
+    """Offline-safe defaults: the CPU when there is no GPU, and no AMP on the CPU (its check downloads weights)."""
+    import torch
+
+    if "device" not in args and not torch.cuda.is_available():
+        args["device"] = "cpu"
+    if str(args.get("device", "")).lower() == "cpu":
+        args.setdefault("amp", False)
+    return args
+
+
+def _load_torch_model(name: str, nc: int | None = None):
+    """A DetectionModel for a YAML name/path (random init) or a local checkpoint."""
+    from .compare.models import resolve_model
+
+    path = resolve_model(name)
+    if path.endswith(".pt"):
+        from ultralytics import YOLO
+
+        return YOLO(path).model.float()
+    from ultralytics.nn.tasks import DetectionModel, yaml_model_load
+
+    cfg = yaml_model_load(path)
+    if nc:
+        cfg["nc"] = nc
+    return DetectionModel(cfg, verbose=False)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    from .compare.report import text_table
+
+    return text_table(header, rows)
+
+
+# -------------------------------------------------------------------------------------------- commands
+
+
+def cmd_modules(args: argparse.Namespace) -> int:
+    from .blocks import MODULES
+    from .integration import REGISTRY
+    from .zoo import RULES
+
+    entries = REGISTRY.entries()
+    width = 18  # longer names (one alias) overflow rather than push every line right
+    print("Attention modules (for --module / --modules): " + ", ".join(MODULES))
+    print("\nYAML names (modules, blocks, aliases): name, channel contract, what it is, parameters of the module")
+    for e in entries:
+        print(f"  {e.name:<{width}}  {e.contract:<5}  {e.summary}  [params: {e.params or 'see the block'}]")
+    print("\nPlacement rules (--where): " + ", ".join(RULES) + " (csp@16,32 picks the strides); "
+          "see `yoloattn variant --help`")
+    return 0
+
+
+def cmd_zoo(args: argparse.Namespace) -> int:
+    from . import zoo
+
+    plan = {name: (base, module, rule) for base, module, rule, name in zoo.planned()}
+    width = max(len(n) for n in zoo.names())
+    for name in zoo.names():
+        base, module, rule = plan.get(name, ("?", "?", "?"))
+        print(f"  {name:<{width}}  {base.split('/')[-1]} + {module} ({rule} placement)")
+    print(f"\n{len(zoo.names())} files. YOLOv8/YOLO11 files take a scale letter in the name: "
+          "yolo11n-mlla-psa.yaml, yolov8s-irmb-c2f.yaml.")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from . import bench
+
+    model = _load_torch_model(args.model, args.nc).eval()
+    costs = bench.layer_costs(model, args.imgsz)
+    rows = [[str(c.index), str(c.source).replace(" ", ""), str(c.repeats), f"{c.params:,}", f"{c.flops / 1e9:.4f}",
+             c.module, "x".join(map(str, c.out_shape))] for c in costs]
+    print(_table(["idx", "from", "n", "params", "GFLOPs", "module", "output"], rows))
+    total_params, total_flops = bench.count_params(model), sum(c.flops for c in costs) / 1e9
+    print(f"\n{len(costs)} layers, {total_params:,} parameters, {total_flops:.3f} GFLOPs at "
+          f"{args.imgsz}x{args.imgsz} (torch FlopCounterMode: matmuls, attention and convs, 2 FLOPs per MAC)")
+    try:
+        from ultralytics.utils.torch_utils import get_flops
+
+        print(f"Ultralytics' thop count for comparison: {get_flops(model, args.imgsz):.3f} GFLOPs (thop sees "
+              "only nn.Module layers: it misses matmuls written as torch ops and adds norms and activations)")
+    except Exception as err:  # thop is optional in Ultralytics; the cross-check is informational
+        print(f"(thop cross-check unavailable: {err})")
+    return 0
+
+
+def cmd_variant(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from . import zoo
+    from .compare.models import default_placement, load_model_dict, scale_of, variant_stem
+
+    from .blocks import MODULES
+
+    module = {m.lower(): m for m in MODULES}.get(args.module.lower())
+    if module is None:
+        raise CLIError(f"unknown module {args.module!r}; choose one of {', '.join(MODULES)}")
+    base, scale, stem = load_model_dict(args.base)
+    where = args.where or default_placement(base)
+    variant = zoo.make_variant(base, module, where)
+    out = Path(args.output or f"{variant_stem(stem, module, where)}.yaml")
+    if out.suffix not in (".yaml", ".yml"):
+        raise CLIError(f"the output must be a .yaml file, got {out}")
+    notes = []
+    scales = variant.get("scales") or {}
+    out_scale = scale_of(out)
+    if scales and out_scale and out_scale not in scales:
+        raise CLIError(f"{out.name} asks for scale {out_scale!r}, but the base has scales {', '.join(scales)}")
+    if scales and scale and not out_scale:
+        # Ultralytics reads the scale from the file name; without a letter it takes the first row
+        variant["scales"] = {scale: scales[scale]}
+        notes.append(f"{out.name} has no scale letter, so only scale {scale!r} of {stem} is kept")
+    elif scales and out_scale and scale and out_scale != scale:
+        notes.append(f"the file name selects scale {out_scale!r} (the base was {scale!r})")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(zoo.render(variant, f"{stem} + {module} ({where} placement), by `yoloattn variant`"))
+    for note in notes:
+        print(f"note: {note}")
+    from . import bench
+
+    model = _load_torch_model(str(out.resolve()))
+    print(f"wrote {out}: {bench.count_params(model):,} parameters, {bench.count_gflops(model, 640):.2f} GFLOPs "
+          f"at 640 (80 classes). Train it with: yoloattn train {out} data=embedded epochs=10 imgsz=160")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    import torch
+
+    from . import bench
+
+    backends = bench.BACKENDS if args.backend == "all" else (args.backend,)
+    threads = args.threads or torch.get_num_threads()
+    peak = bench.matmul_peak_gflops(args.device, threads=threads)
+    models = {name: _load_torch_model(name, args.nc) for name in dict.fromkeys(args.models)}
+    results = bench.benchmark_many(models, args.imgsz, args.batch, backends, args.device, threads, args.warmup,
+                                   args.iters, matmul_peak=peak)
+    rows = [[name, backend, f"{r.params / 1e6:.3f}", f"{r.gflops:.3f}", f"{r.latency_ms:.2f}", f"{r.p90_ms:.2f}",
+             f"{r.throughput:.1f}", "n/a" if r.peak_mem_mb is None else f"{r.peak_mem_mb:.1f}",
+             f"{r.achieved_gflops_s:.1f}", f"{100 * r.efficiency:.1f}%"] for (name, backend), r in results.items()]
+    print(_table(["model", "backend", "params (M)", "GFLOPs/img", "median ms", "p90 ms", "img/s", "peak MiB",
+                  "GFLOP/s", "of peak"], rows))
+    print(f"\nbatch {args.batch} at {args.imgsz}x{args.imgsz} on {args.device}, {threads} thread(s), fused eval "
+          f"models, {args.iters} timed passes each, interleaved across models; peak = fp32 matmul "
+          f"{peak:.1f} GFLOP/s measured now. "
+          "Peak MiB: activation memory of one pass (n/a for ONNX Runtime).")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import yoloattn
+    from ultralytics import YOLO
+
+    from .compare.models import resolve_model
+
+    overrides = _cpu_defaults(_ultralytics_args(args.overrides))
+    if "data" not in overrides:
+        raise CLIError("train needs data=PATH/data.yaml (or data=embedded for the built-in dataset)")
+    overrides["data"] = _resolve_data(overrides["data"])
+    model = YOLO(resolve_model(args.model))
+    model.train(trainer=yoloattn.DetectionTrainer, **overrides)
+    print(f"results and weights: {model.trainer.save_dir}")
+    return 0
+
+
+def cmd_val(args: argparse.Namespace) -> int:
+    from ultralytics import YOLO
+
+    from .compare.models import resolve_model
+
+    overrides = _cpu_defaults(_ultralytics_args(args.overrides))
+    if "data" in overrides:
+        overrides["data"] = _resolve_data(overrides["data"])
+    elif not args.model.endswith(".pt"):
+        raise CLIError("val of a model definition needs data=PATH/data.yaml (or data=embedded)")
+    metrics = YOLO(resolve_model(args.model)).val(**overrides)
+    print(f"mAP50 {metrics.box.map50:.4f}  mAP50-95 {metrics.box.map:.4f}  ({metrics.save_dir})")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from ultralytics import YOLO
+
+    from .compare.models import resolve_model
+
+    overrides = _ultralytics_args(args.overrides)
+    overrides.setdefault("format", "onnx")
+    overrides.setdefault("device", "cpu")
+    path = YOLO(resolve_model(args.model)).export(**overrides)
+    print(f"exported: {path}")
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from .data import check_yolo_dataset, generate
+
+    knobs = _parse_pairs(args.knobs, "dataset options")
+    try:
+        path = generate(args.preset, out=args.out, seed=args.seed, **knobs)
+    except (ValueError, FileExistsError) as err:
+        raise CLIError(str(err)) from None
+    check_yolo_dataset(path)
+    print(path)
+    return 0
+
+
+_MANAGED_BY_COMPARE = {"data", "epochs", "imgsz", "seed", "device", "project", "name", "exist_ok", "resume",
+                       "model", "mode", "task"}
+
+
+def _compare_settings(args: argparse.Namespace):
+    import dataclasses
+
+    from .compare import DEMO, CompareSettings
+
+    data, _, embedded_preset = (args.data or "embedded").partition(":")  # also accepts embedded:PRESET
+    if data != "embedded":
+        data = args.data
+        if args.preset:
+            raise CLIError("--preset picks the embedded dataset; drop it when --data is a data.yaml")
+    preset = args.preset or embedded_preset or "demo"
+    settings = DEMO if data == "embedded" and preset == "demo" else CompareSettings(data=data, preset=preset)
+    chosen = {k: getattr(args, k) for k in ("base", "where", "epochs", "seeds", "imgsz", "jobs", "out", "device",
+                                           "latency_threads") if getattr(args, k, None) is not None}
+    if args.modules is not None:
+        chosen["modules"] = args.modules
+    if args.set:
+        recipe = _ultralytics_args(args.set)
+        managed = sorted(set(recipe) & _MANAGED_BY_COMPARE)
+        if managed:
+            raise CLIError(f"--set cannot change {', '.join(managed)}: compare sets them itself "
+                           "(use --epochs, --imgsz, --seeds, --device, --data, --out)")
+        chosen["recipe"] = {**settings.recipe, **recipe}
+    if args.data_opt:
+        if data != "embedded":
+            raise CLIError("--data-opt sets knobs of the embedded dataset; it does not apply to a data.yaml")
+        chosen["data_overrides"] = {**settings.data_overrides, **_parse_pairs(args.data_opt, "dataset options")}
+    return dataclasses.replace(settings, **chosen)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    import shlex
+
+    from .compare import run_compare
+
+    settings = _compare_settings(args)
+    command = " ".join([PROG, *map(shlex.quote, args.argv)])
+    outcome = run_compare(settings, command=command)
+    if outcome.interrupted:
+        return EXIT_INTERRUPTED
+    if outcome.report_html:
+        print(f"\nreport: {outcome.report_html}\n        {outcome.report_md}")
+    return EXIT_FAILED if outcome.failed or not outcome.report_html else 0
+
+
+# ---------------------------------------------------------------------------------------------- parser
+
+_EPILOGS = {
+    PROG: """
+        examples:
+          yoloattn modules                                   # the attention modules and YAML names
+          yoloattn info yolo11n-mlla-psa --imgsz 640         # per-layer params and GFLOPs
+          yoloattn bench yolo11n yolo11n-mlla-psa --imgsz 320 --backend all
+          yoloattn variant yolo11n --module mlla --where psa -o yolo11n-mlla-psa.yaml
+          yoloattn train yolo11n-mlla-psa.yaml data=embedded epochs=10 imgsz=160
+          yoloattn demo                                      # the calibrated 15-minute CPU comparison
+          yoloattn compare --base yolo11n --modules mlla,irmb --epochs 10 --seeds 3 --out runs/cmp
+
+        Everything runs offline: settings live in ./.yolo-config (or $YOLOATTN_CONFIG_DIR).
+        """,
+    "modules": "example:\n  yoloattn modules",
+    "zoo": "example:\n  yoloattn zoo\n  yoloattn info yolo11n-mlla-psa",
+    "info": """
+        examples:
+          yoloattn info yolo11n                      # Ultralytics' own YAML, scale n
+          yoloattn info yolo11n-mlla-psa --imgsz 320 # a bundled variant
+          yoloattn info runs/detect/train/weights/best.pt
+        """,
+    "variant": """
+        Placement rules (--where; default: psa for YOLO11-style bases, csp otherwise):
+          csp   the backbone CSP block at stride 32 becomes its *_M version (csp@16,32: other strides)
+          psa   YOLO11's C2PSA becomes C2PSA_M
+          sppf  an M layer right after SPPF/SPPELAN
+          head  an M layer on each neck output feeding Detect
+          mmqa  YOLOv9 only, MQA only: every backbone RepNCSPELAN4 becomes MMQARepNCSPELAN4
+
+        examples:
+          yoloattn variant yolo11n --module mlla --where psa -o yolo11n-mlla-psa.yaml
+          yoloattn variant yolov8s.yaml --module irmb --where csp@16,32 -o my-v8s.yaml  # keeps scale s
+          yoloattn variant my/model.yaml --module acmix --where head -o out/acmix.yaml
+
+        Ultralytics reads the scale from the file name (yolo11n-... is scale n). Without a scale letter
+        in -o, only the base's scale is written, so the file still builds at that scale.
+        """,
+    "bench": """
+        Latency: median and p90 over --iters passes of a fused eval model (no NMS, no pre/post-processing);
+        GFLOP/s achieved and its share of an fp32 matmul peak measured in the same run.
+
+        examples:
+          yoloattn bench yolo11n yolo11n-mlla-psa yolo11n-mqa-psa --imgsz 640
+          yoloattn bench yolov8n-irmb-c2f --imgsz 160 --backend all --threads 1
+        """,
+    "train": """
+        Any Ultralytics key=value argument passes through; yoloattn adds trainer=yoloattn.DetectionTrainer,
+        device=cpu when there is no GPU and amp=False on the CPU. data=embedded[:PRESET] uses the
+        built-in dataset (presets tiny, demo, bench).
+
+        examples:
+          yoloattn train yolo11n-mlla-psa data=embedded epochs=10 imgsz=160 batch=8
+          yoloattn train my-variant.yaml data=path/to/data.yaml epochs=100 imgsz=640 device=0
+        """,
+    "val": """
+        examples:
+          yoloattn val runs/detect/train/weights/best.pt split=test
+          yoloattn val runs/detect/train/weights/best.pt data=embedded split=test imgsz=160
+        """,
+    "export": """
+        examples:
+          yoloattn export runs/detect/train/weights/best.pt format=onnx dynamic=True
+          yoloattn export yolo11n-mlla-psa imgsz=320          # random weights: for deployment checks
+        """,
+    "data": """
+        Presets: tiny (16/8/8 images, tests), demo (1000/200/200, 5 digit classes), bench (2000/400/400,
+        10 classes). Any generator knob can be overridden as key=value (see docs/dataset.md).
+
+        examples:
+          yoloattn data --preset demo
+          yoloattn data --preset demo --out data/demo600 n_train=600 imgsz=128
+        """,
+    "compare": """
+        Trains the base model and one variant per module with identical hyper-parameters and seeds (in
+        parallel subprocesses), measures params, GFLOPs and batch-1 CPU latency (torch and ONNX Runtime),
+        and writes results.csv, summary.csv, report.md, report.html, pareto.png and curves.png into --out.
+        Rerunning the same command reuses finished runs; changed settings train new runs.
+        Without options it is the calibrated demo (`yoloattn demo`); the embedded presets tiny and bench and
+        user datasets start from: base yolo11n, all modules, 10 epochs, 3 seeds.
+
+        examples:
+          yoloattn compare --base yolo11n --modules mlla,irmb --epochs 1 --seeds 2 --imgsz 128 --out runs/c1
+          yoloattn compare --data path/to/data.yaml --base yolov8n --epochs 30 --seeds 3 --imgsz 320
+          yoloattn compare --preset demo --set lr0=0.02 --data-opt n_train=600
+        """,
+    "demo": """
+        The calibrated comparison behind `make demo`: yolov8n and its four attention variants on the
+        embedded demo dataset (see docs/compare.md for the settings and the measured time and mAP).
+
+        example:
+          yoloattn demo --out runs/demo
+        """,
+}
+
+
+def _subparser(sub, name: str, help_text: str, handler) -> argparse.ArgumentParser:
+    parser = sub.add_parser(name, help=help_text, description=help_text,
+                            epilog=textwrap.dedent(_EPILOGS[name]).strip(),
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+_COMPARE_ONLY = ("data", "preset", "base", "modules", "where", "epochs", "seeds", "imgsz", "device",
+                 "latency_threads", "set", "data_opt")
+
+
+def _add_compare_options(p: argparse.ArgumentParser, demo: bool = False) -> None:
+    if demo:
+        p.set_defaults(**dict.fromkeys(_COMPARE_ONLY))  # the demo takes DEMO's settings, only --jobs/--out
+    else:
+        p.add_argument("--data", help="'embedded' (default), 'embedded:PRESET' or PATH/data.yaml")
+        p.add_argument("--preset", choices=("tiny", "demo", "bench"), help="embedded dataset preset (default demo)")
+        p.add_argument("--base", help="base model: yolo11n, yolov8n.yaml, a zoo name or a YAML path")
+        p.add_argument("--modules", help="'all' or a comma list, e.g. mlla,irmb")
+        p.add_argument("--where", help="placement rule (default: psa for YOLO11-style bases, csp otherwise)")
+        p.add_argument("--epochs", type=int)
+        p.add_argument("--seeds", type=int, help="number of seeds: 0 .. N-1")
+        p.add_argument("--imgsz", type=int)
+        p.add_argument("--device", help="training device (default cpu)")
+        p.add_argument("--latency-threads", type=int, help="threads for the batch-1 latency (default 1)")
+        p.add_argument("--set", nargs="+", metavar="KEY=VALUE", help="change the training recipe, e.g. lr0=0.02")
+        p.add_argument("--data-opt", nargs="+", metavar="KEY=VALUE", help="embedded dataset knobs, e.g. n_train=600")
+    p.add_argument("--jobs", type=int, help="parallel runs (default: fits the CPU cores)")
+    p.add_argument("--out", help="output folder (default runs/demo for the demo preset, else runs/compare)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog=PROG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Attention modules (Mobile MQA, ACmix, MLLA, iRMB) for Ultralytics YOLO: list, inspect, "
+                    "benchmark, train and compare variants, offline.",
+        epilog=textwrap.dedent(_EPILOGS[PROG]).strip())
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    _subparser(sub, "modules", "list the attention modules, blocks and aliases with their parameter counts",
+               cmd_modules)
+    _subparser(sub, "zoo", "list the bundled model YAMLs", cmd_zoo)
+
+    p = _subparser(sub, "info", "per-layer table of a model: params, GFLOPs (attention included), shapes", cmd_info)
+    p.add_argument("model")
+    p.add_argument("--imgsz", type=int, default=640)
+    p.add_argument("--nc", type=int, help="number of classes (default: the YAML's)")
+
+    p = _subparser(sub, "variant", "write a model YAML with an attention module placed into a base model",
+                   cmd_variant)
+    p.add_argument("base", help="yolo11n, yolov8n.yaml, a zoo name or a YAML path")
+    p.add_argument("--module", required=True, help="MQA, ACmix, MLLA or iRMB (any case)")
+    p.add_argument("--where", help="placement rule (see below)")
+    p.add_argument("-o", "--output", help="output YAML (default: <base>-<module>-<where>.yaml here)")
+
+    p = _subparser(sub, "bench", "latency, throughput, peak memory and efficiency of models", cmd_bench)
+    p.add_argument("models", nargs="+")
+    p.add_argument("--imgsz", type=int, default=640)
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--backend", choices=("torch", "onnxruntime", "all"), default="torch")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, help="torch / ONNX Runtime threads (default: torch's)")
+    p.add_argument("--iters", type=int, default=30)
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--nc", type=int, help="number of classes (default: the YAML's)")
+
+    for name, handler, help_text in (
+        ("train", cmd_train, "train with Ultralytics (yoloattn trainer, offline defaults)"),
+        ("val", cmd_val, "validate with Ultralytics"),
+        ("export", cmd_export, "export with Ultralytics (default format=onnx)"),
+    ):
+        p = _subparser(sub, name, help_text, handler)
+        p.add_argument("model")
+        p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="Ultralytics arguments")
+
+    p = _subparser(sub, "data", "write the embedded digits-in-clutter dataset and print its data.yaml", cmd_data)
+    p.add_argument("--preset", default="demo", choices=("tiny", "demo", "bench"))
+    p.add_argument("--out", help="folder (default: the cache, $YOLOATTN_CACHE or ~/.cache/yoloattn)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("knobs", nargs="*", metavar="KEY=VALUE", help="generator options, e.g. n_train=600")
+
+    p = _subparser(sub, "compare", "train and compare the base model against its attention variants", cmd_compare)
+    _add_compare_options(p)
+    p = _subparser(sub, "demo", "run the calibrated demo comparison (what `make demo` runs)", cmd_compare)
+    _add_compare_options(p, demo=True)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    args.argv = argv
+
+    from .offline import setup_offline
+
+    setup_offline()
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # output piped into `head` and closed: not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except Exception as err:
+        if not isinstance(err, _user_error_types()):
+            raise
+        message = " ".join(str(err).split()) or type(err).__name__
+        print(f"{PROG} {args.command}: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

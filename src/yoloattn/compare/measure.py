@@ -1,0 +1,77 @@
+"""Cost of each compared architecture: parameters, GFLOPs and batch-1 CPU latency (torch and ONNX Runtime).
+
+Measured once per model (not per seed: the cost does not depend on the weights) from the model YAML
+with the dataset's class count, in the comparison's own process, before any training starts and
+while nothing else of the comparison runs. All models are timed together, in alternating blocks
+(``bench.time_interleaved``), 30 passes each after 3 warm-up passes. Latency uses ``latency_threads``
+threads (default 1: the edge-device regime, and the steadiest number on a shared machine). Results
+are cached under ``OUT/measure/`` keyed by the YAML text, image size, class count, thread count and
+versions; the matmul peak is measured only when something is timed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from .settings import digest, versions
+from .worker import write_json_atomic
+
+WARMUP, ITERS = 3, 30
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    label: str  # e.g. yolov8n or yolov8n-mlla-csp
+    module: str  # "" for the baseline
+    where: str  # "" for the baseline
+    yaml_path: Path
+
+
+def measure_all(specs: list[ModelSpec], imgsz: int, nc: int, threads: int, out_dir: Path) -> dict[str, dict]:
+    """{label: {"params", "gflops", "latency_ms", "latency_ort_ms", ...}}; uncached models are timed together."""
+    keys = {spec.label: digest({"yaml": spec.yaml_path.read_text(), "imgsz": imgsz, "nc": nc, "threads": threads,
+                                "versions": versions()})[:10] for spec in specs}
+    caches = {spec.label: out_dir / f"{spec.label}-{keys[spec.label]}.json" for spec in specs}
+    costs = {label: json.loads(path.read_text()) for label, path in caches.items() if path.is_file()}
+    todo = [spec for spec in specs if spec.label not in costs]
+    if todo:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for label, cost in _measure(todo, imgsz, nc, threads).items():
+            write_json_atomic(caches[label], cost)
+            costs[label] = cost
+    return {spec.label: costs[spec.label] for spec in specs}
+
+
+def _measure(specs: list[ModelSpec], imgsz: int, nc: int, threads: int) -> dict[str, dict]:
+    import torch
+    from ultralytics.nn.tasks import DetectionModel, yaml_model_load
+
+    from .. import bench
+
+    models = {}
+    for spec in specs:
+        torch.manual_seed(0)
+        cfg = yaml_model_load(spec.yaml_path)  # reads the scale from the file name
+        cfg["nc"] = nc  # the trained model's head, set here to skip Ultralytics' "overriding nc" message
+        models[spec.label] = DetectionModel(cfg, verbose=False)
+    peak = bench.matmul_peak_gflops("cpu", threads=threads)
+    timed = bench.benchmark_many(models, imgsz, 1, bench.BACKENDS, "cpu", threads, WARMUP, ITERS, matmul_peak=peak)
+    costs = {}
+    for label in models:
+        eager, ort = timed[label, "torch"], timed[label, "onnxruntime"]
+        costs[label] = {
+            "params": eager.params,
+            "gflops": round(eager.gflops, 4),
+            "latency_ms": round(eager.latency_ms, 3),
+            "latency_p90_ms": round(eager.p90_ms, 3),
+            "latency_ort_ms": round(ort.latency_ms, 3),
+            "latency_ort_p90_ms": round(ort.p90_ms, 3),
+            "peak_mem_mb": round(eager.peak_mem_mb, 2),
+            "efficiency": round(eager.efficiency, 4),
+            "efficiency_ort": round(ort.efficiency, 4),
+            "matmul_peak_gflops_s": round(peak, 2),
+            "threads": threads,
+        }
+    return costs

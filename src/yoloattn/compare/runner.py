@@ -1,0 +1,427 @@
+"""Plan, run (in parallel, resumably) and report a comparison of attention variants against their base model.
+
+Pipeline of :func:`run_compare`:
+
+1. data: the embedded dataset is generated (or reused from the cache) and evaluated on its test split;
+   a user data.yaml is checked with ``check_yolo_dataset`` and evaluated on ``test`` if it has one,
+   else on ``val``. ``OUT/data/run-data.yaml`` is the dataset with an absolute root and ``val:``
+   pointing at the evaluation split (see ``worker.py`` for why that is safe);
+2. models: ``OUT/models/<base>.yaml`` (the stock file, verbatim) and one ``zoo.make_variant`` YAML per
+   module, e.g. ``OUT/models/yolo11n-mlla-psa.yaml``;
+3. cost: params, GFLOPs and batch-1 latency of each model (``measure.py``), before any training, so a
+   variant that does not build fails in seconds;
+4. runs: one per model and seed, in ``OUT/runs/<model>-s<seed>-<key>/``; ``key`` hashes every setting
+   that decides the result (``settings.py``). A run is finished when its ``result.json`` exists (the
+   worker writes it by rename, last). Unfinished run folders are deleted and the run starts over.
+   Runs execute as ``jobs`` parallel subprocesses; their ``progress.json`` feeds the progress line;
+5. report: ``results.csv``, ``summary.csv``, ``pareto.png``, ``curves.png``, ``report.md`` and a
+   self-contained ``report.html`` in OUT, and the summary table on the terminal.
+
+Only one comparison should write to a given OUT at a time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, TextIO
+
+import yaml
+
+from ..offline import offline_env
+from . import plots, report, stats
+from .measure import ModelSpec, measure_all
+from .models import default_placement, load_model_dict, model_file, resolve_model, variant_stem
+from .settings import CompareSettings, dataset_fingerprint, default_jobs, digest, threads_per_job, versions
+from .worker import write_json_atomic
+
+POLL_S = 1.0
+QUIET_LOG_EVERY_S = 30.0  # progress lines when the output is not a terminal
+KILL_GRACE_S = 10.0
+
+
+class CompareError(ValueError):
+    """Settings that cannot be run (bad module name, seeds < 1, ...); the message says how to fix them."""
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    data_yaml: Path  # the dataset as given (or generated)
+    run_yaml: Path  # what the runs train on: absolute root, val -> eval split
+    eval_split: str
+    nc: int
+    fingerprint: dict
+    preset_imgsz: int | None
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    model: ModelSpec
+    seed: int
+    key: str
+    run_dir: Path
+
+    @property
+    def label(self) -> str:
+        return f"{self.model.label} s{self.seed}"
+
+    @property
+    def result_path(self) -> Path:
+        return self.run_dir / "result.json"
+
+    def finished(self) -> bool:
+        try:
+            return json.loads(self.result_path.read_text()).get("key") == self.key
+        except (OSError, ValueError):
+            return False
+
+
+@dataclass
+class CompareOutcome:
+    out: Path
+    report_md: Path | None = None
+    report_html: Path | None = None
+    summary: list[dict] = dataclasses.field(default_factory=list)
+    trained: list[str] = dataclasses.field(default_factory=list)
+    reused: list[str] = dataclasses.field(default_factory=list)
+    failed: list[str] = dataclasses.field(default_factory=list)
+    interrupted: bool = False
+
+
+def parse_modules(text: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """``"all"`` or names separated by commas, case-insensitive, to canonical module names."""
+    from ..blocks import MODULES
+
+    items = text.split(",") if isinstance(text, str) else list(text)
+    items = [item.strip() for item in items if item.strip()]
+    if not items or [i.lower() for i in items] == ["all"]:
+        return tuple(MODULES)
+    canonical = {m.lower(): m for m in MODULES}
+    unknown = [i for i in items if i.lower() not in canonical]
+    if unknown:
+        raise CompareError(f"unknown module(s) {', '.join(unknown)}; choose from {', '.join(MODULES)} or 'all'")
+    return tuple(dict.fromkeys(canonical[i.lower()] for i in items))
+
+
+def _dataset_root(d: dict, yaml_path: Path) -> Path:
+    """The dataset root as check_yolo_dataset accepts it (relative roots: working dir, then the YAML's dir)."""
+    if not d.get("path"):
+        return yaml_path.parent.resolve()
+    root = Path(str(d["path"])).expanduser()
+    if root.is_absolute():
+        return root
+    for candidate in (Path.cwd() / root, yaml_path.parent / root):
+        if candidate.is_dir():
+            return candidate.resolve()
+    return (yaml_path.parent / root).resolve()
+
+
+def prepare_data(settings: CompareSettings, out: Path) -> PreparedData:
+    from ..data import check_yolo_dataset, generate, resolve_config
+
+    if settings.data == "embedded":
+        try:
+            config = resolve_config(settings.preset, **settings.data_overrides)
+        except ValueError as err:
+            raise CompareError(str(err)) from None
+        data_yaml = generate(settings.preset, seed=settings.data_seed, **settings.data_overrides)
+        preset_imgsz = config.imgsz[1]
+    else:
+        data_yaml, preset_imgsz = Path(settings.data).expanduser().resolve(), None
+    check_yolo_dataset(data_yaml)
+    d = yaml.safe_load(data_yaml.read_text())
+    eval_split = "test" if d.get("test") else "val"
+    root = _dataset_root(d, data_yaml)
+    run_data = {k: v for k, v in d.items() if k != "download"}  # never let Ultralytics fetch anything
+    run_data.update(path=str(root), val=d[eval_split])
+    (out / "data").mkdir(parents=True, exist_ok=True)
+    run_yaml = out / "data" / "run-data.yaml"
+    header = f"# {data_yaml} with val -> its '{eval_split}' split (written by yoloattn compare)\n"
+    run_yaml.write_text(header + yaml.safe_dump(run_data, sort_keys=False))
+    names = d.get("names")
+    nc = len(names) if names else int(d["nc"])
+    return PreparedData(data_yaml, run_yaml, eval_split, nc, dataset_fingerprint(data_yaml, root), preset_imgsz)
+
+
+def plan_models(settings: CompareSettings, out: Path) -> tuple[list[ModelSpec], str]:
+    """Write the baseline and variant YAMLs into OUT/models; return their specs and the placement used."""
+    from .. import zoo
+
+    base, _, stem = load_model_dict(settings.base)
+    where = settings.where or default_placement(base)
+    models_dir = out / "models"
+    models_dir.mkdir(parents=True, exist_ok=True)
+    base_yaml = models_dir / f"{stem}.yaml"
+    source = model_file(resolve_model(settings.base))
+    _write_if_changed(base_yaml, f"# {source} (verbatim copy; the scale comes from this file's name)\n"
+                      + source.read_text())
+    specs = [ModelSpec(stem, "", "", base_yaml)]
+    for module in settings.modules:
+        variant = zoo.make_variant(base, module, where)
+        label = variant_stem(stem, module, where)
+        path = models_dir / f"{label}.yaml"
+        _write_if_changed(path, zoo.render(variant, f"{stem} + {module} ({where} placement), for yoloattn compare"))
+        specs.append(ModelSpec(label, module, where, path))
+    return specs, where
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    if not path.is_file() or path.read_text() != text:
+        path.write_text(text)
+
+
+def plan_runs(settings: CompareSettings, models: list[ModelSpec], data: PreparedData, out: Path) -> list[RunSpec]:
+    runs, stamp = [], versions()
+    for seed in range(settings.seeds):
+        for spec in models:
+            key = digest({
+                "model_yaml": spec.yaml_path.read_text(),
+                "model_file": spec.yaml_path.name,  # carries the scale letter
+                "data": data.fingerprint,
+                "eval_split": data.eval_split,
+                "train_args": settings.train_args(seed),
+                "versions": stamp,
+            })[:10]
+            runs.append(RunSpec(spec, seed, key, out / "runs" / f"{spec.label}-s{seed}-{key}"))
+    return runs
+
+
+class _Progress:
+    """One status line: a rewritten line on a terminal, otherwise a line on change or every 30 s."""
+
+    def __init__(self, stream: TextIO, total: int):
+        self.stream, self.total = stream, total
+        self.tty = hasattr(stream, "isatty") and stream.isatty()
+        self.started = time.monotonic()
+        self._last_text, self._last_print = "", 0.0
+
+    def say(self, text: str) -> None:
+        """A permanent line (run started/finished), printed above the status line."""
+        self.stream.write(("\r\033[K" if self.tty else "") + text + "\n")
+        self.stream.flush()
+        self._last_text = ""
+
+    def status(self, done: int, running: list[tuple[RunSpec, dict]]) -> None:
+        parts = []
+        for run, state in running:
+            if state.get("phase") == "train" and state.get("epochs"):
+                pct = 100 * state.get("batch", 0) // max(1, state.get("batches", 1))
+                parts.append(f"{run.label} epoch {state['epoch']}/{state['epochs']} {min(pct, 100)}%")
+            else:
+                parts.append(f"{run.label} {state.get('phase', 'starting')}")
+        elapsed = int(time.monotonic() - self.started)
+        text = f"[{done}/{self.total} runs done, {elapsed // 60}:{elapsed % 60:02d}] " + " | ".join(parts)
+        now = time.monotonic()
+        if self.tty:
+            width = shutil.get_terminal_size((120, 20)).columns - 1
+            self.stream.write("\r\033[K" + text[:width])
+            self.stream.flush()
+        else:
+            coarse = re.sub(r" \d+%", "", " | ".join(parts))  # epoch and phase changes, not batch progress
+            if coarse != self._last_text or now - self._last_print >= QUIET_LOG_EVERY_S:
+                self.stream.write(text + "\n")
+                self.stream.flush()
+                self._last_text, self._last_print = coarse, now
+
+
+def _read_state(run: RunSpec) -> dict:
+    try:
+        return json.loads((run.run_dir / "progress.json").read_text())
+    except (OSError, ValueError):
+        return {"phase": "starting"}
+
+
+def _child_env() -> dict[str, str]:
+    env = offline_env()
+    package_parent = str(Path(__file__).resolve().parents[2])  # makes an uninstalled checkout importable
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def _start(run: RunSpec, data: PreparedData, settings: CompareSettings, threads: int) -> subprocess.Popen:
+    if run.run_dir.exists():
+        shutil.rmtree(run.run_dir)  # an interrupted or failed attempt: start clean
+    run.run_dir.mkdir(parents=True)
+    spec = {
+        "key": run.key,
+        "model": run.model.label,
+        "seed": run.seed,
+        "model_yaml": str(run.model.yaml_path),
+        "data_yaml": str(data.run_yaml),
+        "run_dir": str(run.run_dir),
+        "threads": threads,
+        "train_args": settings.train_args(run.seed),
+    }
+    spec_path = run.run_dir / "spec.json"
+    write_json_atomic(spec_path, spec)
+    log = open(run.run_dir / "log.txt", "w")
+    try:
+        return subprocess.Popen([sys.executable, "-m", "yoloattn.compare.worker", str(spec_path)], stdout=log,
+                                stderr=subprocess.STDOUT, env=_child_env(), start_new_session=True)
+    finally:
+        log.close()  # the child holds its own descriptor
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):  # it may have exited on its own meanwhile
+        os.killpg(proc.pid, sig)
+
+
+def _stop(processes: list[subprocess.Popen]) -> None:
+    """Terminate the given workers and their own children (each worker leads its own process group)."""
+    for proc in processes:
+        if proc.poll() is None:
+            _signal_group(proc, signal.SIGTERM)
+    deadline = time.monotonic() + KILL_GRACE_S
+    for proc in processes:
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            _signal_group(proc, signal.SIGKILL)
+            proc.wait()
+
+
+def _log_tail(run: RunSpec, lines: int = 6) -> str:
+    try:
+        text = (run.run_dir / "log.txt").read_text(errors="replace").rstrip().splitlines()
+    except OSError:
+        return ""
+    return "\n".join("    " + line for line in text[-lines:])
+
+
+def execute(runs: list[RunSpec], data: PreparedData, settings: CompareSettings, threads: int,
+            progress: _Progress, outcome: CompareOutcome, done_before: int) -> None:
+    pending, running = list(runs), {}
+    done = done_before
+    try:
+        while pending or running:
+            while pending and len(running) < settings.jobs:
+                run = pending.pop(0)
+                running[run] = _start(run, data, settings, threads)
+                progress.say(f"started  {run.label}  ({run.run_dir.name})")
+            time.sleep(POLL_S)
+            for run, proc in list(running.items()):
+                if proc.poll() is None:
+                    continue
+                del running[run]
+                done += 1
+                if proc.returncode == 0 and run.finished():
+                    result = json.loads(run.result_path.read_text())
+                    outcome.trained.append(run.label)
+                    progress.say(f"finished {run.label}  mAP50 {result['map50']:.3f}  mAP50-95 "
+                                 f"{result['map50_95']:.3f}  ({result['train_s']:.0f} s)")
+                else:
+                    outcome.failed.append(run.label)
+                    progress.say(f"FAILED   {run.label} (exit code {proc.returncode}); end of "
+                                 f"{run.run_dir / 'log.txt'}:\n{_log_tail(run)}")
+            progress.status(done, [(run, _read_state(run)) for run in running])
+    except KeyboardInterrupt:
+        _stop(list(running.values()))
+        outcome.interrupted = True
+
+
+def _machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    return f"{cpu}, {os.cpu_count()} CPU cores, {platform.system()} {platform.release()}"
+
+
+def _measure_models(models: list[ModelSpec], settings: CompareSettings, data: PreparedData, out: Path,
+                    say: Callable[[str], None]) -> dict[str, dict]:
+    costs = measure_all(models, settings.imgsz, data.nc, settings.latency_threads, out / "measure")
+    for label, c in costs.items():
+        say(f"cost     {label}: {c['params'] / 1e6:.3f} M params, {c['gflops']:.3f} GFLOPs, "
+            f"{c['latency_ms']:.1f} ms torch, {c['latency_ort_ms']:.1f} ms ORT at {settings.imgsz}px")
+    return costs
+
+
+def _result_rows(runs: list[RunSpec], costs: dict[str, dict], settings: CompareSettings) -> list[dict]:
+    rows = []
+    for run in runs:
+        result = json.loads(run.result_path.read_text())
+        rows.append({
+            "model": run.model.label, "module": run.model.module, "where": run.model.where, "seed": run.seed,
+            **{k: costs[run.model.label][k] for k in ("params", "gflops", "latency_ms", "latency_ort_ms")},
+            **{k: result[k] for k in ("map50", "map50_95", "precision", "recall", "train_s")},
+            "threads": result.get("threads"),
+            "epochs": settings.epochs, "imgsz": settings.imgsz, "run_key": run.key, "run_dir": str(run.run_dir),
+            "curve": result["curve"],
+        })
+    return rows
+
+
+def _write_outputs(out: Path, rows: list[dict], summary: list[dict], baseline: str, context: dict) -> tuple[Path, Path]:
+    report.write_csv(out / "results.csv", rows, report.RESULT_COLUMNS)
+    report.write_csv(out / "summary.csv", summary, report.SUMMARY_COLUMNS)
+    context["plots"] = [plots.plot_pareto(summary, out / "pareto.png", baseline),
+                        plots.plot_curves(rows, out / "curves.png", baseline)]
+    return report.write_markdown(out / "report.md", context), report.write_html(out / "report.html", context)
+
+
+def run_compare(settings: CompareSettings, command: str = "", stream: TextIO | None = None) -> CompareOutcome:
+    """Run (or resume) a comparison and write its report; see the module docstring."""
+    stream = stream or sys.stdout
+
+    def say(text: str) -> None:
+        stream.write(text + "\n")
+        stream.flush()
+
+    if settings.seeds < 1 or settings.epochs < 1:
+        raise CompareError(f"seeds and epochs must be >= 1, got seeds={settings.seeds}, epochs={settings.epochs}")
+    out = Path(settings.out).expanduser().resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    settings = dataclasses.replace(settings, modules=parse_modules(settings.modules))
+    data = prepare_data(settings, out)
+    models, where = plan_models(settings, out)
+    settings = settings.resolved(preset_imgsz=data.preset_imgsz)
+    runs = plan_runs(settings, models, data, out)
+    todo = [r for r in runs if not r.finished()]
+    settings = dataclasses.replace(settings, jobs=settings.jobs or default_jobs(len(todo) or 1, settings.device))
+    threads = threads_per_job(settings.jobs)
+    outcome = CompareOutcome(out, reused=[r.label for r in runs if r not in todo])
+
+    say(f"data: {data.data_yaml} (evaluating on '{data.eval_split}'); models: "
+        f"{', '.join(m.label for m in models)}; output: {out}")
+    plan = f", {settings.jobs} in parallel with {threads} thread(s) each" if todo else ""
+    say(f"runs: {len(runs)} ({len(runs) - len(todo)} already finished, {len(todo)} to train){plan}")
+    costs = _measure_models(models, settings, data, out, say)
+    if todo:
+        execute(todo, data, settings, threads, _Progress(stream, len(runs)), outcome, len(runs) - len(todo))
+    if outcome.interrupted:
+        say("\ninterrupted: finished runs are kept; rerun the same command to resume")
+        return outcome
+
+    rows = _result_rows([r for r in runs if r.finished()], costs, settings)
+    if not rows:
+        say("no finished runs: nothing to report")
+        return outcome
+    baseline = models[0].label
+    outcome.summary = stats.summarize(rows, baseline)
+    context = {
+        "title": f"{baseline} + attention modules on {_data_label(settings, data)}",
+        "settings": settings, "summary": outcome.summary, "rows": rows, "data_yaml": data.data_yaml,
+        "eval_split": data.eval_split, "where": where,
+        "matmul_peak": costs[baseline]["matmul_peak_gflops_s"], "versions": versions(), "machine": _machine(),
+        "command": command or "yoloattn compare ...",
+    }
+    outcome.report_md, outcome.report_html = _write_outputs(out, rows, outcome.summary, baseline, context)
+    say("\n" + report.text_table(*report.summary_table(outcome.summary)))
+    if outcome.failed:
+        say(f"\n{len(outcome.failed)} run(s) failed: {', '.join(outcome.failed)}; their logs are in {out / 'runs'}")
+    return outcome
+
+
+def _data_label(settings: CompareSettings, data: PreparedData) -> str:
+    if settings.data == "embedded":
+        return f"the embedded '{settings.preset}' dataset"
+    return str(data.data_yaml)

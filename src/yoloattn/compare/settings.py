@@ -1,0 +1,138 @@
+"""What a comparison runs: the settings object, the training recipe, the calibrated demo, run keys.
+
+Every run trains with the same explicit recipe (``RECIPE``), never ``optimizer=auto``, which ignores
+``lr0`` and picks a learning rate from the iteration count. ``val=False`` makes Ultralytics validate
+only once, after the last epoch. Each run's results are keyed by a hash of everything that decides
+them (model YAML text, dataset fingerprint, recipe, epochs, image size, seed, evaluation split, the
+yoloattn / Ultralytics / torch versions and a hash of yoloattn's model code), so a rerun reuses a
+finished run only when nothing changed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# Calibrated for from-scratch nano models on the embedded data; docs/compare.md ("Recipe") says why.
+RECIPE: dict = dict(optimizer="SGD", lr0=0.01, warmup_epochs=0.5, batch=8, cls=1.0, deterministic=True,
+                    amp=False, plots=False, val=False, workers=1)
+
+
+@dataclass(frozen=True)
+class CompareSettings:
+    """One comparison. ``imgsz`` None is filled by :meth:`resolved`, ``jobs`` None by :func:`default_jobs`."""
+
+    data: str = "embedded"  # "embedded" or the path of a YOLO data.yaml
+    preset: str = "demo"  # embedded dataset preset (tiny / demo / bench)
+    data_overrides: dict = field(default_factory=dict)  # embedded generator knobs, e.g. {"n_train": 600}
+    data_seed: int = 0
+    base: str = "yolo11n"
+    modules: tuple[str, ...] = ("MQA", "ACmix", "MLLA", "iRMB")
+    where: str | None = None  # None: per family, psa for YOLO11-style bases, csp otherwise
+    epochs: int = 10
+    seeds: int = 3  # seeds 0 .. seeds-1
+    imgsz: int | None = None  # None: the embedded preset's image size, or 640 for a user dataset
+    recipe: dict = field(default_factory=lambda: dict(RECIPE))
+    device: str = "cpu"
+    jobs: int | None = None  # None: see default_jobs
+    latency_threads: int = 1  # torch / ONNX Runtime threads for the batch-1 latency
+    out: str = "runs/compare"
+
+    def resolved(self, preset_imgsz: int | None = None) -> CompareSettings:
+        """With ``imgsz`` filled: the embedded preset's largest image side, else 640."""
+        imgsz = self.imgsz or (preset_imgsz if self.data == "embedded" and preset_imgsz else 640)
+        return dataclasses.replace(self, imgsz=imgsz)
+
+    def train_args(self, seed: int) -> dict:
+        return {**self.recipe, "epochs": self.epochs, "imgsz": self.imgsz, "seed": seed, "device": self.device}
+
+
+def default_jobs(runs: int, device: str = "cpu") -> int:
+    """Parallel runs that fit the CPU.
+
+    Ultralytics trains on ``min(8, cores - 1)`` torch threads and no dataloader workers on the CPU;
+    small models at small image sizes scale far better across processes than across threads. So a
+    run gets one core on a machine with up to two cores and two otherwise, which gives ``slots``
+    parallel runs with ``cores // jobs`` threads each (``threads_per_job``). When the runs would end in
+    a partial wave that leaves cores idle (5 runs on 2 slots: 2 + 2 + 1), up to three waves' worth of
+    runs start together instead (5 runs at once take 2.5 run-times instead of 3). A GPU trains one run
+    at a time.
+    """
+    if device != "cpu":
+        return 1
+    cores = os.cpu_count() or 1
+    slots = max(1, cores // (1 if cores <= 2 else 2))
+    if runs % slots and runs <= 3 * slots:
+        return runs
+    return max(1, min(runs, slots))
+
+
+def threads_per_job(jobs: int) -> int:
+    return max(1, (os.cpu_count() or 1) // max(1, jobs))
+
+
+# The `make demo` / `yoloattn demo` comparison, calibrated on 2 CPU cores (see docs/compare.md):
+# baseline + the four modules, one seed, must finish in <= 15 min and reach a clearly non-zero mAP.
+DEMO = CompareSettings(
+    data="embedded",
+    preset="demo",
+    data_overrides={"n_train": 1000, "n_test": 200},
+    base="yolov8n",
+    epochs=6,
+    seeds=1,
+    imgsz=160,
+    out="runs/demo",
+)
+
+
+def digest(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def versions() -> dict[str, str]:
+    """Package versions, plus a hash of the yoloattn code that builds and trains the models.
+
+    The hash covers ``yoloattn.attention``, ``yoloattn.blocks`` and ``yoloattn.integration``, so an edited
+    module invalidates earlier runs even when the version number did not change.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    from .. import __version__
+
+    found = {"yoloattn": __version__, "yoloattn model code": model_code_hash()}
+    for package in ("ultralytics", "torch"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            found[package] = "missing"
+    return found
+
+
+def model_code_hash() -> str:
+    package = Path(__file__).resolve().parents[1]
+    files = sorted(p for sub in ("attention", "blocks", "integration") for p in (package / sub).rglob("*.py"))
+    h = hashlib.sha256()
+    for p in files:
+        h.update(str(p.relative_to(package)).encode() + b"\0" + p.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def dataset_fingerprint(data_yaml: Path, root: Path) -> dict:
+    """What identifies a dataset: the embedded manifest key, or the YAML plus the label files' sizes and times."""
+    manifest = data_yaml.parent / "manifest.json"
+    if manifest.is_file():
+        try:
+            key = json.loads(manifest.read_text()).get("cache_key")
+        except ValueError:
+            key = None
+        if key:
+            return {"embedded": key}
+    labels = []
+    for p in sorted(root.rglob("*.txt")):
+        st = p.stat()
+        labels.append((str(p.relative_to(root)), st.st_size, st.st_mtime_ns))
+    return {"yaml": data_yaml.read_text(), "root": str(root), "labels": digest(labels)}

@@ -1,0 +1,98 @@
+"""Run Ultralytics fully offline: call :func:`setup_offline` before anything imports ``ultralytics``.
+
+Ultralytics reads its network switches when it is first imported (``ONLINE = is_online()`` does DNS
+look-ups at import time) and keeps settings, the DDP temp dir and fonts in ``USER_CONFIG_DIR``
+(``$YOLO_CONFIG_DIR/Ultralytics``, default ``~/.config/Ultralytics``). This module sets, in this
+process's environment (inherited by every worker it spawns):
+
+- ``YOLO_OFFLINE=1``: ``ONLINE`` is False, so no pip-update check, analytics or asset download;
+- ``YOLO_AUTOINSTALL=False``: a missing optional dependency is an error, never a pip install;
+- ``YOLO_CONFIG_DIR``: a project-local folder instead of the user's home;
+- ``MPLBACKEND=Agg``: plotting never needs a display.
+
+``check_font`` has no offline switch: every train/val calls it and, when ``Arial.ttf`` is not in
+``USER_CONFIG_DIR``, it sends an HTTP HEAD to GitHub. Matplotlib's DejaVu Sans is copied there under
+the names Ultralytics asks for, so that probe never happens (plots use DejaVu Sans instead of Arial).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import sys
+import warnings
+from pathlib import Path
+
+DEFAULT_CONFIG_DIR = ".yolo-config"
+# Ultralytics asks for Arial.ttf, or Arial.Unicode.ttf when class names are not ASCII.
+FONT_NAMES = ("Arial.ttf", "Arial.Unicode.ttf")
+ULTRALYTICS_IMPORT_TIME_VARS = ("YOLO_OFFLINE", "YOLO_AUTOINSTALL", "YOLO_CONFIG_DIR")
+
+
+def offline_env(config_dir: str | os.PathLike | None = None, base: dict | None = None) -> dict[str, str]:
+    """A copy of ``base`` (default ``os.environ``) with the offline settings applied; see setup_offline."""
+    env = dict(os.environ if base is None else base)
+    chosen = config_dir or env.get("YOLOATTN_CONFIG_DIR") or env.get("YOLO_CONFIG_DIR")
+    env["YOLO_CONFIG_DIR"] = str(Path(chosen or DEFAULT_CONFIG_DIR).expanduser().resolve())
+    env.setdefault("YOLO_OFFLINE", "1")
+    env.setdefault("YOLO_AUTOINSTALL", "False")
+    env.setdefault("MPLBACKEND", "Agg")
+    return env
+
+
+def setup_offline(config_dir: str | os.PathLike | None = None) -> Path:
+    """Set the offline environment for Ultralytics in ``os.environ``; return the ``YOLO_CONFIG_DIR`` in use.
+
+    The config dir is, in order: ``config_dir``, ``$YOLOATTN_CONFIG_DIR``, an already set
+    ``$YOLO_CONFIG_DIR``, else ``./.yolo-config``. ``YOLO_OFFLINE``, ``YOLO_AUTOINSTALL`` and
+    ``MPLBACKEND`` keep a value the caller set explicitly. Idempotent.
+    """
+    env = offline_env(config_dir)
+    changed = [k for k in ULTRALYTICS_IMPORT_TIME_VARS if os.environ.get(k) != env[k]]
+    if changed and "ultralytics" in sys.modules:
+        warnings.warn(
+            f"setup_offline() changed {', '.join(changed)} after `import ultralytics`, which reads them at import "
+            "time; call it before the first import of ultralytics (or of yoloattn) for them to take effect",
+            stacklevel=2,
+        )
+    os.environ.update(env)
+    root = Path(os.environ["YOLO_CONFIG_DIR"])
+    _seed_fonts(root / "Ultralytics")  # Ultralytics' USER_CONFIG_DIR is $YOLO_CONFIG_DIR/Ultralytics
+    return root
+
+
+def launched_as_cli() -> bool:
+    """True in a process started as the ``yoloattn`` console script or as ``python -m yoloattn.cli``.
+
+    ``yoloattn/__init__.py`` imports Ultralytics, and it runs before any code of ``yoloattn.cli``;
+    it can call ``setup_offline()`` first when this returns True.
+    """
+    script = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+    if script in ("yoloattn", "yoloattn.exe", "yoloattn-script.py"):
+        return True
+    argv = list(getattr(sys, "orig_argv", sys.argv))
+    return any(a == "-m" and b == "yoloattn.cli" for a, b in zip(argv, argv[1:]))
+
+
+def _matplotlib_font() -> Path | None:
+    """Matplotlib's bundled DejaVuSans.ttf, located without importing matplotlib."""
+    spec = importlib.util.find_spec("matplotlib")
+    if spec is None or spec.origin is None:
+        return None
+    font = Path(spec.origin).parent / "mpl-data" / "fonts" / "ttf" / "DejaVuSans.ttf"
+    return font if font.is_file() else None
+
+
+def _seed_fonts(user_config_dir: Path) -> None:
+    source = _matplotlib_font()
+    if source is None:  # without matplotlib Ultralytics cannot plot anyway
+        return
+    user_config_dir.mkdir(parents=True, exist_ok=True)
+    for name in FONT_NAMES:
+        target = user_config_dir / name
+        if not target.exists():
+            # copy then rename, so a parallel process never sees a half-written font
+            partial = target.with_name(f".{name}.{os.getpid()}.tmp")
+            shutil.copyfile(source, partial)
+            os.replace(partial, target)
