@@ -12,16 +12,17 @@ exempt, its true cost is shown instead.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
-
-from yoloattn.offline import setup_offline  # noqa: E402
-
-setup_offline()
+# Ultralytics reads these when first imported, and importing yoloattn imports it.
+os.environ.setdefault("YOLO_OFFLINE", "1")
+os.environ.setdefault("YOLO_AUTOINSTALL", "False")
+os.environ.setdefault("YOLO_CONFIG_DIR", str(ROOT / ".yolo-config"))
 
 import yoloattn  # noqa: E402,F401
 from ultralytics import YOLO  # noqa: E402
