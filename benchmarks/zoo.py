@@ -27,21 +27,15 @@ os.environ.setdefault("YOLO_CONFIG_DIR", str(ROOT / ".yolo-config"))
 import yoloattn  # noqa: E402,F401
 from ultralytics import YOLO  # noqa: E402
 from yoloattn import bench, zoo  # noqa: E402
+from yoloattn.compare.models import resolve_model  # noqa: E402
 
 BUDGET = 1.25
-BASELINES = {"yolov8": "v8/yolov8.yaml", "yolo11": "11/yolo11.yaml", "yolov9t": "v9/yolov9t.yaml",
-             "yolov9c": "v9/yolov9c.yaml"}
+BASELINES = ("yolov8", "yolo11", "yolov9t", "yolov9c")
 
 
-def build(name_or_base: str):
-    if name_or_base.endswith(".yaml") and "/" in name_or_base:  # an Ultralytics base: cfg/models/<rel>
-        import ultralytics
-
-        path = Path(ultralytics.__file__).parent / "cfg" / "models" / name_or_base
-        family = path.stem
-        scaled = path.with_name(re.sub(r"^(yolov8|yolo11)$", r"\1n", family) + ".yaml")
-        return YOLO(str(scaled)).model
-    return YOLO(zoo.path(re.sub(r"^(yolov8|yolo11)-", r"\1n-", name_or_base))).model
+def build(name: str):
+    """A zoo file (by its unscaled name) or a stock model, at scale n where the family has scales."""
+    return YOLO(resolve_model(re.sub(r"^(yolov8|yolo11)(-|$)", r"\1n\2", name.removesuffix(".yaml")))).model
 
 
 def measure(model, imgsz: int, iters: int, peak: float, warmup: int = 3) -> tuple:
@@ -61,12 +55,12 @@ def main(argv=None) -> None:
     print(f"CPU, batch 1, {args.imgsz}x{args.imgsz}, eval, fused; matmul peak {peak:.0f} GFLOP/s")
     print("| model | params | GFLOPs | torch ms | × base | ORT ms | × base | within 1.25× |")
     print("|---|---|---|---|---|---|---|---|")
-    for family, base in BASELINES.items():
+    for family in BASELINES:
         names = [n for n in zoo.names() if n.startswith(family + "-") and args.only in n]
         if not names:
             continue
-        b_params, b_gflops, b_torch, b_ort = measure(build(base), args.imgsz, args.iters, peak)
-        print(f"| **{Path(base).stem} (baseline)** | {b_params:,} | {b_gflops:.1f} | {b_torch:.1f} | 1.00 | "
+        b_params, b_gflops, b_torch, b_ort = measure(build(family), args.imgsz, args.iters, peak)
+        print(f"| **{family} (baseline)** | {b_params:,} | {b_gflops:.1f} | {b_torch:.1f} | 1.00 | "
               f"{b_ort:.1f} | 1.00 | |", flush=True)
         for name in names:
             slow = name == "yolov9c-mmqa.yaml"  # seconds per image: a few runs are enough

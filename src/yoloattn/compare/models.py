@@ -16,7 +16,6 @@ download it. Unknown names raise :class:`ModelNameError` listing the closest kno
 from __future__ import annotations
 
 import difflib
-import importlib.util
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -34,16 +33,9 @@ class ModelNameError(ValueError):
     """A model name that is neither a file, a zoo name nor an Ultralytics YAML."""
 
 
-def ultralytics_models_dir() -> Path:
-    spec = importlib.util.find_spec("ultralytics")
-    if spec is None or spec.origin is None:
-        raise ModelNameError("Ultralytics is not installed; `pip install ultralytics` to use model names")
-    return Path(spec.origin).parent / "cfg" / "models"
-
-
 @lru_cache(maxsize=1)
 def _stock_yamls() -> dict[str, Path]:
-    return {p.name: p for p in sorted(ultralytics_models_dir().rglob("*.yaml"))}
+    return {p.name: p for p in sorted(zoo.stock_models_dir().rglob("*.yaml"))}
 
 
 def scale_of(name: str | Path) -> str:

@@ -56,11 +56,19 @@ def is_bundled(name: str) -> bool:
     return True
 
 
+def stock_models_dir() -> Path:
+    """Where the installed Ultralytics keeps its model YAMLs (found without importing it)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("ultralytics")
+    if spec is None or spec.origin is None:
+        raise ModuleNotFoundError("Ultralytics is not installed; `pip install ultralytics` to use its model YAMLs")
+    return Path(spec.origin).parent / "cfg" / "models"
+
+
 def load_base(relative: str) -> dict:
     """An Ultralytics model YAML by its path under ``ultralytics/cfg/models``."""
-    import ultralytics
-
-    with open(Path(ultralytics.__file__).parent / "cfg" / "models" / relative) as f:
+    with open(stock_models_dir() / relative) as f:
         return yaml.safe_load(f)
 
 
@@ -113,4 +121,4 @@ def generate(out_dir: Path = YAML_DIR) -> list[Path]:
 
 
 __all__ = ["RULES", "VariantError", "generate", "is_bundled", "layer_strides", "load_base", "make_variant",
-           "names", "path", "planned", "render"]
+           "names", "path", "planned", "render", "stock_models_dir"]
