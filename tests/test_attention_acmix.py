@@ -286,20 +286,49 @@ def test_saved_memory_is_not_window_sized():
 # ---------------------------------------------------------------- errors and export
 
 
-@pytest.mark.parametrize("h, w", [(3, 3), (3, 10), (10, 2), (1, 1)])
-def test_small_map_error(h, w):
-    module = ACmix(C1, C2)
-    with pytest.raises(ValueError) as err:
-        module(torch.randn(1, C1, h, w))
-    message = str(err.value)
-    for part in (f"{h}x{w}", ">= 4", "c1=8", "c2=16", "kernel_att=7"):
-        assert part in message
-    ACmix(C1, C2)(torch.randn(1, C1, 4, 4))  # the smallest accepted map
+# Maps a detector produces that are smaller than the window: P5 of a 96x160 rect batch is 3x5.
+TINY = [(1, 1, 1), (2, 1, 5), (1, 3, 6), (2, 2, 2), (1, 3, 3), (2, 5, 1), (1, 4, 4), (1, 2, 9)]
 
 
-def test_small_map_error_dilated():
-    with pytest.raises(ValueError, match=">= 7"):
-        ACmix(C1, C2, dilation=2)(torch.randn(1, C1, 6, 20))
+def test_reflect_indices_match_torch_where_defined_and_numpy_everywhere():
+    np = pytest.importorskip("numpy")
+    from yoloattn.attention.acmix import _reflect_indices
+
+    for n in range(1, 9):
+        for pad in range(0, 8):
+            got = _reflect_indices(n, pad, torch.device("cpu")).tolist()
+            assert got == np.pad(np.arange(n), pad, mode="reflect").tolist(), (n, pad)
+            if pad < n:
+                torch_pad = F.pad(torch.arange(n, dtype=torch.float32).view(1, 1, n), (pad, pad), mode="reflect")
+                assert got == torch_pad.view(-1).long().tolist(), (n, pad)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("train", [True, False])
+@pytest.mark.parametrize("shape", TINY)
+def test_tiny_maps_match_reference_with_gradients(shape, train, stride):
+    """Below the window size the module follows the reference's repeated reflection, values and gradients."""
+    b, h, w = shape
+    module = make(stride=stride).double().train(train)
+    ref = reference_from(module)
+    x = torch.randn(b, C1, h, w, dtype=torch.float64, requires_grad=True)
+    x_ref = x.detach().clone().requires_grad_(True)
+    y, y_ref = module(x), ref(x_ref)
+    assert y.shape == (b, C2, -(-h // stride), -(-w // stride))
+    assert rel_err(y, y_ref) <= 1e-12
+    grad = torch.randn_like(y)
+    y.backward(grad)
+    y_ref.backward(grad)
+    assert rel_err(x.grad, x_ref.grad) <= 1e-12
+    assert rel_err(module.conv2.weight.grad, ref.conv2.weight.grad) <= 1e-12
+
+
+def test_tiny_maps_fp32_and_dilated():
+    for kwargs, (h, w) in [({}, (3, 6)), ({"dilation": 2}, (6, 20)), ({"kernel_att": 5}, (1, 2))]:
+        module = make(**kwargs)
+        x = torch.randn(2, C1, h, w)
+        with torch.no_grad():
+            assert rel_err(module(x), reference_from(module)(x)) <= 1e-5, kwargs
 
 
 @pytest.mark.parametrize(

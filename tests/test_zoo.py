@@ -64,6 +64,26 @@ def test_zoo_model_builds_and_runs(name):
         assert [f.shape[-2:] for f in feats] == [(h // s, w // s) for s in (8, 16, 32)]
 
 
+# Inputs whose P5 maps are 1x1, 1x3, 3x5 (96x160: Ultralytics' rect validation of 2:1 images at
+# imgsz=160) and 2x1: every placement must run wherever a detector can put it (reliability kind 1).
+TINY_INPUTS = [(32, 32), (32, 96), (96, 160), (64, 32)]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_zoo_model_runs_on_maps_down_to_1x1(name):
+    net = YOLO(zoo.path(scaled(name))).model
+    for h, w in TINY_INPUTS:
+        net.eval()
+        with torch.no_grad():
+            y = net(torch.rand(2, 3, h, w))[0]
+        assert torch.isfinite(y).all(), (h, w)
+        net.train()
+        out = net(torch.rand(2, 3, h, w))
+        feats = out["feats"] if isinstance(out, dict) else out
+        sum(f.float().sum() for f in feats).backward()
+        assert [tuple(f.shape[-2:]) for f in feats] == [(-(-h // s), -(-w // s)) for s in (8, 16, 32)], (h, w)
+
+
 def test_scale_letter_selects_scale():
     n = YOLO(zoo.path("yolo11n-mlla-psa.yaml")).model
     s = YOLO(zoo.path("yolo11s-mlla-psa.yaml")).model

@@ -10,13 +10,31 @@ Changes to the official code, none of which alter its results where it runs:
 - h_out, w_out = ceil(H / stride), which is what Unfold and the [::stride] subsampling produce
   (the official floor division crashes on odd sizes with stride 2 and agrees on even sizes);
 - dep_conv padding is kernel_conv // 2 (hard-coded 1 in the official code, the same for 3) and the
-  Unfold receives the dilation (the official one ignores it and crashes for dilation > 1).
+  Unfold receives the dilation (the official one ignores it and crashes for dilation > 1);
+- nn.ReflectionPad2d is replaced by indexing with numpy.pad(mode="reflect") indices: identical where
+  ReflectionPad2d is defined (pad < H, W), and numpy's repeated reflection on smaller maps, which
+  ReflectionPad2d refuses.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn as nn
+
+
+class NumpyReflectionPad2d(nn.Module):
+    """Reflection padding of the last two axes by index lookup with numpy.pad's reflect convention."""
+
+    def __init__(self, pad: int):
+        super().__init__()
+        self.pad = pad
+
+    def forward(self, x):
+        h, w = x.shape[-2:]
+        rows = torch.from_numpy(np.pad(np.arange(h), self.pad, mode="reflect")).to(x.device)
+        cols = torch.from_numpy(np.pad(np.arange(w), self.pad, mode="reflect")).to(x.device)
+        return x[..., rows, :][..., cols]
 
 
 def official_position(h: int, w: int, like: torch.Tensor) -> torch.Tensor:
@@ -54,7 +72,7 @@ class ACmixRef(nn.Module):
         self.conv_p = nn.Conv2d(2, self.head_dim, kernel_size=1)
 
         self.padding_att = (dilation * (kernel_att - 1) + 1) // 2
-        self.pad_att = nn.ReflectionPad2d(self.padding_att)
+        self.pad_att = NumpyReflectionPad2d(self.padding_att)
         self.unfold = nn.Unfold(kernel_size=kernel_att, dilation=dilation, padding=0, stride=stride)
         self.softmax = nn.Softmax(dim=1)
 

@@ -33,7 +33,11 @@ Extensions over the official code (identical where the official code runs):
 - any odd kernel_conv (dep_conv padding kc // 2) and any dilation >= 1 (dilated attention window);
 - the coordinate grid follows x's device and dtype, and its size is read from x at run time, so
   `.half()`, float64 and ONNX export with dynamic H and W work.
-Reflection padding needs H, W > p (H, W >= 4 for ka=7): smaller maps raise a ValueError.
+- maps smaller than the window (H or W <= p, e.g. under 4x4 for ka=7, where the official
+  ReflectionPad2d raises) are reflected repeatedly, the convention of ``numpy.pad(mode="reflect")``:
+  the map extends periodically with period 2(n - 1) by mirroring, and a 1-pixel side is constant.
+  Every window keeps its K offsets, so any map a detector produces (down to 1x1) works. In an ONNX
+  export such maps are not supported (the graph uses the ONNX reflect Pad, which needs p < H, W).
 """
 
 from __future__ import annotations
@@ -54,6 +58,29 @@ def _coordinate_grid(h: int, w: int, like: torch.Tensor) -> torch.Tensor:
     ys = torch.linspace(-1.0, 1.0, h, device=like.device, dtype=dtype)
     grid = torch.stack([xs.expand(h, w), ys.unsqueeze(1).expand(h, w)])
     return grid.unsqueeze(0).to(like.dtype)
+
+
+def _reflect_indices(n: int, pad: int, device: torch.device) -> torch.Tensor:
+    """Source index of each of the n + 2 * pad positions of a reflect-padded axis of length n.
+
+    Mirroring without repeating the edge is periodic with period 2 (n - 1); torch's reflect padding
+    is this map for pad < n, and it stays defined for any pad (n = 1: every position reads index 0).
+    """
+    positions = torch.arange(-pad, n + pad, device=device)
+    if n == 1:
+        return torch.zeros_like(positions)
+    period = 2 * (n - 1)
+    folded = positions.remainder(period)
+    return torch.minimum(folded, period - folded)
+
+
+def _reflect_pad(x: torch.Tensor, pad: int) -> torch.Tensor:
+    """Reflection-pad the last two axes of x (.., H, W) by `pad`, for any H, W >= 1 (see the module notes)."""
+    h, w = x.shape[-2:]
+    if torch.jit.is_tracing() or (h > pad and w > pad):
+        return F.pad(x, (pad, pad, pad, pad), mode="reflect")
+    x = x.index_select(-2, _reflect_indices(h, pad, x.device))
+    return x.index_select(-1, _reflect_indices(w, pad, x.device))
 
 
 def _window(padded: torch.Tensor, dy: int, dx: int, pad: int, stride: int) -> torch.Tensor:
@@ -213,15 +240,6 @@ class ACmix(nn.Module):
             self.dep_conv.weight.copy_(kernel.view(1, kc * kc, kc, kc).expand_as(self.dep_conv.weight))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        # While tracing, h and w are traced tensors and a Python comparison would bake them in.
-        if not torch.jit.is_tracing() and (h <= self.padding_att or w <= self.padding_att):
-            raise ValueError(
-                f"ACmix(c1={self.in_planes}, c2={self.out_planes}, kernel_att={self.kernel_att}, "
-                f"dilation={self.dilation}) needs H and W >= {self.padding_att + 1} (reflection padding "
-                f"{self.padding_att} must be smaller than the map), got {h}x{w}; use a smaller kernel_att "
-                f"or place ACmix on a larger feature map."
-            )
         q, k, v = self.conv1(x), self.conv2(x), self.conv3(x)
         return self.rate1 * self._attention(q, k, v) + self.rate2 * self._convolution(q, k, v)
 
@@ -231,8 +249,8 @@ class ACmix(nn.Module):
         pe = self.conv_p(_coordinate_grid(h, w, q))  # (1, d, H, W)
         q = q.reshape(-1, self.head_dim, h, w)[..., ::s, ::s] * self.scale
         # Reflection is linear, so padding k - pe once gives both k(u + o) and pe(u + o) of every window.
-        keys = F.pad(k.reshape(-1, self.head_dim, h, w) - pe, (pad, pad, pad, pad), mode="reflect")
-        values = F.pad(v.reshape(-1, self.head_dim, h, w), (pad, pad, pad, pad), mode="reflect")
+        keys = _reflect_pad(k.reshape(-1, self.head_dim, h, w) - pe, pad)
+        values = _reflect_pad(v.reshape(-1, self.head_dim, h, w), pad)
         if torch.jit.is_tracing():
             out = _window_attention_traceable(q, keys, values, self.offsets, pad, s)
         else:
