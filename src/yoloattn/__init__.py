@@ -20,3 +20,5 @@ else:
     from .integration import REGISTRY, DetectionTrainer, UnknownModuleError, install, ray_runtime_env
 
     install()
+
+from . import data, zoo  # noqa: E402  (public surface: yoloattn.zoo.path(...), yoloattn.data.generate(...))

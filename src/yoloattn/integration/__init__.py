@@ -7,6 +7,7 @@ import sys
 import torch
 
 from .catalog import register_all
+from .names import install as _install_names
 from .parse import install as _install_parser
 from .registry import REGISTRY, UnknownModuleError
 from .trainer import DetectionTrainer, ray_runtime_env
@@ -15,12 +16,16 @@ _installed = False
 
 
 def install() -> None:
-    """Register every yoloattn name with Ultralytics. Idempotent; runs on ``import yoloattn``."""
+    """Register every yoloattn name with Ultralytics and let stock ``YOLO()`` find bundled zoo names.
+
+    Idempotent; runs on ``import yoloattn``.
+    """
     global _installed
     if _installed:
         return
     register_all()
     _install_parser()
+    _install_names()
     # Ultralytics' restricted (weights_only) checkpoint loading accepts only allow-listed classes.
     torch.serialization.add_safe_globals(_our_module_classes())
     _installed = True

@@ -1,0 +1,65 @@
+"""Bundled zoo names resolve in stock ``YOLO(...)``: ``YOLO("yolo11n-mlla-psa.yaml")`` after ``import yoloattn``.
+
+Ultralytics turns a model YAML name into a file in ``yaml_model_load`` (``ultralytics.nn.tasks``),
+which calls ``check_yaml`` twice: with the name as given, then with the scale letter removed
+(``yolo11n-mlla-psa.yaml`` -> ``yolo11-mlla-psa.yaml``), and ``check_file`` searches only the
+working directory and the Ultralytics package. Every model build goes through that function: the
+``YOLO()`` constructor, the trainer's rebuild (also in DDP workers, which import yoloattn through
+its trainer class) and ``DetectionModel("name.yaml")``.
+
+``install`` rebinds ``check_yaml`` in the ``ultralytics.nn.tasks`` namespace only (the global that
+``yaml_model_load`` reads) to a wrapper that asks Ultralytics first and falls back to the bundled
+file of the same name when Ultralytics finds nothing. A file that exists where the user named it,
+or one of Ultralytics' own names, therefore always wins; only names Ultralytics cannot resolve
+reach the zoo. The scale letter keeps working because Ultralytics reads it from the name it was
+given, not from the resolved path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ultralytics.nn import tasks
+
+_WRAPPED_MARK = "_yoloattn_original"
+
+
+def bundled_file(file) -> str | None:
+    """The bundled zoo YAML for a bare file name such as ``yolo11-mlla-psa.yaml``, or None.
+
+    Only bare names (no folder) ending in .yaml/.yml are looked up; the returned path exists.
+    """
+    from .. import zoo
+
+    name = Path(str(file))
+    if len(name.parts) != 1 or name.suffix not in (".yaml", ".yml"):
+        return None
+    candidate = zoo.YAML_DIR / name.name
+    return str(candidate) if candidate.is_file() else None
+
+
+def install() -> None:
+    """Wrap ``ultralytics.nn.tasks.check_yaml`` (idempotent)."""
+    if hasattr(tasks.check_yaml, _WRAPPED_MARK):
+        return
+    original = tasks.check_yaml
+
+    def check_yaml(file, *args, **kwargs):
+        try:
+            found = original(file, *args, **kwargs)
+        except FileNotFoundError:
+            found = bundled_file(file)
+            if found is None:
+                raise
+            return found
+        return found or bundled_file(file) or found
+
+    check_yaml.__doc__ = original.__doc__
+    setattr(check_yaml, _WRAPPED_MARK, original)
+    tasks.check_yaml = check_yaml
+
+
+def uninstall() -> None:
+    original = getattr(tasks.check_yaml, _WRAPPED_MARK, None)
+    if original is not None:
+        tasks.check_yaml = original
