@@ -10,7 +10,13 @@ export YOLO_AUTOINSTALL := False
 export YOLO_CONFIG_DIR := $(CURDIR)/.yolo-config
 export MPLBACKEND := Agg
 
-.PHONY: install test demo bench clean
+# The oldest supported Ultralytics (yoloattn/compat.py), installed beside the venv without its
+# dependencies (they are the venv's): `make test` runs the bridge, zoo-build and reload tests on it too.
+ULTRALYTICS_OLDEST := $(shell sed -n 's/^ULTRALYTICS_OLDEST = "\([0-9.]*\)".*/\1/p' src/yoloattn/compat.py)
+OLDEST := .compat/ultralytics-$(ULTRALYTICS_OLDEST)
+OLDEST_TESTS := tests/test_compat.py tests/test_bridge.py tests/test_zoo.py tests/test_docs.py
+
+.PHONY: install test test-oldest demo bench clean
 
 install: $(STAMP)
 
@@ -20,8 +26,19 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[test]"
 	touch $@
 
-test: $(STAMP)
+$(OLDEST)/.installed: src/yoloattn/compat.py | $(STAMP)
+	rm -rf $(OLDEST)
+	$(PY) -m pip install --quiet --no-deps --target $(OLDEST) "ultralytics==$(ULTRALYTICS_OLDEST)"
+	rm -rf $(OLDEST)/tests $(OLDEST)/bin  # the wheel's own tests package would shadow ours on PYTHONPATH
+	touch $@
+
+test: $(STAMP) $(OLDEST)/.installed
 	$(PY) -m pytest -q
+	$(MAKE) --no-print-directory test-oldest
+
+test-oldest: $(STAMP) $(OLDEST)/.installed
+	PYTHONPATH=$(CURDIR)/$(OLDEST) YOLO_CONFIG_DIR=$(CURDIR)/.yolo-config-oldest \
+	YOLOATTN_EXPECT_ULTRALYTICS=$(ULTRALYTICS_OLDEST) $(PY) -m pytest -q $(OLDEST_TESTS) -k "not python_block"
 
 demo: $(STAMP)
 	$(VENV)/bin/yoloattn demo
@@ -30,4 +47,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/modules.py
 
 clean:
-	rm -rf $(VENV) .yolo-config .pytest_cache build src/*.egg-info
+	rm -rf $(VENV) .compat .yolo-config .yolo-config-oldest .pytest_cache build src/*.egg-info

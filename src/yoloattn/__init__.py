@@ -13,10 +13,21 @@ if launched_as_cli():  # Ultralytics reads its network switches at import: set t
     setup_offline()
 
 try:
-    import ultralytics  # noqa: F401
+    import ultralytics
 except ImportError:  # the attention modules work without Ultralytics
     pass
 else:
+    from .compat import UnsupportedUltralyticsError, check_ultralytics
+
+    try:
+        check_ultralytics(ultralytics.__version__)
+    except UnsupportedUltralyticsError as err:
+        if launched_as_cli():  # the `yoloattn` command prints one line, not an import traceback
+            import sys
+
+            print(f"yoloattn: error: {err}", file=sys.stderr)
+            raise SystemExit(2) from None
+        raise
     from .integration import REGISTRY, DetectionTrainer, UnknownModuleError, install, ray_runtime_env
 
     install()

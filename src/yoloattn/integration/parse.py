@@ -28,6 +28,9 @@ from ultralytics.nn.modules.block import C3k
 from .registry import REGISTRY, Entry, UnknownModuleError, unknown_name_message
 
 _PLACEHOLDER = {"layer": "Conv", "csp": "C2f", "c3k2": "C3k2"}
+# Placeholder arguments after c2: 8.3's parser writes ``args[3] = True`` (c3k) at scales m/l/x, which
+# needs the c3k slot to exist; 8.4 assigns a slice and accepts either.
+_PLACEHOLDER_EXTRA = {"layer": [], "csp": [], "c3k2": [False]}
 _TAKES_N = {"layer": False, "csp": True, "c3k2": True}  # contracts whose 3rd argument is the repeat count
 _WRAPPED_MARK = "_yoloattn_original"
 
@@ -67,7 +70,8 @@ def _parse_with_swaps(original, d, ch, verbose):
             if not args:
                 raise ValueError(f"YAML row {i} ({name}) needs at least the output channels, e.g. [-1, 1, {name}, [256]]")
             swaps[i] = (REGISTRY[name], list(args))
-            row[2], row[3] = _PLACEHOLDER[REGISTRY[name].contract], [args[0]]
+            contract = REGISTRY[name].contract
+            row[2], row[3] = _PLACEHOLDER[contract], [args[0], *_PLACEHOLDER_EXTRA[contract]]
 
     with _captured_log(verbose) as records:
         model, save = original(d, ch, verbose)
