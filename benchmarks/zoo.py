@@ -3,7 +3,7 @@
     python benchmarks/zoo.py                 # every bundled file, 640x640, batch 1, CPU, eval, fused
     python benchmarks/zoo.py --only yolo11   # a subset (substring match on the file name)
 
-Columns: params, true GFLOPs (torch.utils.flop_counter, attention included), PyTorch and
+Columns: params, GFLOPs (yoloattn.flops: convs, matmuls, fused and ACmix window attention), PyTorch and
 ONNX Runtime latency (median of `--iters` runs) and their ratios to the baseline. The latency budget
 for the default placements is 1.25x the baseline; yolov9c-mmqa is the tutorial-faithful file and is
 exempt, its true cost is shown instead.

@@ -1,11 +1,11 @@
 """Cost of a YOLO detection model: parameters, FLOPs per layer, latency, peak memory, hardware efficiency.
 
-FLOPs are counted by ``torch.utils.flop_counter.FlopCounterMode`` around each top-level layer of the
-model (``model.model[i]``), so the attention math is included: matmuls, batched matmuls,
-``scaled_dot_product_attention`` and convolutions, each counted as 2 FLOPs per multiply-add (the
-convention of Ultralytics' thop-based GFLOPs). Element-wise ops (softmax, activations, norms,
-additions) are not counted. Per-layer inputs follow the model's own routing (``m.f``), as in
-``BaseModel._predict_once``.
+FLOPs are counted by ``yoloattn.flops.FlopCounter`` around each top-level layer of the model
+(``model.model[i]``): ``torch.utils.flop_counter.FlopCounterMode`` for convolutions and matmuls, plus
+formulas for the fused ``scaled_dot_product_attention`` kernels (which FlopCounterMode counts as 0 on
+the CPU) and for ACmix's window attention, each counted as 2 FLOPs per multiply-add (the convention of
+Ultralytics' thop-based GFLOPs). Element-wise ops (softmax, activations, norms, additions) are not
+counted. Per-layer inputs follow the model's own routing (``m.f``), as in ``BaseModel._predict_once``.
 
 Latency is the wall time of one forward pass of a *fused* model in eval mode on an input of shape
 (batch, 3, imgsz, imgsz) with no pre/post-processing and no NMS, measured ``iters`` times after
@@ -39,7 +39,8 @@ from typing import Callable
 import torch
 import torch.nn as nn
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils.flop_counter import FlopCounterMode
+
+from .flops import FlopCounter
 
 BACKENDS = ("torch", "onnxruntime")
 
@@ -96,7 +97,9 @@ def layer_costs(model: nn.Module, imgsz: int | tuple[int, int] = 640, batch: int
     """Parameters, FLOPs and output shape of every top-level layer of an Ultralytics model.
 
     ``model`` is a ``DetectionModel`` (anything with ``.model`` layers carrying ``.f``/``.i``);
-    it is run in its current mode on zeros of shape (batch, 3, H, W).
+    it is run in its current mode on zeros of shape (batch, 3, H, W), H, W = ``imgsz``. Each
+    ``LayerCost.flops`` is an int for the whole batch, counted by ``yoloattn.flops.FlopCounter``
+    (``yoloattn.flops.DESCRIPTION``). Errors of the forward (e.g. a map too small for a module) propagate.
     """
     h, w = (imgsz, imgsz) if isinstance(imgsz, int) else imgsz
     p = next(model.parameters())
@@ -105,11 +108,11 @@ def layer_costs(model: nn.Module, imgsz: int | tuple[int, int] = 640, batch: int
     for layer in model.model:
         if layer.f != -1:
             x = outputs[layer.f] if isinstance(layer.f, int) else [x if j == -1 else outputs[j] for j in layer.f]
-        with FlopCounterMode(display=False) as counter:
+        with FlopCounter() as counter:
             x = layer(x)
         outputs.append(x)
         costs.append(LayerCost(layer.i, layer.f, getattr(layer, "n", 1), _module_name(layer),
-                               count_params(layer), int(counter.get_total_flops()), _main_shape(x)))
+                               count_params(layer), counter.total, _main_shape(x)))
     return costs
 
 
@@ -119,7 +122,10 @@ def _module_name(layer: nn.Module) -> str:
 
 
 def count_gflops(model: nn.Module, imgsz: int | tuple[int, int] = 640) -> float:
-    """GFLOPs of one (3, imgsz, imgsz) image through every layer (see the module docstring)."""
+    """GFLOPs (1e9 FLOPs, 2 per multiply-add) of one (3, H, W) image through every layer, H, W = ``imgsz``.
+
+    The sum of ``layer_costs(model, imgsz, batch=1)``; see ``yoloattn.flops`` for what is counted.
+    """
     return sum(c.flops for c in layer_costs(model, imgsz, batch=1)) / 1e9
 
 

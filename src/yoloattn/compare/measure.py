@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .settings import digest, versions
+from .settings import cost_code_hash, digest, versions
 from .worker import write_json_atomic
 
 WARMUP, ITERS = 3, 30
@@ -32,7 +32,7 @@ class ModelSpec:
 def measure_all(specs: list[ModelSpec], imgsz: int, nc: int, threads: int, out_dir: Path) -> dict[str, dict]:
     """{label: {"params", "gflops", "latency_ms", "latency_ort_ms", ...}}; uncached models are timed together."""
     keys = {spec.label: digest({"yaml": spec.yaml_path.read_text(), "imgsz": imgsz, "nc": nc, "threads": threads,
-                                "versions": versions()})[:10] for spec in specs}
+                                "versions": versions(), "cost code": cost_code_hash()})[:10] for spec in specs}
     caches = {spec.label: out_dir / f"{spec.label}-{keys[spec.label]}.json" for spec in specs}
     costs = {label: json.loads(path.read_text()) for label, path in caches.items() if path.is_file()}
     todo = [spec for spec in specs if spec.label not in costs]

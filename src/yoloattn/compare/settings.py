@@ -113,8 +113,20 @@ def versions() -> dict[str, str]:
 
 
 def model_code_hash() -> str:
+    """Hash of the code that builds and trains the models (attention/, blocks/, integration/)."""
     package = Path(__file__).resolve().parents[1]
-    files = sorted(p for sub in ("attention", "blocks", "integration") for p in (package / sub).rglob("*.py"))
+    return _code_hash([p for sub in ("attention", "blocks", "integration") for p in (package / sub).rglob("*.py")])
+
+
+def cost_code_hash() -> str:
+    """Hash of the code that counts and times a model (bench.py, flops.py): keys cached costs, not runs."""
+    package = Path(__file__).resolve().parents[1]
+    return _code_hash([package / "bench.py", package / "flops.py"])
+
+
+def _code_hash(paths: list[Path]) -> str:
+    package = Path(__file__).resolve().parents[1]
+    files = sorted(paths)
     h = hashlib.sha256()
     for p in files:
         h.update(str(p.relative_to(package)).encode() + b"\0" + p.read_bytes())
