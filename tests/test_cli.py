@@ -132,7 +132,7 @@ def test_info_table_sums_to_the_model_and_agrees_with_thop_on_a_conv_model(capsy
 
 
 def test_layer_flops_include_attention_matmuls():
-    class Attention(nn.Module):  # what thop cannot see: matmuls written as torch ops
+    class Attention(nn.Module):  # matmuls written as torch ops, outside any nn.Linear / nn.Conv2d layer
         def forward(self, x):
             b, c, h, w = x.shape
             t = x.flatten(2)

@@ -263,8 +263,11 @@ def _rewrite_first_label(line: str):
         (_rewrite_first_label("0 0.5 0.5 0.2\n"), r"000000\.txt:1: 4 columns; expected 5"),
         (_rewrite_first_label("0 0.5 0.5 0.2 0.2\n7 0.5 0.5 0.2 0.2\n"), r"000000\.txt:2: class id 7 out of range"),
         (_rewrite_first_label("1 0.5 1.4 0.2 0.2\n"), r"000000\.txt:1: coordinates .* outside \[0, 1\]"),
+        (_rewrite_first_label("0 0.5 0.5 0.2 0.2\n0 0.1 0.1 0.3 0.1 0.3 0.3\n"),
+         r"^1 of 32 images would be skipped by Ultralytics \(val 1\): box and polygon rows mixed: 1; "
+         r"e\.g\. .*000000\.txt: mixes box rows \(5 columns, line 1\) with polygon rows \(line 2\)"),
     ],
-    ids=["missing-yaml", "missing-val", "image-folder", "empty-labels", "columns", "class-id", "coords"],
+    ids=["missing-yaml", "missing-val", "image-folder", "empty-labels", "columns", "class-id", "coords", "mixed"],
 )
 def test_check_yolo_dataset_names_the_problem(tiny, tmp_path, breaker, message):
     root = tmp_path / "copy"

@@ -30,9 +30,10 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
     from .compare.runner import CompareError
     from .data import DatasetError
     from .integration import UnknownModuleError
+    from .integration.wiring import WiringError
     from .zoo import VariantError
 
-    return CLIError, ModelNameError, CompareError, DatasetError, UnknownModuleError, VariantError
+    return CLIError, ModelNameError, CompareError, DatasetError, UnknownModuleError, VariantError, WiringError
 
 
 # --------------------------------------------------------------------------------------------- helpers
@@ -73,11 +74,18 @@ def _ultralytics_args(items: list[str]) -> dict:
     return args
 
 
-def _resolve_data(value: str) -> str:
-    """``embedded`` / ``embedded:PRESET`` -> the generated data.yaml; a path -> checked data.yaml."""
+def _resolve_data(value: str, command: str = "train", allow_skipped: bool = False,
+                  splits: tuple[str, ...] | None = None, single_cls: bool = False) -> str:
+    """``embedded`` / ``embedded:PRESET`` -> the generated dataset; a path -> that data.yaml. Returns the path
+    of the resolved data.yaml (absolute paths only, in yoloattn's cache) to hand to Ultralytics.
+
+    Raises DatasetError for a broken dataset, and when Ultralytics would skip images of ``splits``
+    unless ``allow_skipped`` (then one warning line on stderr); images Ultralytics alters get a warning.
+    """
     from pathlib import Path
 
-    from .data import check_yolo_dataset, generate
+    from .data import generate
+    from .data.validate import check_yolo_dataset
 
     name, _, preset = str(value).partition(":")
     if name == "embedded":
@@ -86,9 +94,34 @@ def _resolve_data(value: str) -> str:
         except ValueError as err:
             raise CLIError(str(err)) from None
     else:
-        path = Path(str(value)).expanduser().resolve()
-    check_yolo_dataset(path)
-    return str(path)
+        path = Path(str(value)).expanduser()
+    report = check_yolo_dataset(path, allow_skipped=True, splits=splits, single_cls=single_cls)
+    verb = "train" if command == "train" else "validate"
+    if report.skipped and not allow_skipped:
+        raise CLIError(report.skipped_message(f"fix those files, or pass --allow-skipped to {verb} without them"))
+    if report.skipped:
+        print(f"{PROG} {command}: warning: going on without {len(report.skipped)} of {report.images} images that "
+              f"Ultralytics skips (--allow-skipped) {report.describe_skipped()}", file=sys.stderr)
+    if report.altered:
+        print(f"{PROG} {command}: warning: {report.altered_message()}", file=sys.stderr)
+    return str(report.resolved_yaml)
+
+
+def _checkpoint_data(model) -> str | None:
+    """The data.yaml a loaded .pt checkpoint was trained on (what Ultralytics falls back to), if recorded."""
+    data = (getattr(model, "overrides", None) or {}).get("data")
+    return str(data) if data else None
+
+
+_NOT_ULTRALYTICS = {"allow_skipped": "--allow-skipped", "allow-skipped": "--allow-skipped"}
+
+
+def _yoloattn_only(items: list[str]) -> None:
+    """Point at the yoloattn option when a yoloattn flag was written as an Ultralytics key=value."""
+    for item in items:
+        key = item.partition("=")[0].strip()
+        if key in _NOT_ULTRALYTICS:
+            raise CLIError(f"{key!r} is a yoloattn option, not an Ultralytics argument: write {_NOT_ULTRALYTICS[key]}")
 
 
 def _cpu_defaults(args: dict) -> dict:
@@ -158,8 +191,11 @@ def cmd_zoo(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from . import bench
+    from . import bench, flops
+    from .compare.models import resolve_model
+    from .integration.wiring import report_wiring
 
+    report_wiring(resolve_model(args.model))  # warnings with row numbers; one line if it cannot build
     model = _load_torch_model(args.model, args.nc).eval()
     costs = bench.layer_costs(model, args.imgsz)
     rows = [[str(c.index), str(c.source).replace(" ", ""), str(c.repeats), f"{c.params:,}", f"{c.flops / 1e9:.4f}",
@@ -167,12 +203,13 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(_table(["idx", "from", "n", "params", "GFLOPs", "module", "output"], rows))
     total_params, total_flops = bench.count_params(model), sum(c.flops for c in costs) / 1e9
     print(f"\n{len(costs)} layers, {total_params:,} parameters, {total_flops:.3f} GFLOPs at "
-          f"{args.imgsz}x{args.imgsz} (torch FlopCounterMode: matmuls, attention and convs, 2 FLOPs per MAC)")
+          f"{args.imgsz}x{args.imgsz} ({flops.DESCRIPTION})")
     try:
         from ultralytics.utils.torch_utils import get_flops
 
-        print(f"Ultralytics' thop count for comparison: {get_flops(model, args.imgsz):.3f} GFLOPs (thop sees "
-              "only nn.Module layers: it misses matmuls written as torch ops and adds norms and activations)")
+        print(f"Ultralytics' thop count for comparison: {get_flops(model, args.imgsz):.3f} GFLOPs (thop adds "
+              "norms and activations, misses ACmix's window attention, and before ultralytics-thop 2.2 also "
+              "functional matmuls and attention)")
     except Exception as err:  # thop is optional in Ultralytics; the cross-check is informational
         print(f"(thop cross-check unavailable: {err})")
     return 0
@@ -206,6 +243,26 @@ def cmd_variant(args: argparse.Namespace) -> int:
         notes.append(f"{out.name} has no scale letter, so only scale {scale!r} of {stem} is kept")
     elif scales and out_scale and scale and out_scale != scale:
         notes.append(f"the file name selects scale {out_scale!r} (the base was {scale!r})")
+    from .compare.models import model_file, resolve_model
+    from .integration.wiring import WIRING_ERROR_KINDS, check_wiring
+
+    # Checked before writing so a model that cannot build leaves no file behind. The base file is
+    # named as the source because its head-row comment (# Detect(P3, P4, P5)) and -p2/-p6 name say
+    # which levels the head must read; the rendered variant keeps neither.
+    # A layer that raises for another reason (layer-error) keeps its own traceback from the build below.
+    wiring_errors = WIRING_ERROR_KINDS
+    base_file = str(model_file(resolve_model(args.base)))
+    issues = check_wiring({**variant, "scale": out_scale or scale or None, "yaml_file": base_file})
+    if any(issue.kind in wiring_errors for issue in issues):
+        # Row numbers of the base are the ones the user can fix; the variant's differ after inserted rows.
+        base_issues = check_wiring({**base, "scale": scale or None, "yaml_file": base_file})
+        where, found = (args.base, base_issues) if any(i.kind in wiring_errors for i in base_issues) else \
+            (f"{out.name} (from {args.base})", issues)
+        first = next(issue for issue in found if issue.kind in wiring_errors)
+        more = f" (and {len(found) - 1} more wiring problem(s))" if len(found) > 1 else ""
+        raise CLIError(f"{where} would not build: {first}{more}")
+    for issue in issues:
+        print(f"warning: {issue}", file=sys.stderr)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(zoo.render(variant, f"{stem} + {module} ({where} placement), by `yoloattn variant`"))
     for note in notes:
@@ -247,11 +304,22 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from .compare.models import resolve_model
 
+    _yoloattn_only(args.overrides)
     overrides = _cpu_defaults(_ultralytics_args(args.overrides))
+    model = None
+    if "data" not in overrides and overrides.get("resume") and str(args.model).endswith(".pt"):
+        # Ultralytics resumes with the dataset recorded in the checkpoint; check that one
+        model = YOLO(resolve_model(args.model))
+        recorded = _checkpoint_data(model)
+        if not recorded or not os.path.isfile(recorded):
+            raise CLIError(f"{args.model} records no readable dataset ({recorded or 'none'}); "
+                           "resume with data=PATH/data.yaml")
+        overrides["data"] = recorded
     if "data" not in overrides:
         raise CLIError("train needs data=PATH/data.yaml (or data=embedded for the built-in dataset)")
-    overrides["data"] = _resolve_data(overrides["data"])
-    model = YOLO(resolve_model(args.model))
+    overrides["data"] = _resolve_data(overrides["data"], "train", args.allow_skipped, ("train", "val"),
+                                      bool(overrides.get("single_cls")))
+    model = model or YOLO(resolve_model(args.model))
     model.train(trainer=yoloattn.DetectionTrainer, **overrides)
     print(f"results and weights: {model.trainer.save_dir}")
     return 0
@@ -262,12 +330,17 @@ def cmd_val(args: argparse.Namespace) -> int:
 
     from .compare.models import resolve_model
 
+    _yoloattn_only(args.overrides)
     overrides = _cpu_defaults(_ultralytics_args(args.overrides))
-    if "data" in overrides:
-        overrides["data"] = _resolve_data(overrides["data"])
-    elif not args.model.endswith(".pt"):
+    if "data" not in overrides and not args.model.endswith(".pt"):
         raise CLIError("val of a model definition needs data=PATH/data.yaml (or data=embedded)")
-    metrics = YOLO(resolve_model(args.model)).val(**overrides)
+    model = YOLO(resolve_model(args.model))
+    data = overrides.get("data") or _checkpoint_data(model)
+    if "data" in overrides or (data and os.path.isfile(data)):
+        # a checkpoint's recorded dataset gets the same check as one given on the command line
+        overrides["data"] = _resolve_data(data, "val", args.allow_skipped, (str(overrides.get("split") or "val"),),
+                                          bool(overrides.get("single_cls", model.overrides.get("single_cls"))))
+    metrics = model.val(**overrides)
     print(f"mAP50 {metrics.box.map50:.4f}  mAP50-95 {metrics.box.map:.4f}  ({metrics.save_dir})")
     return 0
 
@@ -315,7 +388,7 @@ def _compare_settings(args: argparse.Namespace):
     preset = args.preset or embedded_preset or "demo"
     settings = DEMO if data == "embedded" and preset == "demo" else CompareSettings(data=data, preset=preset)
     chosen = {k: getattr(args, k) for k in ("base", "where", "epochs", "seeds", "imgsz", "jobs", "out", "device",
-                                           "latency_threads") if getattr(args, k, None) is not None}
+                                           "latency_threads", "allow_skipped") if getattr(args, k, None) is not None}
     if args.modules is not None:
         chosen["modules"] = args.modules
     if args.set:
@@ -472,6 +545,8 @@ def _add_compare_options(p: argparse.ArgumentParser, demo: bool = False) -> None
         p.add_argument("--latency-threads", type=int, help="threads for the batch-1 latency (default 1)")
         p.add_argument("--set", nargs="+", metavar="KEY=VALUE", help="change the training recipe, e.g. lr0=0.02")
         p.add_argument("--data-opt", nargs="+", metavar="KEY=VALUE", help="embedded dataset knobs, e.g. n_train=600")
+        p.add_argument("--allow-skipped", action="store_true", default=None,
+                       help="compare even when Ultralytics would skip images of --data (counts go in the report)")
     p.add_argument("--jobs", type=int, help="parallel runs (default: fits the CPU cores)")
     p.add_argument("--out", help="output folder (default runs/demo for the demo preset, else runs/compare)")
 
@@ -522,6 +597,9 @@ def build_parser() -> argparse.ArgumentParser:
         p = _subparser(sub, name, help_text, handler)
         p.add_argument("model")
         p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="Ultralytics arguments")
+        if name in ("train", "val"):
+            p.add_argument("--allow-skipped", action="store_true",
+                           help="go on when Ultralytics would skip images of the dataset (default: refuse, exit 2)")
 
     p = _subparser(sub, "data", "write the embedded digits-in-clutter dataset and print its data.yaml", cmd_data)
     p.add_argument("--preset", default="demo", choices=("tiny", "demo", "bench"))

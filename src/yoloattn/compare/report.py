@@ -14,6 +14,8 @@ import html
 import math
 from pathlib import Path
 
+from ..flops import DESCRIPTION
+
 RESULT_COLUMNS = ("model", "module", "where", "seed", "params", "gflops", "latency_ms", "latency_ort_ms",
                   "map50", "map50_95", "precision", "recall", "train_s", "threads", "epochs", "imgsz", "run_key",
                   "run_dir")
@@ -94,6 +96,19 @@ def _html_list(text: str) -> str:
     return "<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in text.splitlines()) + "</ul>"
 
 
+def _skipped_line(data_report) -> str:
+    """Images per split that Ultralytics skipped (a run with --allow-skipped trains and evaluates without them)."""
+    if data_report is None:
+        return "images skipped by Ultralytics: not checked"
+    counts = ", ".join(f"{split} {len(s.skipped)} of {s.images}" for split, s in data_report.splits.items())
+    line = f"images skipped by Ultralytics (corrupt image/label): {counts}"
+    if data_report.skipped:
+        line += f"; every file is listed in {data_report.listing}"
+    if data_report.altered:
+        line += f"; {len(data_report.altered)} more kept but altered (duplicate rows, zero-area boxes, JPEG repairs)"
+    return line
+
+
 def _sections(context: dict) -> list[tuple[str, str]]:
     """(title, plain text) pairs shared by the Markdown and HTML reports."""
     s = context["settings"]
@@ -101,6 +116,7 @@ def _sections(context: dict) -> list[tuple[str, str]]:
     recipe = ", ".join(f"{k}={v}" for k, v in {**s.train_args(0), "seed": seeds}.items())
     setup = [
         f"data: {context['data_yaml']} (evaluated on the '{context['eval_split']}' split)",
+        _skipped_line(context.get("data_report")),
         f"base: {s.base}; modules: {', '.join(s.modules)}; placement: {context['where']}",
         f"training (identical for every model): {recipe}",
         f"torch threads per training run: {', '.join(sorted({str(r['threads']) for r in context['rows']}))} "
@@ -114,7 +130,7 @@ def _sections(context: dict) -> list[tuple[str, str]]:
         "Δ is the difference of the means against the baseline. 'Δ > seed noise?' is Welch's t-test of the "
         "per-seed mAP50-95 values, significant at p < 0.05; it needs >= 2 seeds per model, and with few seeds "
         "a 'no' means the effect is not shown, not that there is none.",
-        "GFLOPs count matmuls, attention and convolutions (torch FlopCounterMode, 2 FLOPs per multiply-add).",
+        f"GFLOPs: {DESCRIPTION}.",
     ]
     return [("Setup", "\n".join(setup)), ("Notes", "\n".join(notes))]
 

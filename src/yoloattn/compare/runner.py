@@ -3,9 +3,11 @@
 Pipeline of :func:`run_compare`:
 
 1. data: the embedded dataset is generated (or reused from the cache) and evaluated on its test split;
-   a user data.yaml is checked with ``check_yolo_dataset`` and evaluated on ``test`` if it has one,
-   else on ``val``. ``OUT/data/run-data.yaml`` is the dataset with an absolute root and ``val:``
-   pointing at the evaluation split (see ``worker.py`` for why that is safe);
+   a user data.yaml is resolved to absolute paths (``data/resolve.py``, as for ``yoloattn train``),
+   its train and evaluation splits are checked with Ultralytics' own verifier (images it would skip
+   are refused unless ``--allow-skipped``), and it is evaluated on ``test`` if it has one, else on
+   ``val``. ``OUT/data/run-data.yaml`` is the resolved dataset with ``val:`` pointing at the
+   evaluation split (see ``worker.py`` for why that is safe);
 2. models: ``OUT/models/<base>.yaml`` (the stock file, verbatim) and one ``zoo.make_variant`` YAML per
    module, e.g. ``OUT/models/yolo11n-mlla-psa.yaml``;
 3. cost: params, GFLOPs and batch-1 latency of each model (``measure.py``), before any training, so a
@@ -39,6 +41,8 @@ from typing import Callable, TextIO
 
 import yaml
 
+from ..data.validate import DatasetError, DatasetReport
+from ..integration.wiring import report_wiring
 from ..offline import offline_env
 from . import plots, report, stats
 from .measure import ModelSpec, measure_all
@@ -63,6 +67,7 @@ class PreparedData:
     nc: int
     fingerprint: dict
     preset_imgsz: int | None
+    report: DatasetReport | None = None  # what Ultralytics skips / alters in the train and eval splits
 
 
 @dataclass(frozen=True)
@@ -114,21 +119,20 @@ def parse_modules(text: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(canonical[i.lower()] for i in items))
 
 
-def _dataset_root(d: dict, yaml_path: Path) -> Path:
-    """The dataset root as check_yolo_dataset accepts it (relative roots: working dir, then the YAML's dir)."""
-    if not d.get("path"):
-        return yaml_path.parent.resolve()
-    root = Path(str(d["path"])).expanduser()
-    if root.is_absolute():
-        return root
-    for candidate in (Path.cwd() / root, yaml_path.parent / root):
-        if candidate.is_dir():
-            return candidate.resolve()
-    return (yaml_path.parent / root).resolve()
-
-
 def prepare_data(settings: CompareSettings, out: Path) -> PreparedData:
-    from ..data import check_yolo_dataset, generate, resolve_config
+    """Generate or resolve the dataset, check it with Ultralytics' verifier, write ``OUT/data/run-data.yaml``.
+
+    A user data.yaml goes through ``resolve_dataset`` (the same resolution as ``yoloattn train``/``val``):
+    its resolved copy, rewritten image lists and any ``dataset-issues.txt`` go into ``OUT/data``. The
+    train split and the evaluation split are verified.
+
+    Raises:
+        CompareError: bad embedded preset options.
+        DatasetError: a broken dataset, or images Ultralytics would skip unless ``settings.allow_skipped``.
+    """
+    from ..data import generate, resolve_config
+    from ..data.resolve import resolve_dataset
+    from ..data.validate import inspect_dataset
 
     if settings.data == "embedded":
         try:
@@ -138,20 +142,19 @@ def prepare_data(settings: CompareSettings, out: Path) -> PreparedData:
         data_yaml = generate(settings.preset, seed=settings.data_seed, **settings.data_overrides)
         preset_imgsz = config.imgsz[1]
     else:
-        data_yaml, preset_imgsz = Path(settings.data).expanduser().resolve(), None
-    check_yolo_dataset(data_yaml)
-    d = yaml.safe_load(data_yaml.read_text())
-    eval_split = "test" if d.get("test") else "val"
-    root = _dataset_root(d, data_yaml)
-    run_data = {k: v for k, v in d.items() if k != "download"}  # never let Ultralytics fetch anything
-    run_data.update(path=str(root), val=d[eval_split])
-    (out / "data").mkdir(parents=True, exist_ok=True)
+        data_yaml, preset_imgsz = Path(settings.data).expanduser().absolute(), None
+    resolved = resolve_dataset(data_yaml, out / "data")
+    eval_split = "test" if resolved.data.get("test") else "val"
+    data_report = inspect_dataset(resolved, ("train", eval_split))
+    if data_report.skipped and not settings.allow_skipped:
+        raise DatasetError(data_report.skipped_message(
+            "fix those files, or pass --allow-skipped to compare without them (the report then gives the counts)"))
+    run_data = {**resolved.data, "val": resolved.data[eval_split]}
     run_yaml = out / "data" / "run-data.yaml"
     header = f"# {data_yaml} with val -> its '{eval_split}' split (written by yoloattn compare)\n"
-    run_yaml.write_text(header + yaml.safe_dump(run_data, sort_keys=False))
-    names = d.get("names")
-    nc = len(names) if names else int(d["nc"])
-    return PreparedData(data_yaml, run_yaml, eval_split, nc, dataset_fingerprint(data_yaml, root), preset_imgsz)
+    run_yaml.write_text(header + yaml.safe_dump(run_data, sort_keys=False, allow_unicode=True))
+    return PreparedData(resolved.source, run_yaml, eval_split, resolved.nc,
+                        dataset_fingerprint(resolved.source, resolved.root), preset_imgsz, data_report)
 
 
 def plan_models(settings: CompareSettings, out: Path) -> tuple[list[ModelSpec], str]:
@@ -383,6 +386,8 @@ def run_compare(settings: CompareSettings, command: str = "", stream: TextIO | N
     settings = dataclasses.replace(settings, modules=parse_modules(settings.modules))
     data = prepare_data(settings, out)
     models, where = plan_models(settings, out)
+    for spec in models:  # a user's base YAML may be mis-wired; say so (rows named) before hours of training
+        report_wiring(spec.yaml_path, stream=stream, label=spec.label)
     settings = settings.resolved(preset_imgsz=data.preset_imgsz)
     runs = plan_runs(settings, models, data, out)
     todo = [r for r in runs if not r.finished()]
@@ -392,6 +397,9 @@ def run_compare(settings: CompareSettings, command: str = "", stream: TextIO | N
 
     say(f"data: {data.data_yaml} (evaluating on '{data.eval_split}'); models: "
         f"{', '.join(m.label for m in models)}; output: {out}")
+    if data.report and data.report.skipped:
+        say(f"data: going on without {len(data.report.skipped)} images that Ultralytics skips (--allow-skipped) "
+            f"{data.report.describe_skipped()}")
     plan = f", {settings.jobs} in parallel with {threads} thread(s) each" if todo else ""
     say(f"runs: {len(runs)} ({len(runs) - len(todo)} already finished, {len(todo)} to train){plan}")
     costs = _measure_models(models, settings, data, out, say)
@@ -410,7 +418,7 @@ def run_compare(settings: CompareSettings, command: str = "", stream: TextIO | N
     context = {
         "title": f"{baseline} + attention modules on {_data_label(settings, data)}",
         "settings": settings, "summary": outcome.summary, "rows": rows, "data_yaml": data.data_yaml,
-        "eval_split": data.eval_split, "where": where,
+        "eval_split": data.eval_split, "where": where, "data_report": data.report,
         "matmul_peak": costs[baseline]["matmul_peak_gflops_s"], "versions": versions(), "machine": _machine(),
         "command": command or "yoloattn compare ...",
     }

@@ -41,6 +41,7 @@ class CompareSettings:
     jobs: int | None = None  # None: see default_jobs
     latency_threads: int = 1  # torch / ONNX Runtime threads for the batch-1 latency
     out: str = "runs/compare"
+    allow_skipped: bool = False  # go on when Ultralytics would skip images of a user dataset (not in run keys)
 
     def resolved(self, preset_imgsz: int | None = None) -> CompareSettings:
         """With ``imgsz`` filled: the embedded preset's largest image side, else 640."""
