@@ -62,3 +62,21 @@ def test_unsupported_release_cli_prints_one_line(old_ultralytics, tmp_path):
     assert out.returncode == 2
     assert out.stderr.strip().count("\n") == 0, out.stderr
     assert "ultralytics 8.2.103 is installed" in out.stderr and "pip install" in out.stderr
+
+
+def test_attention_modules_import_without_ultralytics(tmp_path):
+    code = """
+import sys
+class NoUltralytics:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "ultralytics":
+            raise ImportError("ultralytics is not installed")
+sys.meta_path.insert(0, NoUltralytics())
+import torch
+import yoloattn
+from yoloattn.attention import ACmix, MLLABlock, MobileMQA, iRMB
+assert ACmix(8, 8)(torch.randn(1, 8, 2, 3)).shape == (1, 8, 2, 3)
+print("ok")
+"""
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-2000:]

@@ -32,4 +32,4 @@ else:
 
     install()
 
-from . import data, zoo  # noqa: E402  (public surface: yoloattn.zoo.path(...), yoloattn.data.generate(...))
+    from . import data, zoo  # the public surface the README uses: yoloattn.zoo.path(...), yoloattn.data.generate(...)
