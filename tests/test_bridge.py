@@ -20,6 +20,8 @@ from ultralytics import YOLO
 from ultralytics.nn import tasks
 from ultralytics.nn.tasks import DetectionModel
 
+pytestmark = pytest.mark.bridge  # `make test` also runs these against the oldest supported Ultralytics
+
 COMMUNITY_NAMES = [
     "C2f_iRMB", "C2f_ACmix", "C3k2_MLLA", "C2PSA_MLLA", "C3k2_MQA", "C2PSA_MQA", "iRMB", "ACmix", "MLLA",
     "MLLABlock", "MultiQueryAttentionLayerWithDownSampling", "MMQARepNCSPELAN4",

@@ -15,6 +15,7 @@ import ultralytics
 from yoloattn.compat import ULTRALYTICS_OLDEST, ULTRALYTICS_RANGE, check_ultralytics, is_supported
 
 ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.bridge
 
 
 def test_installed_release_is_supported_and_is_the_one_make_test_asked_for():

@@ -76,6 +76,7 @@ def test_documented_command_lines_parse():
             pytest.fail(f"{label}: `{line}` is rejected by the CLI (exit {exit_.code})")
 
 
+@pytest.mark.bridge
 def test_zoo_is_public_after_import_and_bare_names_resolve(tmp_path):
     code = """
 import yoloattn
@@ -100,6 +101,7 @@ print("ok")
     assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-3000:]
 
 
+@pytest.mark.bridge
 def test_local_file_and_stock_names_take_precedence_over_the_zoo(tmp_path):
     import yaml
 

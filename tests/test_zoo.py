@@ -11,6 +11,7 @@ import yoloattn  # noqa: F401  (registers the blocks)
 from yoloattn import zoo
 from yoloattn.zoo import VariantError, make_variant
 
+import ultralytics
 from ultralytics import YOLO
 from ultralytics.utils.torch_utils import get_flops
 
@@ -45,6 +46,7 @@ def test_path_resolves_scaled_names_and_rejects_unknown():
         zoo.path("yolo11-mla-psa.yaml")
 
 
+@pytest.mark.bridge
 @pytest.mark.parametrize("name", NAMES)
 def test_zoo_model_builds_and_runs(name):
     model = YOLO(zoo.path(scaled(name)))  # the build itself runs Ultralytics' 256x256 stride probe
@@ -69,6 +71,7 @@ def test_zoo_model_builds_and_runs(name):
 TINY_INPUTS = [(32, 32), (32, 96), (96, 160), (64, 32)]
 
 
+@pytest.mark.bridge
 @pytest.mark.parametrize("name", NAMES)
 def test_zoo_model_runs_on_maps_down_to_1x1(name):
     net = YOLO(zoo.path(scaled(name))).model
@@ -84,12 +87,15 @@ def test_zoo_model_runs_on_maps_down_to_1x1(name):
         assert [tuple(f.shape[-2:]) for f in feats] == [(-(-h // s), -(-w // s)) for s in (8, 16, 32)], (h, w)
 
 
+@pytest.mark.bridge
 def test_scale_letter_selects_scale():
     n = YOLO(zoo.path("yolo11n-mlla-psa.yaml")).model
     s = YOLO(zoo.path("yolo11s-mlla-psa.yaml")).model
     assert n.model[10].cv1.conv.in_channels == 256 and s.model[10].cv1.conv.in_channels == 512
 
 
+@pytest.mark.skipif(not ultralytics.__version__.startswith("8.4."),
+                    reason="Ultralytics 8.3's get_flops scales a small proxy input linearly, overcounting attention")
 @pytest.mark.parametrize("name", ["yolo11n-mlla-psa.yaml", "yolov8n-acmix-head.yaml", "yolov8n-irmb-c2f.yaml",
                                   "yolo11n-mqa-psa.yaml", "yolov9t-mqa-elan.yaml"])
 def test_ultralytics_gflops_agree_with_the_full_count(name):
@@ -101,6 +107,7 @@ def test_ultralytics_gflops_agree_with_the_full_count(name):
     assert get_flops(net, 640) == pytest.approx(bench.count_gflops(net, 640), rel=0.05)
 
 
+@pytest.mark.bridge
 @pytest.mark.parametrize("name", ["yolov8n-mqa-c2f.yaml", "yolo11n-acmix-c3k2.yaml", "yolo11n-irmb-psa.yaml",
                                   "yolov9t-mlla-elan.yaml"])
 def test_fuse_keeps_outputs(name):
