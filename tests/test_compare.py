@@ -88,7 +88,8 @@ def test_run_results_and_curves_come_from_ultralytics(compared):
         assert args["optimizer"] == "SGD" and args["lr0"] == 0.01 and args["batch"] == 8 and args["cls"] == 1.0
         assert args["val"] is False and args["amp"] is False and args["seed"] == result["seed"]
     run_data = yaml.safe_load((out / "data" / "run-data.yaml").read_text())
-    assert run_data["val"] == run_data["test"] == "images/test"  # evaluated on the held-out test split
+    assert run_data["val"] == run_data["test"]  # evaluated on the held-out test split
+    assert Path(run_data["val"]).is_absolute() and run_data["val"].endswith("images/test")  # resolved for Ultralytics
 
 
 def test_report_html_is_self_contained(compared):
