@@ -12,7 +12,8 @@ What counts them:
   ``F.scaled_dot_product_attention`` runs on the CPU for 4-D float32/float64/bfloat16/float16
   inputs with equal q/k/v widths and no dropout, masks and GQA included), nor for the other fused
   kernels listed in ``FUSED_ATTENTION_OPS``, so on its own it counts 0 for them. ``FlopCounter``
-  adds formulas for those. Where SDPA falls back to its math path (3-D inputs, dropout, value
+  adds formulas for those, and importing this module adds them to torch's registry too (only for
+  ops torch has no formula for), so a plain ``FlopCounterMode`` counts them as well. Where SDPA falls back to its math path (3-D inputs, dropout, value
   width != key width) the math runs as ``bmm`` and is counted as such, with the same result.
 - One scaled-dot-product attention of queries (..., L, E) over keys (..., S, E) and values
   (..., S, Ev) counts QK^T = 2 * prod(...) * L * S * E plus AV = 2 * prod(...) * L * S * Ev, where
@@ -36,7 +37,7 @@ from typing import Any, Callable
 
 import torch
 import torch.nn as nn
-from torch.utils.flop_counter import FlopCounterMode, flop_registry
+from torch.utils.flop_counter import FlopCounterMode, flop_registry, register_flop_formula
 
 from .attention.acmix import ACmix
 
@@ -123,6 +124,21 @@ def _fused_attention_ops() -> dict[Any, Callable[..., int]]:
 
 # aten op packet -> formula(shapes of the op's arguments) -> FLOPs, for FlopCounterMode's custom_mapping.
 FUSED_ATTENTION_OPS: dict[Any, Callable[..., int]] = _fused_attention_ops()
+
+
+def _fill_torch_registry() -> None:
+    """Give torch's own ``FlopCounterMode`` the fused-attention formulas it lacks, once, on import.
+
+    Only ops with no formula in ``torch.utils.flop_counter.flop_registry`` are added (torch's own stay
+    untouched), so any ``FlopCounterMode`` in the process, not only ``FlopCounter``, stops counting
+    fused attention as 0 once ``yoloattn.flops`` (or ``yoloattn.bench``) is imported.
+    """
+    for packet, formula in FUSED_ATTENTION_OPS.items():
+        if packet not in flop_registry:
+            register_flop_formula(packet)(formula)
+
+
+_fill_torch_registry()
 
 
 def acmix_window_flops(module: ACmix, x_shape: tuple[int, ...]) -> int:

@@ -36,8 +36,8 @@ Extensions over the official code (identical where the official code runs):
 - maps smaller than the window (H or W <= p, e.g. under 4x4 for ka=7, where the official
   ReflectionPad2d raises) are reflected repeatedly, the convention of ``numpy.pad(mode="reflect")``:
   the map extends periodically with period 2(n - 1) by mirroring, and a 1-pixel side is constant.
-  Every window keeps its K offsets, so any map a detector produces (down to 1x1) works. In an ONNX
-  export such maps are not supported (the graph uses the ONNX reflect Pad, which needs p < H, W).
+  Every window keeps its K offsets, so any map a detector produces (down to 1x1) works, also in an
+  ONNX export with dynamic H and W (the traced graph gathers with indices computed from the size).
 """
 
 from __future__ import annotations
@@ -60,24 +60,27 @@ def _coordinate_grid(h: int, w: int, like: torch.Tensor) -> torch.Tensor:
     return grid.unsqueeze(0).to(like.dtype)
 
 
-def _reflect_indices(n: int, pad: int, device: torch.device) -> torch.Tensor:
+def _reflect_indices(n, pad: int, device: torch.device) -> torch.Tensor:
     """Source index of each of the n + 2 * pad positions of a reflect-padded axis of length n.
 
     Mirroring without repeating the edge is periodic with period 2 (n - 1); torch's reflect padding
-    is this map for pad < n, and it stays defined for any pad (n = 1: every position reads index 0).
+    is this map for pad < n, and it stays defined for any pad. The period is clamped to 1 for n = 1
+    (every position then reads index 0), so there is no branch on n and a traced n stays dynamic.
     """
     positions = torch.arange(-pad, n + pad, device=device)
-    if n == 1:
-        return torch.zeros_like(positions)
-    period = 2 * (n - 1)
+    period = torch.clamp(torch.as_tensor(2 * (n - 1), device=device), min=1)
     folded = positions.remainder(period)
     return torch.minimum(folded, period - folded)
 
 
 def _reflect_pad(x: torch.Tensor, pad: int) -> torch.Tensor:
-    """Reflection-pad the last two axes of x (.., H, W) by `pad`, for any H, W >= 1 (see the module notes)."""
+    """Reflection-pad the last two axes of x (.., H, W) by `pad`, for any H, W >= 1 (see the module notes).
+
+    Eager maps larger than the pad take torch's reflect padding (fastest); smaller maps, and every
+    traced graph (ONNX export, where the size may change at run time), gather with computed indices.
+    """
     h, w = x.shape[-2:]
-    if torch.jit.is_tracing() or (h > pad and w > pad):
+    if not torch.jit.is_tracing() and h > pad and w > pad:
         return F.pad(x, (pad, pad, pad, pad), mode="reflect")
     x = x.index_select(-2, _reflect_indices(h, pad, x.device))
     return x.index_select(-1, _reflect_indices(w, pad, x.device))
