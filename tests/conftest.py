@@ -15,3 +15,23 @@ import torch  # noqa: E402
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+# Nothing a test runs may write into the clone (results belong in the working directory of a command,
+# which tests point at tmp_path): the session fails if new top-level entries appear here.
+_EXPECTED_NEW = {".pytest_cache", ".yolo-config", ".yolo-config-oldest", ".compat", ".venv"}
+
+
+def _top_level() -> set[str]:
+    return {p.name for p in _ROOT.iterdir()}
+
+
+_BEFORE = _top_level()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    leaked = sorted(_top_level() - _BEFORE - _EXPECTED_NEW)
+    if leaked:
+        session.config.pluginmanager.get_plugin("terminalreporter").write_line(
+            f"ERROR: tests wrote into the clone at {_ROOT}: {', '.join(leaked)}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -22,9 +22,9 @@ from yoloattn.compare.plots import pareto_front
 from yoloattn.compare.runner import plan_models, plan_runs, prepare_data
 from yoloattn.compare.stats import compare_to_baseline, summarize, welch_p
 
-MODELS = ["yolo11n", "yolo11n-irmb-psa", "yolo11n-mqa-psa"]
-ARGS = ["compare", "--preset", "tiny", "--base", "yolo11n", "--modules", "irmb,MQA", "--epochs", "1", "--seeds", "2",
-        "--imgsz", "64"]
+MODELS = ["yolo11n", "yolo11n-mqa-psa", "yolo11n-acmix-psa", "yolo11n-mlla-psa", "yolo11n-irmb-psa"]
+# The documented command with its default modules (all four, ACmix's 7x7 window on 2x2 P5 maps included).
+ARGS = ["compare", "--preset", "tiny", "--base", "yolo11n", "--epochs", "1", "--seeds", "2", "--imgsz", "64"]
 
 
 def read_csv(path: Path) -> list[dict]:
@@ -71,7 +71,7 @@ def test_results_have_one_row_per_model_and_seed(compared):
         assert int(r["params"]) > 2_000_000 and float(r["gflops"]) > 0 and r["epochs"] == "1" and r["imgsz"] == "64"
         assert float(r["latency_ms"]) > 0 and float(r["latency_ort_ms"]) > 0 and float(r["train_s"]) > 0
         assert Path(r["run_dir"]).name.startswith(f"{r['model']}-s{r['seed']}-{r['run_key']}")
-    assert {r["module"] for r in rows} == {"", "iRMB", "MQA"} and {r["where"] for r in rows} == {"", "psa"}
+    assert {r["module"] for r in rows} == {"", "MQA", "ACmix", "MLLA", "iRMB"} and {r["where"] for r in rows} == {"", "psa"}
     summary = read_csv(out / "summary.csv")
     assert [s["model"] for s in summary] == MODELS
     assert summary[0]["significant_map50_95"] == "baseline" and all(s["seeds"] == "2" for s in summary)
@@ -105,8 +105,8 @@ def test_rerun_reuses_finished_runs(compared):
     _, capture = compared
     first_code, _, first_s, first_files = capture["first"]
     code, stdout, seconds, files = capture["rerun"]
-    assert code == 0 and len(files) == 6 and files == first_files  # no result was rewritten
-    assert "6 already finished, 0 to train" in stdout and "started" not in stdout
+    assert code == 0 and len(files) == 2 * len(MODELS) and files == first_files  # no result was rewritten
+    assert f"{2 * len(MODELS)} already finished, 0 to train" in stdout and "started" not in stdout
     assert seconds < min(30.0, first_s / 2)
 
 
@@ -118,7 +118,7 @@ def test_interrupted_run_restarts_clean(compared, capsys):
     before = result_files(out)
     assert main([*ARGS, "--out", str(out)]) == 0
     stdout = capsys.readouterr().out
-    assert "5 already finished, 1 to train" in stdout and stdout.count("started ") == 1
+    assert f"{2 * len(MODELS) - 1} already finished, 1 to train" in stdout and stdout.count("started ") == 1
     assert not (victim / "partial-marker").exists() and (victim / "result.json").is_file()
     after = result_files(out)
     assert {k: v for k, v in after.items() if k != victim.name} == before

@@ -127,9 +127,10 @@ def test_fuse_keeps_outputs(name):
 
 @pytest.mark.parametrize("name", ["yolo11n-mlla-psa.yaml", "yolov8n-acmix-sppf.yaml", "yolov8n-irmb-head.yaml",
                                   "yolo11n-mqa-c3k2.yaml"])
-def test_onnx_dynamic_export_matches_onnxruntime(name, tmp_path):
+def test_onnx_dynamic_export_matches_onnxruntime(name, tmp_path, monkeypatch):
     import onnxruntime as ort
 
+    monkeypatch.chdir(tmp_path)  # Ultralytics names the file after the YAML and writes it here
     model = YOLO(zoo.path(name))
     onnx_path = model.export(format="onnx", dynamic=True, imgsz=256, simplify=False, project=str(tmp_path))
     session = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])

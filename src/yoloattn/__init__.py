@@ -31,5 +31,11 @@ else:
     from .integration import REGISTRY, DetectionTrainer, UnknownModuleError, install, ray_runtime_env
 
     install()
+    if launched_as_cli():  # results go where the user ran the command (see integration/locations.py)
+        from pathlib import Path
+
+        from .integration.locations import pin_output_dirs
+
+        pin_output_dirs(Path.cwd())
 
     from . import data, zoo  # the public surface the README uses: yoloattn.zoo.path(...), yoloattn.data.generate(...)

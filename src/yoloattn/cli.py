@@ -39,6 +39,32 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
 # --------------------------------------------------------------------------------------------- helpers
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with errors as one line (``yoloattn compare: error: argument --jobs: ...``), exit code 2."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _at_least(minimum: int):
+    """An argparse ``type`` for integers >= ``minimum``; the error names the value and what is allowed."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {value}")
+        return value
+
+    parse.__name__ = f"integer >= {minimum}"
+    return parse
+
+
+POSITIVE, NON_NEGATIVE = _at_least(1), _at_least(0)
+
+
 def _parse_pairs(items: list[str], what: str) -> dict:
     """["epochs=3", "lr0=0.02", "name=None"] -> {"epochs": 3, "lr0": 0.02, "name": None}: YAML scalars and lists."""
     import yaml
@@ -60,17 +86,14 @@ def _parse_pairs(items: list[str], what: str) -> dict:
 
 
 def _ultralytics_args(items: list[str]) -> dict:
-    """key=value Ultralytics arguments, checked against Ultralytics' own list of keys."""
-    import difflib
-
-    from ultralytics.cfg import DEFAULT_CFG_DICT
+    """key=value Ultralytics arguments, checked up front with Ultralytics' own rules (names, types, ranges)."""
+    from .integration.config import UltralyticsArgumentError, check_ultralytics_args
 
     args = _parse_pairs(items, "Ultralytics arguments")
-    for key in args:
-        if key not in DEFAULT_CFG_DICT:
-            close = difflib.get_close_matches(key, list(DEFAULT_CFG_DICT), n=3)
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise CLIError(f"{key!r} is not an Ultralytics argument{hint} (see `yolo cfg` for the list)")
+    try:
+        check_ultralytics_args(args)
+    except UltralyticsArgumentError as err:
+        raise CLIError(str(err)) from None
     return args
 
 
@@ -152,6 +175,16 @@ def _load_torch_model(name: str, nc: int | None = None):
     return DetectionModel(cfg, verbose=False)
 
 
+def _check_imgsz(imgsz: int, models: dict) -> None:
+    """--imgsz must be a multiple of every model's largest stride (a model's output grid needs it)."""
+    from .compare.models import imgsz_error
+
+    for name, model in models.items():
+        message = imgsz_error(imgsz, int(model.stride.max()))
+        if message:
+            raise CLIError(f"--imgsz {message} ({name})")
+
+
 def _table(header: list[str], rows: list[list[str]]) -> str:
     from .compare.report import text_table
 
@@ -197,6 +230,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
     report_wiring(resolve_model(args.model))  # warnings with row numbers; one line if it cannot build
     model = _load_torch_model(args.model, args.nc).eval()
+    _check_imgsz(args.imgsz, {args.model: model})
     costs = bench.layer_costs(model, args.imgsz)
     rows = [[str(c.index), str(c.source).replace(" ", ""), str(c.repeats), f"{c.params:,}", f"{c.flops / 1e9:.4f}",
              c.module, "x".join(map(str, c.out_shape))] for c in costs]
@@ -270,8 +304,9 @@ def cmd_variant(args: argparse.Namespace) -> int:
     from . import bench
 
     model = _load_torch_model(str(out.resolve()))
-    print(f"wrote {out}: {bench.count_params(model):,} parameters, {bench.count_gflops(model, 640):.2f} GFLOPs "
-          f"at 640 (80 classes). Train it with: yoloattn train {out} data=embedded epochs=10 imgsz=160")
+    print(f"wrote {out.resolve()}: {bench.count_params(model):,} parameters, "
+          f"{bench.count_gflops(model, 640):.2f} GFLOPs at 640 (80 classes). "
+          f"Train it with: yoloattn train {out} data=embedded epochs=10 imgsz=160")
     return 0
 
 
@@ -284,6 +319,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     threads = args.threads or torch.get_num_threads()
     peak = bench.matmul_peak_gflops(args.device, threads=threads)
     models = {name: _load_torch_model(name, args.nc) for name in dict.fromkeys(args.models)}
+    _check_imgsz(args.imgsz, models)
     results = bench.benchmark_many(models, args.imgsz, args.batch, backends, args.device, threads, args.warmup,
                                    args.iters, matmul_peak=peak)
     rows = [[name, backend, f"{r.params / 1e6:.3f}", f"{r.gflops:.3f}", f"{r.latency_ms:.2f}", f"{r.p90_ms:.2f}",
@@ -346,6 +382,8 @@ def cmd_val(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from ultralytics import YOLO
 
     from .compare.models import resolve_model
@@ -353,8 +391,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     overrides = _ultralytics_args(args.overrides)
     overrides.setdefault("format", "onnx")
     overrides.setdefault("device", "cpu")
+    # Ultralytics writes next to a .pt, and a model YAML's export (even of a zoo file inside the
+    # installed package) under the YAML's bare file name, i.e. into the working directory.
     path = YOLO(resolve_model(args.model)).export(**overrides)
-    print(f"exported: {path}")
+    print(f"exported: {Path(path).resolve() if path else path}")
     return 0
 
 
@@ -367,7 +407,7 @@ def cmd_data(args: argparse.Namespace) -> int:
     except (ValueError, FileExistsError) as err:
         raise CLIError(str(err)) from None
     check_yolo_dataset(path)
-    print(path)
+    print(path.resolve())
     return 0
 
 
@@ -470,18 +510,24 @@ _EPILOGS = {
     "train": """
         Any Ultralytics key=value argument passes through; yoloattn adds trainer=yoloattn.DetectionTrainer,
         device=cpu when there is no GPU and amp=False on the CPU. data=embedded[:PRESET] uses the
-        built-in dataset (presets tiny, demo, bench).
+        built-in dataset (presets tiny, demo, bench). Results go to ./runs/detect/train here (-2, -3, ...
+        when taken; project=/name= change it) and the folder is printed at the end.
 
         examples:
           yoloattn train yolo11n-mlla-psa data=embedded epochs=10 imgsz=160 batch=8
           yoloattn train my-variant.yaml data=path/to/data.yaml epochs=100 imgsz=640 device=0
         """,
     "val": """
+        Results go to ./runs/detect/val here (-2, -3, ... when taken; project=/name= change it).
+
         examples:
           yoloattn val runs/detect/train/weights/best.pt split=test
           yoloattn val runs/detect/train/weights/best.pt data=embedded split=test imgsz=160
         """,
     "export": """
+        The exported file goes next to a .pt, or for a YAML or zoo name into the working directory
+        (yolo11n-mlla-psa.onnx); its path is printed.
+
         examples:
           yoloattn export runs/detect/train/weights/best.pt format=onnx dynamic=True
           yoloattn export yolo11n-mlla-psa imgsz=320          # random weights: for deployment checks
@@ -538,23 +584,24 @@ def _add_compare_options(p: argparse.ArgumentParser, demo: bool = False) -> None
         p.add_argument("--base", help="base model: yolo11n, yolov8n.yaml, a zoo name or a YAML path")
         p.add_argument("--modules", help="'all' or a comma list, e.g. mlla,irmb")
         p.add_argument("--where", help="placement rule (default: psa for YOLO11-style bases, csp otherwise)")
-        p.add_argument("--epochs", type=int)
-        p.add_argument("--seeds", type=int, help="number of seeds: 0 .. N-1")
-        p.add_argument("--imgsz", type=int)
+        p.add_argument("--epochs", type=POSITIVE)
+        p.add_argument("--seeds", type=POSITIVE, help="number of seeds: 0 .. N-1")
+        p.add_argument("--imgsz", type=POSITIVE, help="training and latency image size, a multiple of the "
+                       "base model's largest stride (default: the preset's, 640 for a data.yaml)")
         p.add_argument("--device", help="training device (default cpu)")
-        p.add_argument("--latency-threads", type=int, help="threads for the batch-1 latency (default 1)")
+        p.add_argument("--latency-threads", type=POSITIVE, help="threads for the batch-1 latency (default 1)")
         p.add_argument("--set", nargs="+", metavar="KEY=VALUE", help="change the training recipe, e.g. lr0=0.02")
         p.add_argument("--data-opt", nargs="+", metavar="KEY=VALUE", help="embedded dataset knobs, e.g. n_train=600")
         p.add_argument("--allow-skipped", action="store_true", default=None,
                        help="compare even when Ultralytics would skip images of --data (counts go in the report)")
-    p.add_argument("--jobs", type=int, help="parallel runs (default: fits the CPU cores)")
+    p.add_argument("--jobs", type=POSITIVE, help="parallel runs (default: fits the CPU cores)")
     p.add_argument("--out", help="output folder (default runs/demo for the demo preset, else runs/compare)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG, formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Attention modules (Mobile MQA, ACmix, MLLA, iRMB) for Ultralytics YOLO: list, inspect, "
                     "benchmark, train and compare variants, offline.",
@@ -568,8 +615,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _subparser(sub, "info", "per-layer table of a model: params, GFLOPs (attention included), shapes", cmd_info)
     p.add_argument("model")
-    p.add_argument("--imgsz", type=int, default=640)
-    p.add_argument("--nc", type=int, help="number of classes (default: the YAML's)")
+    p.add_argument("--imgsz", type=POSITIVE, default=640, help="a multiple of the model's largest stride")
+    p.add_argument("--nc", type=POSITIVE, help="number of classes (default: the YAML's)")
 
     p = _subparser(sub, "variant", "write a model YAML with an attention module placed into a base model",
                    cmd_variant)
@@ -580,14 +627,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _subparser(sub, "bench", "latency, throughput, peak memory and efficiency of models", cmd_bench)
     p.add_argument("models", nargs="+")
-    p.add_argument("--imgsz", type=int, default=640)
-    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--imgsz", type=POSITIVE, default=640, help="a multiple of each model's largest stride")
+    p.add_argument("--batch", type=POSITIVE, default=1)
     p.add_argument("--backend", choices=("torch", "onnxruntime", "all"), default="torch")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, help="torch / ONNX Runtime threads (default: torch's)")
-    p.add_argument("--iters", type=int, default=30)
-    p.add_argument("--warmup", type=int, default=5)
-    p.add_argument("--nc", type=int, help="number of classes (default: the YAML's)")
+    p.add_argument("--threads", type=POSITIVE, help="torch / ONNX Runtime threads (default: torch's)")
+    p.add_argument("--iters", type=POSITIVE, default=30)
+    p.add_argument("--warmup", type=NON_NEGATIVE, default=5)
+    p.add_argument("--nc", type=POSITIVE, help="number of classes (default: the YAML's)")
 
     for name, handler, help_text in (
         ("train", cmd_train, "train with Ultralytics (yoloattn trainer, offline defaults)"),
@@ -603,7 +650,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _subparser(sub, "data", "write the embedded digits-in-clutter dataset and print its data.yaml", cmd_data)
     p.add_argument("--preset", default="demo", choices=("tiny", "demo", "bench"))
-    p.add_argument("--out", help="folder (default: the cache, $YOLOATTN_CACHE or ~/.cache/yoloattn)")
+    p.add_argument("--out", help="folder (default: the cache, $YOLOATTN_CACHE or "
+                   "$XDG_CACHE_HOME/yoloattn, i.e. ~/.cache/yoloattn)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("knobs", nargs="*", metavar="KEY=VALUE", help="generator options, e.g. n_train=600")
 

@@ -8,7 +8,11 @@ process's environment (inherited by every worker it spawns):
 - ``YOLO_OFFLINE=1``: ``ONLINE`` is False, so no pip-update check, analytics or asset download;
 - ``YOLO_AUTOINSTALL=False``: a missing optional dependency is an error, never a pip install;
 - ``YOLO_CONFIG_DIR``: a project-local folder instead of the user's home;
-- ``MPLBACKEND=Agg``: plotting never needs a display.
+- ``MPLBACKEND=Agg``: plotting never needs a display;
+- ``MPLCONFIGDIR``: matplotlib's font cache in the standard cache folder (see :func:`matplotlib_dir`),
+  so plotting never creates ``~/.config/matplotlib``.
+
+Where results go is pinned after the import, in ``yoloattn.integration.locations``.
 
 ``check_font`` has no offline switch: every train/val calls it and, when ``Arial.ttf`` is not in
 ``USER_CONFIG_DIR``, it sends an HTTP HEAD to GitHub. Matplotlib's DejaVu Sans is copied there under
@@ -38,15 +42,43 @@ def offline_env(config_dir: str | os.PathLike | None = None, base: dict | None =
     env.setdefault("YOLO_OFFLINE", "1")
     env.setdefault("YOLO_AUTOINSTALL", "False")
     env.setdefault("MPLBACKEND", "Agg")
+    if "MPLCONFIGDIR" not in env:
+        mpl = matplotlib_dir(env)
+        if mpl is not None:
+            env["MPLCONFIGDIR"] = str(mpl)
     return env
+
+
+def user_cache_dir(env: dict | None = None) -> Path:
+    """The standard per-user cache folder: ``$XDG_CACHE_HOME``, else ``~/.cache`` (not created here)."""
+    env = os.environ if env is None else env
+    return Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser()
+
+
+def matplotlib_dir(env: dict | None = None) -> Path | None:
+    """Where matplotlib should keep its config and font cache: None to leave it to matplotlib.
+
+    On Linux matplotlib creates ``$XDG_CONFIG_HOME/matplotlib`` (``~/.config/matplotlib``) on import,
+    even though it only caches fonts (in ``~/.cache/matplotlib``). When that folder does not exist yet,
+    this returns ``user_cache_dir()/matplotlib``, where the font cache is anyway; a user's existing
+    matplotlib config folder (and so their matplotlibrc) is left in use.
+    """
+    env = os.environ if env is None else env
+    if not sys.platform.startswith(("linux", "freebsd")):
+        return None
+    config_home = Path(env.get("XDG_CONFIG_HOME") or Path.home() / ".config").expanduser()
+    if (config_home / "matplotlib").is_dir():
+        return None
+    return user_cache_dir(env) / "matplotlib"
 
 
 def setup_offline(config_dir: str | os.PathLike | None = None) -> Path:
     """Set the offline environment for Ultralytics in ``os.environ``; return the ``YOLO_CONFIG_DIR`` in use.
 
     The config dir is, in order: ``config_dir``, ``$YOLOATTN_CONFIG_DIR``, an already set
-    ``$YOLO_CONFIG_DIR``, else ``./.yolo-config``. ``YOLO_OFFLINE``, ``YOLO_AUTOINSTALL`` and
-    ``MPLBACKEND`` keep a value the caller set explicitly. Idempotent.
+    ``$YOLO_CONFIG_DIR``, else ``./.yolo-config``; it is created, with the fonts in it. ``YOLO_OFFLINE``,
+    ``YOLO_AUTOINSTALL``, ``MPLBACKEND`` and ``MPLCONFIGDIR`` keep a value the caller set explicitly.
+    Idempotent.
     """
     env = offline_env(config_dir)
     changed = [k for k in ULTRALYTICS_IMPORT_TIME_VARS if os.environ.get(k) != env[k]]

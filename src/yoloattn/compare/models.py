@@ -135,3 +135,12 @@ def variant_stem(base_stem: str, module: str, where: str) -> str:
     """``yolo11n`` + MLLA + ``psa`` -> ``yolo11n-mlla-psa`` (``csp@16,32`` -> ``csp16-32``)."""
     tag = where.replace("@", "").replace(",", "-")
     return f"{base_stem}-{module.lower()}-{tag}"
+
+
+def imgsz_error(imgsz: int, stride: int) -> str | None:
+    """None when ``imgsz`` is a positive multiple of ``stride``, else the one-line reason and the fix."""
+    if imgsz >= stride and imgsz % stride == 0:
+        return None
+    below, above = (imgsz // stride) * stride, -(-imgsz // stride) * stride
+    options = " or ".join(str(v) for v in dict.fromkeys((below, above)) if v >= stride)
+    return f"{imgsz} is not a multiple of the model's largest stride {stride}; use {options}"

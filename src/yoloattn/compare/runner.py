@@ -46,7 +46,7 @@ from ..integration.wiring import report_wiring
 from ..offline import offline_env
 from . import plots, report, stats
 from .measure import ModelSpec, measure_all
-from .models import default_placement, load_model_dict, model_file, resolve_model, variant_stem
+from .models import default_placement, imgsz_error, load_model_dict, model_file, resolve_model, variant_stem
 from .settings import CompareSettings, dataset_fingerprint, default_jobs, digest, threads_per_job, versions
 from .worker import write_json_atomic
 
@@ -117,6 +117,81 @@ def parse_modules(text: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
     if unknown:
         raise CompareError(f"unknown module(s) {', '.join(unknown)}; choose from {', '.join(MODULES)} or 'all'")
     return tuple(dict.fromkeys(canonical[i.lower()] for i in items))
+
+
+def check_settings(settings: CompareSettings) -> CompareSettings:
+    """Every option of a comparison checked before any work starts; returns the settings with the
+    module names canonical.
+
+    Raises CompareError (one line naming the option, the bad value and what is allowed) for: seeds,
+    epochs, jobs, latency threads or imgsz below 1; unknown modules; a ``--set`` recipe that
+    Ultralytics' own argument check refuses; a GPU device on a machine without one; bad embedded
+    dataset options; also ModelNameError for an unknown base and VariantError for a placement the base
+    does not have (every variant is planned, nothing is written). :func:`check_imgsz` follows.
+    """
+    from ..data import resolve_config
+    from ..integration.config import UltralyticsArgumentError, check_ultralytics_args
+
+    for option, value in (("--seeds", settings.seeds), ("--epochs", settings.epochs), ("--jobs", settings.jobs),
+                          ("--latency-threads", settings.latency_threads), ("--imgsz", settings.imgsz)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise CompareError(f"{option} must be an integer >= 1, got {value!r}")
+    try:
+        check_ultralytics_args(settings.recipe)
+    except UltralyticsArgumentError as err:
+        raise CompareError(f"training recipe (--set): {err}") from None
+    _check_device(settings.device)
+    if settings.data == "embedded":
+        try:
+            resolve_config(settings.preset, **settings.data_overrides)
+        except ValueError as err:
+            raise CompareError(str(err)) from None
+    settings = dataclasses.replace(settings, modules=parse_modules(settings.modules))
+    from .. import zoo
+
+    base, _, _ = load_model_dict(settings.base)  # ModelNameError: unknown base
+    for module in settings.modules:  # VariantError: unknown placement, or one the base does not have
+        zoo.make_variant(base, module, settings.where or default_placement(base))
+    return settings
+
+
+def _check_device(device: str) -> None:
+    import torch
+
+    text = str(device).strip().lower()
+    if text == "cpu":
+        return
+    if text == "mps":
+        if not torch.backends.mps.is_available():
+            raise CompareError("--device mps: Apple's MPS backend is not available here; use --device cpu")
+        return
+    if not torch.cuda.is_available():
+        raise CompareError(f"--device {device}: no CUDA GPU is visible to torch here; use --device cpu")
+    count = torch.cuda.device_count()
+    for part in text.removeprefix("cuda:").split(","):
+        if not part.strip().isdigit() or int(part) >= count:
+            raise CompareError(f"--device {device}: expected cpu or GPU indices 0..{count - 1} (e.g. 0 or 0,1)")
+
+
+def check_imgsz(settings: CompareSettings, base_yaml: str | Path) -> CompareSettings:
+    """Fill ``imgsz`` (the embedded preset's size, else 640) and check it is a multiple of the base
+    model's largest stride, which Ultralytics would otherwise round up with a warning per run.
+
+    Raises CompareError naming the value, the stride and the nearest valid sizes.
+    """
+    from ultralytics.nn.tasks import DetectionModel
+
+    from ..data import resolve_config
+
+    preset_imgsz = None
+    if settings.data == "embedded":
+        preset_imgsz = resolve_config(settings.preset, **settings.data_overrides).imgsz[1]
+    settings = settings.resolved(preset_imgsz=preset_imgsz)
+    stride = int(DetectionModel(str(base_yaml), verbose=False).stride.max())
+    message = imgsz_error(settings.imgsz, stride)
+    if message:
+        raise CompareError(f"--imgsz {message}")
+    return settings
 
 
 def prepare_data(settings: CompareSettings, out: Path) -> PreparedData:
@@ -379,16 +454,17 @@ def run_compare(settings: CompareSettings, command: str = "", stream: TextIO | N
         stream.write(text + "\n")
         stream.flush()
 
-    if settings.seeds < 1 or settings.epochs < 1:
-        raise CompareError(f"seeds and epochs must be >= 1, got seeds={settings.seeds}, epochs={settings.epochs}")
+    settings = check_settings(settings)
+    base = resolve_model(settings.base)
+    # a user's base YAML may be mis-wired: say so (rows named) before it is built or trained for hours
+    report_wiring(base, stream=stream, label=Path(base).stem)
+    settings = check_imgsz(settings, base)
     out = Path(settings.out).expanduser().resolve()
     out.mkdir(parents=True, exist_ok=True)
-    settings = dataclasses.replace(settings, modules=parse_modules(settings.modules))
-    data = prepare_data(settings, out)
     models, where = plan_models(settings, out)
-    for spec in models:  # a user's base YAML may be mis-wired; say so (rows named) before hours of training
+    for spec in models[1:]:
         report_wiring(spec.yaml_path, stream=stream, label=spec.label)
-    settings = settings.resolved(preset_imgsz=data.preset_imgsz)
+    data = prepare_data(settings, out)
     runs = plan_runs(settings, models, data, out)
     todo = [r for r in runs if not r.finished()]
     settings = dataclasses.replace(settings, jobs=settings.jobs or default_jobs(len(todo) or 1, settings.device))

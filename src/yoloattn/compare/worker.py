@@ -4,7 +4,8 @@ The spec (written by the runner into the run's folder) names the model YAML, the
 the Ultralytics arguments and the torch thread count. The worker trains with
 ``yoloattn.DetectionTrainer``, reports progress into ``progress.json`` from Ultralytics callbacks
 (epoch, batch, phase), and, only when everything succeeded, writes ``result.json`` by
-write-temp-then-rename: its presence is what marks the run finished.
+write-temp-then-rename: its presence is what marks the run finished. Ultralytics' runs, datasets and
+weights folders are pinned to the comparison's output folder (``integration/locations.py``).
 
 The run's data.yaml maps ``val:`` to the evaluation split. With ``val=False`` Ultralytics evaluates
 only the final weights (after the last epoch, and again as ``best.pt``, which then equals
@@ -88,6 +89,10 @@ def run(spec_path: Path) -> None:
 
     import yoloattn  # the runner passed the offline environment (yoloattn.offline) to this process
     from ultralytics import YOLO
+
+    from yoloattn.integration.locations import pin_output_dirs
+
+    pin_output_dirs(run_dir.parents[1])  # the comparison's OUT (runs live in OUT/runs/<run>), not the git checkout
 
     progress = Progress(run_dir / "progress.json", spec["threads"])
     model = YOLO(spec["model_yaml"])

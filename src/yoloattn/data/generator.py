@@ -457,7 +457,8 @@ def generate(preset: str = "demo", out: str | os.PathLike | None = None, seed: i
     Args:
         preset: "tiny" (unit tests), "demo" (5 classes, the default comparison set) or "bench".
         out: output folder. None: a cache folder under ``$YOLOATTN_CACHE`` (default
-            ``~/.cache/yoloattn``) named after preset, seed and a hash of every knob.
+            ``$XDG_CACHE_HOME/yoloattn``, i.e. ``~/.cache/yoloattn``) named after preset, seed and a
+            hash of every knob.
         seed: non-negative integer; the same seed and knobs give byte-identical files.
         **overrides: any :class:`DatasetConfig` field, e.g. ``n_train=400, imgsz=128``.
 

@@ -40,6 +40,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..offline import user_cache_dir
+
 GLYPH_FRAME = 28  # MNIST frame: the digit is fitted into the central 20x20 box
 GLYPH_BOX = 20
 INK_THRESHOLD = 40  # grey level above which a glyph pixel counts as ink (tight crop)
@@ -85,9 +87,9 @@ class BackgroundImage:
 
 
 def cache_root() -> Path:
-    """``$YOLOATTN_CACHE`` if set, else ``~/.cache/yoloattn``."""
+    """``$YOLOATTN_CACHE`` if set, else ``yoloattn`` in the standard cache (``$XDG_CACHE_HOME`` or ``~/.cache``)."""
     env = os.environ.get("YOLOATTN_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "yoloattn"
+    return Path(env).expanduser() if env else user_cache_dir() / "yoloattn"
 
 
 def package_version(distribution: str) -> str:

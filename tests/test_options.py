@@ -1,0 +1,100 @@
+"""Every option is checked before any work starts: one line naming the option, the value and what is
+allowed, exit code 2, nothing written (issue "Options checked before work starts")."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from yoloattn.cli import main
+from yoloattn.compare import CompareSettings, run_compare
+from yoloattn.compare.runner import CompareError
+
+NO_GPU = not torch.cuda.is_available()
+
+
+def run(capsys, argv: list[str]) -> tuple[int, str]:
+    try:
+        code = main(argv)
+    except SystemExit as exit_:  # argparse's own refusals
+        code = exit_.code
+    return code, capsys.readouterr().err
+
+
+def one_line(code: int, err: str, pattern: str) -> None:
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
+    assert re.search(pattern, lines[0]), lines[0]
+
+
+COMPARE_CASES = [
+    (["--jobs", "0"], r"argument --jobs: expected an integer >= 1, got 0"),
+    (["--seeds", "0"], r"argument --seeds: expected an integer >= 1, got 0"),
+    (["--epochs", "-2"], r"argument --epochs: expected an integer >= 1, got -2"),
+    (["--epochs", "two"], r"argument --epochs: expected an integer >= 1, got 'two'"),
+    (["--latency-threads", "0"], r"argument --latency-threads: expected an integer >= 1, got 0"),
+    (["--imgsz", "100"], r"--imgsz 100 is not a multiple of the model's largest stride 32; use 96 or 128"),
+    (["--imgsz", "16"], r"--imgsz 16 is not a multiple of the model's largest stride 32; use 32"),
+    (["--set", "batch=abc"], r"'batch=abc' is of invalid type str"),
+    (["--set", "momentum=3"], r"'momentum=3' is an invalid value"),
+    (["--set", "lr=0.1"], r"'lr' is not an Ultralytics argument; did you mean .*lr0"),
+    (["--set", "epochs=3"], r"--set cannot change epochs"),
+    (["--modules", "mqa,transformer"], r"unknown module\(s\) transformer"),
+    (["--where", "nowhere"], r"unknown placement 'nowhere'"),
+    (["--data-opt", "n_trian=3"], r"n_trian"),
+    (["--preset", "huge"], r"argument --preset: invalid choice: 'huge'"),
+]
+if NO_GPU:
+    COMPARE_CASES.append((["--device", "0"], r"--device 0: no CUDA GPU is visible to torch here; use --device cpu"))
+
+
+@pytest.mark.parametrize("extra, pattern", COMPARE_CASES, ids=[" ".join(c[0]) for c in COMPARE_CASES])
+def test_compare_refuses_bad_options_before_any_work(extra, pattern, capsys, tmp_path):
+    out = tmp_path / "cmp"
+    code, err = run(capsys, ["compare", "--preset", "tiny", "--out", str(out), *extra])
+    one_line(code, err, pattern)
+    assert not out.exists()  # refused before the output folder, the dataset or any run
+
+
+@pytest.mark.parametrize("argv, pattern", [
+    (["info", "yolov8n", "--imgsz", "100"], r"--imgsz 100 is not a multiple of the model's largest stride 32"),
+    (["info", "yolov8n", "--nc", "0"], r"argument --nc: expected an integer >= 1, got 0"),
+    (["bench", "yolov8n", "--iters", "0"], r"argument --iters: expected an integer >= 1"),
+    (["bench", "yolov8n", "--warmup", "-1"], r"argument --warmup: expected an integer >= 0, got -1"),
+    (["bench", "yolov8n", "--batch", "0"], r"argument --batch: expected an integer >= 1"),
+    (["bench", "yolov8n", "--threads", "0"], r"argument --threads: expected an integer >= 1"),
+    (["bench", "yolov8n", "--imgsz", "70"], r"--imgsz 70 is not a multiple of the model's largest stride 32"),
+    (["nosuchcommand"], r"invalid choice: 'nosuchcommand'"),
+])
+def test_other_commands_refuse_bad_options(argv, pattern, capsys):
+    code, err = run(capsys, argv)
+    one_line(code, err, pattern)
+
+
+@pytest.mark.parametrize("bad, pattern", [
+    ("batch=abc", r"'batch=abc' is of invalid type str"),
+    ("epochs=1.5", r"'epochs=1.5' is of invalid type float"),
+    ("fraction=1.5", r"'fraction=1.5' invalid"),
+    ("amp=maybe", r"'amp=maybe' is invalid"),
+    ("workers=None", r"'workers=None' is invalid"),
+])
+def test_train_val_export_check_ultralytics_arguments_with_ultralytics_rules(bad, pattern, capsys, tmp_path,
+                                                                               monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for command in (["train", "yolov8n", "data=embedded:tiny"], ["val", "yolov8n", "data=embedded:tiny"],
+                    ["export", "yolov8n"]):
+        code, err = run(capsys, [*command, bad])
+        one_line(code, err, pattern)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_python_api_checks_settings_too(tmp_path):
+    for bad, pattern in ((dict(jobs=0), r"--jobs must be an integer >= 1, got 0"),
+                         (dict(seeds=0), r"--seeds must be an integer >= 1"),
+                         (dict(recipe={"batch": "abc"}), r"training recipe \(--set\): 'batch=abc'")):
+        with pytest.raises(CompareError, match=pattern):
+            run_compare(CompareSettings(preset="tiny", out=str(tmp_path / "c"), **bad))
+    assert not Path(tmp_path / "c").exists()
