@@ -121,3 +121,61 @@ def test_local_file_and_stock_names_take_precedence_over_the_zoo(tmp_path):
         os.chdir(cwd)
     assert YOLO("yolov8n-irmb-c2f.yaml").model.yaml["nc"] == 80
     assert "C2f_" not in str(type(YOLO("yolov8n.yaml").model.model[8]))  # Ultralytics' own file, untouched
+
+
+# Runs every documented `yoloattn ...` line in one process, in a scratch folder holding the files the
+# docs name (a dataset at path/to/data.yaml, my/model.yaml, my-variant.yaml, and the runs/detect/train
+# weights that a first real training writes), pinned as the `yoloattn` command pins its working dir.
+# Training commands get --dry-run: every option, the dataset and the model are checked and the
+# command stops where hours of training would start (`compare` still writes its plan into --out).
+_DRIVER = """
+import json, shlex, shutil, sys, contextlib, io
+from pathlib import Path
+import yoloattn
+from yoloattn import zoo
+from yoloattn.cli import main
+from yoloattn.data import generate
+from yoloattn.integration.locations import pin_output_dirs
+
+pin_output_dirs(Path.cwd())
+generate("tiny", out="path/to")
+Path("my").mkdir()
+shutil.copy(zoo.stock_models_dir() / "v8" / "yolov8.yaml", "my/model.yaml")
+shutil.copy(zoo.path("yolov8-mqa-c2f.yaml"), "my-variant.yaml")
+assert main(["train", "yolov8n", "data=path/to/data.yaml", "epochs=1", "imgsz=64", "batch=4", "workers=0",
+             "plots=False"]) == 0
+results = []
+for line in json.loads(sys.argv[1]):
+    argv = shlex.split(line)[1:]
+    if argv[0] in ("train", "compare", "demo"):
+        argv.append("--dry-run")
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err):
+            code = main(argv)
+    except SystemExit as exit_:
+        code = exit_.code
+    results.append([line, code, err.getvalue().strip().splitlines()[-1:] or [""]])
+print("RESULTS " + json.dumps(results))
+"""
+
+
+@pytest.mark.slow
+def test_documented_commands_run_with_their_defaults(tmp_path):
+    import json
+
+    import torch
+
+    commands = list(dict.fromkeys(line for _, line in _documented_commands()))
+    env = {**os.environ, "YOLO_CONFIG_DIR": str(tmp_path / ".yolo-config")}
+    out = subprocess.run([sys.executable, "-c", _DRIVER, json.dumps(commands)], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=1500)
+    assert out.returncode == 0, out.stderr[-3000:]
+    results = json.loads(out.stdout.rsplit("RESULTS ", 1)[1])
+    assert [r[0] for r in results] == commands
+    for line, code, (last,) in results:
+        if "device=0" in line.split() and not torch.cuda.is_available():  # a GPU example on a CPU-only machine
+            assert code == 2 and "no CUDA GPU is visible" in last, (line, last)
+            continue
+        assert code == 0, f"`{line}` exited {code}: {last}"
+    assert not (ROOT / "runs").exists()

@@ -98,3 +98,24 @@ def test_python_api_checks_settings_too(tmp_path):
         with pytest.raises(CompareError, match=pattern):
             run_compare(CompareSettings(preset="tiny", out=str(tmp_path / "c"), **bad))
     assert not Path(tmp_path / "c").exists()
+
+
+@pytest.mark.skipif(not NO_GPU, reason="checks the refusal on a machine without a GPU")
+def test_train_refuses_a_gpu_device_on_a_cpu_machine_before_work(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, err = run(capsys, ["train", "yolov8n", "data=embedded:tiny", "device=0"])
+    one_line(code, err, r"device=0: no CUDA GPU is visible to torch here; use device=cpu")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_dry_runs_check_everything_and_train_nothing(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "yolov8n-mqa-c2f", "data=embedded:tiny", "epochs=3", "imgsz=64", "--dry-run"]) == 0
+    assert "dry run" in capsys.readouterr().out and not (tmp_path / "runs").exists()
+    out = tmp_path / "cmp"
+    assert main(["compare", "--preset", "tiny", "--modules", "mqa", "--epochs", "1", "--imgsz", "64",
+                 "--out", str(out), "--dry-run"]) == 0
+    stdout = capsys.readouterr().out
+    assert "runs: 6 (0 already finished, 6 to train)" in stdout and "nothing was measured or trained" in stdout
+    assert sorted(p.name for p in (out / "models").iterdir()) == ["yolo11n-mqa-psa.yaml", "yolo11n.yaml"]
+    assert not (out / "runs").exists() and not (out / "measure").exists()

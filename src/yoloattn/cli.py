@@ -356,6 +356,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     overrides["data"] = _resolve_data(overrides["data"], "train", args.allow_skipped, ("train", "val"),
                                       bool(overrides.get("single_cls")))
     model = model or YOLO(resolve_model(args.model))
+    if args.dry_run:
+        print(f"dry run: {args.model} builds ({sum(p.numel() for p in model.model.parameters()):,} parameters), "
+              f"the dataset and every option are checked; would train with {overrides}")
+        return 0
     model.train(trainer=yoloattn.DetectionTrainer, **overrides)
     print(f"results and weights: {model.trainer.save_dir}")
     return 0
@@ -452,9 +456,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     settings = _compare_settings(args)
     command = " ".join([PROG, *map(shlex.quote, args.argv)])
-    outcome = run_compare(settings, command=command)
+    outcome = run_compare(settings, command=command, dry_run=args.dry_run)
     if outcome.interrupted:
         return EXIT_INTERRUPTED
+    if outcome.dry_run:
+        return 0
     if outcome.report_html:
         print(f"\nreport: {outcome.report_html}\n        {outcome.report_md}")
     return EXIT_FAILED if outcome.failed or not outcome.report_html else 0
@@ -544,7 +550,8 @@ _EPILOGS = {
         Trains the base model and one variant per module with identical hyper-parameters and seeds (in
         parallel subprocesses), measures params, GFLOPs and batch-1 CPU latency (torch and ONNX Runtime),
         and writes results.csv, summary.csv, report.md, report.html, pareto.png and curves.png into --out.
-        Rerunning the same command reuses finished runs; changed settings train new runs.
+        Rerunning the same command reuses finished runs; changed settings train new runs. --dry-run checks
+        every option and the dataset, writes the plan into --out and trains nothing.
         Without options it is the calibrated demo (`yoloattn demo`); the embedded presets tiny and bench and
         user datasets start from: base yolo11n, all modules, 10 epochs, 3 seeds.
 
@@ -594,6 +601,8 @@ def _add_compare_options(p: argparse.ArgumentParser, demo: bool = False) -> None
         p.add_argument("--data-opt", nargs="+", metavar="KEY=VALUE", help="embedded dataset knobs, e.g. n_train=600")
         p.add_argument("--allow-skipped", action="store_true", default=None,
                        help="compare even when Ultralytics would skip images of --data (counts go in the report)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="check every option and the dataset, write the plan into --out, train nothing")
     p.add_argument("--jobs", type=POSITIVE, help="parallel runs (default: fits the CPU cores)")
     p.add_argument("--out", help="output folder (default runs/demo for the demo preset, else runs/compare)")
 
@@ -644,6 +653,9 @@ def build_parser() -> argparse.ArgumentParser:
         p = _subparser(sub, name, help_text, handler)
         p.add_argument("model")
         p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="Ultralytics arguments")
+        if name == "train":
+            p.add_argument("--dry-run", action="store_true",
+                           help="check every option, the dataset and the model, then stop before training")
         if name in ("train", "val"):
             p.add_argument("--allow-skipped", action="store_true",
                            help="go on when Ultralytics would skip images of the dataset (default: refuse, exit 2)")

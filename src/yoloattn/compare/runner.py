@@ -102,6 +102,7 @@ class CompareOutcome:
     reused: list[str] = dataclasses.field(default_factory=list)
     failed: list[str] = dataclasses.field(default_factory=list)
     interrupted: bool = False
+    dry_run: bool = False
 
 
 def parse_modules(text: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
@@ -130,7 +131,7 @@ def check_settings(settings: CompareSettings) -> CompareSettings:
     does not have (every variant is planned, nothing is written). :func:`check_imgsz` follows.
     """
     from ..data import resolve_config
-    from ..integration.config import UltralyticsArgumentError, check_ultralytics_args
+    from ..integration.config import UltralyticsArgumentError, check_device, check_ultralytics_args
 
     for option, value in (("--seeds", settings.seeds), ("--epochs", settings.epochs), ("--jobs", settings.jobs),
                           ("--latency-threads", settings.latency_threads), ("--imgsz", settings.imgsz)):
@@ -140,7 +141,10 @@ def check_settings(settings: CompareSettings) -> CompareSettings:
         check_ultralytics_args(settings.recipe)
     except UltralyticsArgumentError as err:
         raise CompareError(f"training recipe (--set): {err}") from None
-    _check_device(settings.device)
+    try:
+        check_device(settings.device, as_option=True)
+    except UltralyticsArgumentError as err:
+        raise CompareError(str(err)) from None
     if settings.data == "embedded":
         try:
             resolve_config(settings.preset, **settings.data_overrides)
@@ -153,24 +157,6 @@ def check_settings(settings: CompareSettings) -> CompareSettings:
     for module in settings.modules:  # VariantError: unknown placement, or one the base does not have
         zoo.make_variant(base, module, settings.where or default_placement(base))
     return settings
-
-
-def _check_device(device: str) -> None:
-    import torch
-
-    text = str(device).strip().lower()
-    if text == "cpu":
-        return
-    if text == "mps":
-        if not torch.backends.mps.is_available():
-            raise CompareError("--device mps: Apple's MPS backend is not available here; use --device cpu")
-        return
-    if not torch.cuda.is_available():
-        raise CompareError(f"--device {device}: no CUDA GPU is visible to torch here; use --device cpu")
-    count = torch.cuda.device_count()
-    for part in text.removeprefix("cuda:").split(","):
-        if not part.strip().isdigit() or int(part) >= count:
-            raise CompareError(f"--device {device}: expected cpu or GPU indices 0..{count - 1} (e.g. 0 or 0,1)")
 
 
 def check_imgsz(settings: CompareSettings, base_yaml: str | Path) -> CompareSettings:
@@ -446,8 +432,13 @@ def _write_outputs(out: Path, rows: list[dict], summary: list[dict], baseline: s
     return report.write_markdown(out / "report.md", context), report.write_html(out / "report.html", context)
 
 
-def run_compare(settings: CompareSettings, command: str = "", stream: TextIO | None = None) -> CompareOutcome:
-    """Run (or resume) a comparison and write its report; see the module docstring."""
+def run_compare(settings: CompareSettings, command: str = "", stream: TextIO | None = None,
+                dry_run: bool = False) -> CompareOutcome:
+    """Run (or resume) a comparison and write its report; see the module docstring.
+
+    ``dry_run``: check every option, prepare and check the dataset, write the model YAMLs and the plan
+    (``OUT/models``, ``OUT/data``), print what would be trained and stop before measuring or training.
+    """
     stream = stream or sys.stdout
 
     def say(text: str) -> None:
@@ -478,6 +469,10 @@ def run_compare(settings: CompareSettings, command: str = "", stream: TextIO | N
             f"{data.report.describe_skipped()}")
     plan = f", {settings.jobs} in parallel with {threads} thread(s) each" if todo else ""
     say(f"runs: {len(runs)} ({len(runs) - len(todo)} already finished, {len(todo)} to train){plan}")
+    if dry_run:
+        say("dry run: every option and the dataset are checked; nothing was measured or trained")
+        outcome.dry_run = True
+        return outcome
     costs = _measure_models(models, settings, data, out, say)
     if todo:
         execute(todo, data, settings, threads, _Progress(stream, len(runs)), outcome, len(runs) - len(todo))

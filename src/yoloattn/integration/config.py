@@ -34,3 +34,36 @@ def check_ultralytics_args(args: dict) -> None:
         check_cfg(dict(args), hard=True)
     except (TypeError, ValueError) as err:
         raise UltralyticsArgumentError(" ".join(str(err).split())) from None
+    if args.get("device") is not None:
+        check_device(args["device"])
+
+
+def check_device(device, as_option: bool = False) -> None:
+    """Raise :class:`UltralyticsArgumentError` when ``device`` names hardware this machine does not have.
+
+    The message spells the argument as ``device=0`` (key=value), or as ``--device 0`` with ``as_option``.
+
+    Accepts what Ultralytics accepts: ``cpu``, ``mps``, GPU indices (``0``, ``0,1``, ``cuda:0``); a
+    GPU index must be below ``torch.cuda.device_count()``. Ultralytics' own ``select_device`` would
+    refuse the same values, but only once training starts (and it edits ``CUDA_VISIBLE_DEVICES``).
+    """
+    import torch
+
+    def spelled(value) -> str:
+        return f"--device {value}" if as_option else f"device={value}"
+
+    text = str(device).strip().lower()
+    if text in ("cpu", ""):
+        return
+    if text == "mps":
+        if not torch.backends.mps.is_available():
+            raise UltralyticsArgumentError(f"{spelled('mps')}: Apple's MPS backend is not available here; "
+                                           f"use {spelled('cpu')}")
+        return
+    if not torch.cuda.is_available():
+        raise UltralyticsArgumentError(f"{spelled(device)}: no CUDA GPU is visible to torch here; use {spelled('cpu')}")
+    count = torch.cuda.device_count()
+    for part in text.removeprefix("cuda:").split(","):
+        if not part.strip().isdigit() or int(part) >= count:
+            raise UltralyticsArgumentError(f"{spelled(device)}: expected cpu or GPU indices 0..{count - 1} "
+                                           f"(e.g. {spelled(0)} or {spelled('0,1')})")
