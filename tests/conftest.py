@@ -29,9 +29,30 @@ def _top_level() -> set[str]:
 _BEFORE = _top_level()
 
 
+def _ultralytics_test_runs() -> Path:
+    import importlib.util
+
+    return Path(importlib.util.find_spec("ultralytics").origin).parents[1] / "tests" / "tmp"
+
+
+_HAD_ULTRALYTICS_TEST_RUNS = _ultralytics_test_runs().exists()
+
+
 def pytest_sessionfinish(session, exitstatus):
     leaked = sorted(_top_level() - _BEFORE - _EXPECTED_NEW)
+    if not _HAD_ULTRALYTICS_TEST_RUNS and _ultralytics_test_runs().exists():
+        leaked.append(str(_ultralytics_test_runs()))  # next to the installed package
     if leaked:
         session.config.pluginmanager.get_plugin("terminalreporter").write_line(
             f"ERROR: tests wrote into the clone at {_ROOT}: {', '.join(leaked)}", red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_configure(config):
+    """In-process Ultralytics runs without `project=` go to a temporary folder, as the yoloattn command pins
+    its working directory (else Ultralytics writes next to its installed package when it sees pytest)."""
+    import tempfile
+
+    from yoloattn.integration.locations import pin_output_dirs
+
+    pin_output_dirs(tempfile.mkdtemp(prefix="yoloattn-test-runs-"))

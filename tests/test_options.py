@@ -68,6 +68,11 @@ def test_compare_refuses_bad_options_before_any_work(extra, pattern, capsys, tmp
     (["bench", "yolov8n", "--threads", "0"], r"argument --threads: expected an integer >= 1"),
     (["bench", "yolov8n", "--imgsz", "70"], r"--imgsz 70 is not a multiple of the model's largest stride 32"),
     (["nosuchcommand"], r"invalid choice: 'nosuchcommand'"),
+    (["compare", "--epoch", "1"], r"^yoloattn compare: error: unrecognized arguments: --epoch 1; did you mean --epochs\?"),
+    (["train", "yolov8n", "--dryrun"], r"^yoloattn train: error: unrecognized arguments: --dryrun; did you mean --dry-run"),
+    (["train", "yolov8n", "data=embedded:tiny", "imgsz=70"], r"imgsz=70 is not a multiple of the model's largest stride 32"),
+    (["val", "yolov8n", "data=embedded:tiny", "imgsz=[64, 100]"], r"imgsz=100 is not a multiple"),
+    (["export", "yolov8n", "imgsz=abc"], r"imgsz=abc: expected a positive integer"),
 ])
 def test_other_commands_refuse_bad_options(argv, pattern, capsys):
     code, err = run(capsys, argv)

@@ -31,11 +31,9 @@ else:
     from .integration import REGISTRY, DetectionTrainer, UnknownModuleError, install, ray_runtime_env
 
     install()
+    from .integration.locations import pin_output_dirs
+
     if launched_as_cli():  # results go where the user ran the command (see integration/locations.py)
-        from pathlib import Path
-
-        from .integration.locations import pin_output_dirs
-
-        pin_output_dirs(Path.cwd())
+        pin_output_dirs(".")
 
     from . import data, zoo  # the public surface the README uses: yoloattn.zoo.path(...), yoloattn.data.generate(...)

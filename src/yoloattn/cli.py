@@ -13,6 +13,7 @@ line on stderr and exits with code 2. ``yoloattn COMMAND --help`` shows examples
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import sys
 import textwrap
@@ -40,7 +41,12 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with errors as one line (``yoloattn compare: error: argument --jobs: ...``), exit code 2."""
+    """argparse with errors as one line (``yoloattn compare: error: argument --jobs: ...``), exit code 2,
+    and no prefix abbreviations (``--epoch`` is an error, not ``--epochs``)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
@@ -175,14 +181,22 @@ def _load_torch_model(name: str, nc: int | None = None):
     return DetectionModel(cfg, verbose=False)
 
 
-def _check_imgsz(imgsz: int, models: dict) -> None:
-    """--imgsz must be a multiple of every model's largest stride (a model's output grid needs it)."""
+def _check_imgsz(imgsz, models: dict, option: str = "--imgsz ") -> None:
+    """``imgsz`` (an int, or [height, width] for key=value) must be a multiple of every model's largest
+    stride: Ultralytics would otherwise round it up with a warning, per run. ``models`` maps a name to a
+    DetectionModel; ``option`` is how the message spells the argument (``"--imgsz "`` or ``"imgsz="``)."""
     from .compare.models import imgsz_error
 
+    if imgsz is None:
+        return
+    sizes = list(imgsz) if isinstance(imgsz, (list, tuple)) else [imgsz]
+    if not sizes or len(sizes) > 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in sizes):
+        raise CLIError(f"{option}{imgsz}: expected a positive integer (or [height, width])")
     for name, model in models.items():
-        message = imgsz_error(imgsz, int(model.stride.max()))
-        if message:
-            raise CLIError(f"--imgsz {message} ({name})")
+        for size in sizes:
+            message = imgsz_error(size, int(model.stride.max()))
+            if message:
+                raise CLIError(f"{option}{message} ({name})")
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
@@ -356,9 +370,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     overrides["data"] = _resolve_data(overrides["data"], "train", args.allow_skipped, ("train", "val"),
                                       bool(overrides.get("single_cls")))
     model = model or YOLO(resolve_model(args.model))
+    _check_imgsz(overrides.get("imgsz"), {args.model: model.model}, option="imgsz=")
     if args.dry_run:
-        print(f"dry run: {args.model} builds ({sum(p.numel() for p in model.model.parameters()):,} parameters), "
-              f"the dataset and every option are checked; would train with {overrides}")
+        print(f"dry run: {args.model} builds, the dataset and every option are checked; nothing was trained. "
+              f"Training would run with {overrides}")
         return 0
     model.train(trainer=yoloattn.DetectionTrainer, **overrides)
     print(f"results and weights: {model.trainer.save_dir}")
@@ -375,6 +390,7 @@ def cmd_val(args: argparse.Namespace) -> int:
     if "data" not in overrides and not args.model.endswith(".pt"):
         raise CLIError("val of a model definition needs data=PATH/data.yaml (or data=embedded)")
     model = YOLO(resolve_model(args.model))
+    _check_imgsz(overrides.get("imgsz"), {args.model: model.model}, option="imgsz=")
     data = overrides.get("data") or _checkpoint_data(model)
     if "data" in overrides or (data and os.path.isfile(data)):
         # a checkpoint's recorded dataset gets the same check as one given on the command line
@@ -397,7 +413,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     overrides.setdefault("device", "cpu")
     # Ultralytics writes next to a .pt, and a model YAML's export (even of a zoo file inside the
     # installed package) under the YAML's bare file name, i.e. into the working directory.
-    path = YOLO(resolve_model(args.model)).export(**overrides)
+    model = YOLO(resolve_model(args.model))
+    _check_imgsz(overrides.get("imgsz"), {args.model: model.model}, option="imgsz=")
+    path = model.export(**overrides)
     print(f"exported: {Path(path).resolve() if path else path}")
     return 0
 
@@ -617,6 +635,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=textwrap.dedent(_EPILOGS[PROG]).strip())
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser.commands = sub.choices  # name -> its parser, for errors reported by the command's own parser
 
     _subparser(sub, "modules", "list the attention modules, blocks and aliases with their parameter counts",
                cmd_modules)
@@ -677,7 +696,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # reported by the command's parser, with the closest option names
+        command = parser.commands.get(args.command, parser)
+        options = [o for action in command._actions for o in action.option_strings]
+        close = [m for u in unknown if u.startswith("-") for m in difflib.get_close_matches(u.split("=")[0], options, 1)]
+        hint = f"; did you mean {', '.join(dict.fromkeys(close))}?" if close else ""
+        command.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
     if args.command is None:
         parser.print_help()
         return 0

@@ -16,7 +16,7 @@ directory. Two more quirks send results elsewhere:
 :func:`pin_output_dirs` is the one place yoloattn changes that. The ``yoloattn`` command pins them
 to its working directory when it starts (``yoloattn/__init__.py``), and each comparison worker to
 the comparison's output folder (``compare/worker.py``). Library use (``import yoloattn``) keeps
-Ultralytics' own behaviour.
+Ultralytics' own behaviour unless the script calls ``yoloattn.pin_output_dirs()`` (the README does).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ _DIRS = {"runs_dir": ("RUNS_DIR", "runs"), "datasets_dir": ("DATASETS_DIR", "dat
          "weights_dir": ("WEIGHTS_DIR", "weights")}
 
 
-def pin_output_dirs(root: str | Path) -> dict[str, Path]:
+def pin_output_dirs(root: str | Path = ".") -> dict[str, Path]:
     """Point Ultralytics' runs/datasets/weights folders at ``root/runs``, ``root/datasets``, ``root/weights``.
 
     In this process only: SETTINGS is changed in memory (settings.json is not rewritten for it), the
