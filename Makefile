@@ -19,7 +19,11 @@ OLDEST := .compat/ultralytics-$(ULTRALYTICS_OLDEST)
 
 install: $(STAMP)
 
+# The Python floor is pyproject's requires-python (derived from the pins, see tests/test_environment.py).
+PY_FLOOR := $(shell sed -n 's/^requires-python = ">=\([0-9.]*\)".*/\1/p' pyproject.toml)
+
 $(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; f = tuple(map(int, "$(PY_FLOOR)".split("."))); sys.exit(0 if sys.version_info[:2] >= f else "yoloattn needs Python >= $(PY_FLOOR) (the pinned numpy/scipy have no older builds); found " + sys.version.split()[0] + ": run make PYTHON=python3.11 (or newer)")'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=24"
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[test]"

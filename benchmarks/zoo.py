@@ -53,7 +53,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     peak = bench.matmul_peak_gflops()
     print(f"CPU, batch 1, {args.imgsz}x{args.imgsz}, eval, fused; matmul peak {peak:.0f} GFLOP/s")
-    print("| model | params | GFLOPs | torch ms | × base | ORT ms | × base | within 1.25× |")
+    print(f"| model | params ({bench.param_basis(True, 80)}) | GFLOPs | torch ms | × base | ORT ms | × base | within 1.25× |")
     print("|---|---|---|---|---|---|---|---|")
     for family in BASELINES:
         names = [n for n in zoo.names() if n.startswith(family + "-") and args.only in n]

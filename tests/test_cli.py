@@ -131,6 +131,63 @@ def test_info_table_sums_to_the_model_and_agrees_with_thop_on_a_conv_model(capsy
     assert rows[-1][5] == "Detect" and rows[0][6] == "1x16x64x64"
 
 
+def _ultralytics_repeats(name: str) -> list[int]:
+    """The n column of Ultralytics' own verbose layer table (yoloattn's re-emitted rows for its blocks)."""
+    import logging
+
+    from ultralytics.nn import tasks
+    from ultralytics.nn.tasks import DetectionModel, yaml_model_load
+
+    messages = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            messages.append(record.getMessage())
+
+    handler, level = Collect(level=logging.INFO), tasks.LOGGER.level
+    tasks.LOGGER.addHandler(handler)
+    tasks.LOGGER.setLevel(logging.INFO)
+    try:
+        DetectionModel(yaml_model_load(resolve_model(name)), verbose=True)
+    finally:
+        tasks.LOGGER.removeHandler(handler)
+        tasks.LOGGER.setLevel(level)
+    rows = [m for m in messages if re.match(r"^[ \d]{2}\d\s", m) and len(m) > 26]  # f"{i:>3}{f!s:>20}{n:>3}..."
+    assert [int(m[:3]) for m in rows] == list(range(len(rows)))
+    return [int(m[23:26]) for m in rows]
+
+
+@pytest.mark.parametrize("name", ["yolov8n", "yolov8m", "yolo11n", "yolo11m", "yolov8m-mlla-csp", "yolo11m-irmb-psa"])
+def test_repeat_column_is_ultralytics_depth_scaled_n(name):
+    from ultralytics.nn.tasks import DetectionModel, yaml_model_load
+
+    model = DetectionModel(yaml_model_load(resolve_model(name)), verbose=False).eval()
+    assert [c.repeats for c in bench.layer_costs(model, 64)] == _ultralytics_repeats(name)
+
+
+def test_info_shows_repeats_and_says_what_the_parameter_counts_count(capsys):
+    code, out, _ = run_cli(capsys, "info", "yolov8m", "--imgsz", "64")
+    assert code == 0
+    rows = {int(r[0]): r for r in (line.split() for line in out.splitlines()) if re.match(r"^\d+$", r[0] if r else "")}
+    assert rows[9][5] == "SPPF" and rows[8][5] == "C2f"
+    assert [rows[i][2] for i in (2, 4, 6, 8, 9)] == ["2", "4", "4", "2", "1"]  # C2f x2, x4, x4, x2; SPPF once
+
+    code, out, _ = run_cli(capsys, "info", "yolo11n-mlla-psa", "--imgsz", "64", "--nc", "5")
+    from ultralytics.nn.tasks import DetectionModel, yaml_model_load
+
+    cfg = yaml_model_load(resolve_model("yolo11n-mlla-psa"))
+    cfg["nc"] = 5
+    model = DetectionModel(cfg, verbose=False)
+    unfused, fused = bench.count_params(model), bench.count_params(bench.prepare(model))
+    assert code == 0 and fused < unfused
+    assert f"{unfused:,} parameters (unfused, 5 classes)" in out and f"{fused:,} parameters (fused, 5 classes)" in out
+
+
+def test_parameter_wording_is_defined_once():
+    assert bench.param_basis(False, 80) == "unfused, 80 classes" and bench.param_basis(True, 1) == "fused, 1 class"
+    assert bench.describe_params(2726352, False, 80) == "2,726,352 parameters (unfused, 80 classes)"
+
+
 def test_layer_flops_include_attention_matmuls():
     class Attention(nn.Module):  # matmuls written as torch ops, outside any nn.Linear / nn.Conv2d layer
         def forward(self, x):
@@ -163,8 +220,10 @@ def test_live_storage_peak_counts_activations_not_weights():
 def test_models_are_timed_in_alternating_blocks():
     calls = []
     forwards = {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}
-    times = bench.time_interleaved(forwards, torch.device("cpu"), warmup=1, iters=4, rounds=3)
-    assert "".join(calls) == "ab" + "aabb" + "ab" + "ab"  # warm-up, then rounds of 2, 1 and 1 passes
+    times = bench.time_interleaved(forwards, torch.device("cpu"), warmup=1, iters=4, rounds=3,
+                                   on_round=lambda r, rounds: calls.append(f"<{r}/{rounds}>"))
+    # warm-up, then rounds of 2, 1 and 1 passes, each announced to the progress callback
+    assert "".join(calls) == "<0/3>ab" + "<1/3>aabb" + "<2/3>ab" + "<3/3>ab"
     assert [len(t) for t in times.values()] == [4, 4] and all(x >= 0 for t in times.values() for x in t)
 
 
@@ -174,7 +233,7 @@ def test_models_are_timed_in_alternating_blocks():
 def test_variant_keeps_ultralytics_scale_naming(capsys, tmp_path):
     out = tmp_path / "yolo11s-irmb-psa.yaml"
     code, text, _ = run_cli(capsys, "variant", "yolo11n", "--module", "IRMB", "-o", str(out))
-    assert code == 0 and "parameters" in text
+    assert code == 0 and re.search(r"[\d,]+ parameters \(unfused, 80 classes\), [\d.]+ GFLOPs at 640", text)
     d = yaml.safe_load(out.read_text())
     assert set(d["scales"]) == set("nslmx")  # the name picks the scale, as for Ultralytics' files
     assert any(row[2] == "C2PSA_iRMB" for row in d["backbone"])  # YOLO11 default placement: psa
@@ -212,6 +271,16 @@ def test_bench_reports_both_backends(capsys):
         assert r[9].endswith("%") and float(r[9][:-1]) > 0
     assert float(rows[0][7]) > 0 and rows[1][7] == "n/a"
     assert "matmul" in out and "1 thread(s)" in out
+    assert "params (M, fused, 80 classes)" in out.splitlines()[0]
+    from ultralytics.nn.tasks import DetectionModel
+
+    steps = []  # the progress steps and their ETAs
+    tiny = {name: DetectionModel("yolov8n.yaml", verbose=False) for name in ("a", "b")}
+    bench.benchmark_many(tiny, 32, 1, ("torch",), "cpu", 1, 1, 3, matmul_peak=1.0,
+                         progress=lambda step, eta_s: steps.append((step, eta_s)))
+    assert [s for s, _ in steps] == ["1/2: a", "2/2: b", "latency warm-up", "latency round 1/3",
+                                     "latency round 2/3", "latency round 3/3"]
+    assert steps[0][1] is None and all(eta_s is not None and eta_s >= 0 for _, eta_s in steps[1:])
 
 
 # ------------------------------------------------------------------------------------ train / val / export

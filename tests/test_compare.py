@@ -124,6 +124,81 @@ def test_interrupted_run_restarts_clean(compared, capsys):
     assert {k: v for k, v in after.items() if k != victim.name} == before
 
 
+def test_compare_says_what_it_measures_and_counts(compared):
+    out, capture = compared
+    _, stdout, _, _ = capture["first"]
+    nc = len(yaml.safe_load((out / "data" / "run-data.yaml").read_text())["names"])
+    lines = stdout.splitlines()
+    measuring = [line for line in lines if line.startswith("measuring costs")]
+    assert measuring[0].startswith(f"measuring costs of {len(MODELS)} model(s) at 64px")
+    for i, model in enumerate(MODELS, 1):  # one line per model, an ETA once a model has been measured
+        pattern = rf"measuring costs {i}/{len(MODELS)}: {model} \.\.\.( ETA \d+:\d\d)?"
+        assert re.fullmatch(pattern, measuring[i]), measuring
+        assert (" ETA " in measuring[i]) == (i > 1)
+    assert any(re.fullmatch(r"measuring costs: latency round 3/3 \.\.\. ETA \d+:\d\d", line) for line in lines)
+    assert any(re.fullmatch(r"measured costs in \d+:\d\d", line) for line in lines)
+    assert all(f"M params (fused, {nc} classes)" in line for line in lines if line.startswith("cost "))
+    header = stdout.split("\nmodel ")[1].splitlines()[0]
+    assert f"params (M, fused, {nc} classes)" in header
+    assert f"params (M, fused, {nc} classes)" in (out / "report.md").read_text()
+    assert "measuring costs" not in capture["rerun"][1]  # cached: nothing measured, nothing said
+
+
+def test_eta_formatting_and_estimates():
+    from yoloattn import bench
+    from yoloattn.compare.measure import format_duration, progress_line
+    from yoloattn.compare.runner import _train_fraction, estimate_remaining
+
+    assert [format_duration(s) for s in (0, 0.2, 40, 59.5, 61, 3599, 3723)] == \
+        ["0:00", "0:01", "0:40", "1:00", "1:01", "59:59", "1:02:03"]
+    assert progress_line("2/5: yolo11n-mqa-psa", 40) == "measuring costs 2/5: yolo11n-mqa-psa ... ETA 0:40"
+    assert progress_line("1/5: yolo11n", None) == "measuring costs 1/5: yolo11n ..."
+    assert progress_line("latency round 1/3", 20.2) == "measuring costs: latency round 1/3 ... ETA 0:21"
+    # cost measurement: 2 of 5 models prepared in 3 s and 5 s, their timed passes will take 10 s and 14 s
+    assert bench.eta([], [], 5) is None
+    assert bench.eta([3.0, 5.0], [10.0, 14.0], 5) == pytest.approx(3 * 4.0 + 24.0 + 3 * 12.0)
+    # training: mean finished run 100 s; 2 slots busy for 30 and 80 s more; 3 pending runs of 100 s each
+    assert estimate_remaining([90.0, 110.0], [(70.0, 0.5), (20.0, 0.1)], pending=3, slots=2) == pytest.approx(230.0)
+    assert estimate_remaining([100.0], [], pending=0, slots=2) == 0.0
+    assert estimate_remaining([100.0], [(150.0, 0.9)], pending=0, slots=1) == 0.0  # overdue: about to finish
+    # before any run finished: the running runs' own pace (60 s for 25 % -> 180 s left, 240 s per run)
+    assert estimate_remaining([], [(60.0, 0.25)], pending=1, slots=1) == pytest.approx(180.0 + 240.0)
+    assert estimate_remaining([], [(5.0, None)], pending=0, slots=1) is None  # nothing to go by yet
+    assert _train_fraction({"phase": "train", "epoch": 2, "epochs": 4, "batch": 5, "batches": 10}) == 0.375
+    assert _train_fraction({"phase": "setup"}) is None and _train_fraction({"phase": "val"}) == 1.0
+
+
+def test_progress_line_has_an_eta_and_stays_quiet_off_a_terminal(tmp_path, monkeypatch):
+    from yoloattn.compare import runner
+    from yoloattn.compare.measure import ModelSpec
+
+    def run(label):
+        return runner.RunSpec(ModelSpec(label, "", "", tmp_path / f"{label}.yaml"), 0, "k", tmp_path / label)
+
+    clock = [1000.0]
+    monkeypatch.setattr(runner.time, "monotonic", lambda: clock[0])
+    stream = io.StringIO()  # not a terminal
+    progress = runner._Progress(stream, total=4)
+    a, b, c = run("a"), run("b"), run("c")
+    state = {"phase": "train", "epoch": 1, "epochs": 2, "batch": 1, "batches": 10}
+    progress.status(0, [(a, state), (b, state)])
+    assert stream.getvalue().splitlines() == ["[0/4 runs done, 0:00] a s0 epoch 1/2 10% | b s0 epoch 1/2 10%"]
+    for second in range(1, 20):  # batch progress alone prints nothing more off a terminal
+        clock[0] += 1
+        progress.status(0, [(a, {**state, "batch": 1 + second % 9}), (b, state)])
+    assert len(stream.getvalue().splitlines()) == 1
+    clock[0] = 1100.0  # a finishes after 100 s; c takes its slot
+    a.run_dir.mkdir()
+    (a.run_dir / "result.json").write_text(json.dumps({"key": "k"}))
+    progress.status(1, [(b, {**state, "epoch": 2}), (c, {"phase": "starting"})])
+    assert progress.durations == [100.0]
+    # b: 0 s left of a 100 s run; c: 100 s; the 4th run after b -> ETA 1:40
+    assert stream.getvalue().splitlines()[-1] == "[1/4 runs done, 1:40, ETA 1:40] b s0 epoch 2/2 10% | c s0 starting"
+    clock[0] += runner.QUIET_LOG_EVERY_S  # unchanged phases: one line per QUIET_LOG_EVERY_S
+    progress.status(1, [(b, {**state, "epoch": 2}), (c, {"phase": "starting"})])
+    assert len(stream.getvalue().splitlines()) == 3
+
+
 def test_run_keys_change_with_every_setting_that_decides_a_result(tmp_path, monkeypatch):
     base = CompareSettings(preset="tiny", base="yolov8n", modules=("iRMB",), epochs=1, seeds=2, imgsz=64,
                            out=str(tmp_path))

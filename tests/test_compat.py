@@ -81,3 +81,24 @@ print("ok")
 """
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-2000:]
+
+
+def test_go_offline_switches_an_imported_ultralytics_off_the_network(tmp_path):
+    code = """
+import os
+import yoloattn
+from ultralytics.utils import checks, USER_CONFIG_DIR
+assert checks.AUTOINSTALL is True  # Ultralytics' default, read at import
+yoloattn.go_offline()
+import ultralytics.utils as u
+assert checks.AUTOINSTALL is False and checks.ONLINE is False and u.ONLINE is False and u.AUTOINSTALL is False
+assert os.environ["YOLO_OFFLINE"] == "1" and os.environ["YOLO_AUTOINSTALL"] == "False"
+assert (USER_CONFIG_DIR / "Arial.ttf").is_file()  # check_font finds it: no HTTP probe
+assert str(checks.check_font("Arial.ttf")) == str(USER_CONFIG_DIR / "Arial.ttf")
+print("ok")
+"""
+    env = {k: v for k, v in os.environ.items() if k not in ("YOLO_OFFLINE", "YOLO_AUTOINSTALL")}
+    env["YOLO_CONFIG_DIR"] = str(tmp_path / "cfg")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-2000:]

@@ -79,7 +79,7 @@ count = lambda m: sum(p.numel() for p in m.model.parameters())
 assert type(bare.model.model[10]).__name__ == "C2PSA_MLLA"
 assert count(bare) == count(by_path), (count(bare), count(by_path))
 assert bare.model.yaml["scale"] == "n"
-assert count(YOLO("yolov8s-irmb-c2f.yaml")) > 2 * count(YOLO("yolov8n-irmb-c2f.yaml"))  # the scale letter
+assert count(YOLO("yolov8s-irmb-csp.yaml")) > 2 * count(YOLO("yolov8n-irmb-csp.yaml"))  # the scale letter
 assert type(YOLO("yolov9c-mmqa.yaml").model.model[2]).__name__ == "MMQARepNCSPELAN4"  # a file without scales
 try:
     YOLO("yolov8n-nope.yaml")
@@ -102,16 +102,16 @@ def test_local_file_and_stock_names_take_precedence_over_the_zoo(tmp_path):
     from yoloattn import zoo
 
     # A user's own file with a zoo name, in the working directory, is the one that is built.
-    own = yaml.safe_load(Path(zoo.path("yolov8-irmb-c2f.yaml")).read_text())
+    own = yaml.safe_load(Path(zoo.path("yolov8-irmb-csp.yaml")).read_text())
     own["nc"] = 3
-    (tmp_path / "yolov8-irmb-c2f.yaml").write_text(yaml.safe_dump(own))
+    (tmp_path / "yolov8-irmb-csp.yaml").write_text(yaml.safe_dump(own))
     cwd = os.getcwd()
     os.chdir(tmp_path)
     try:
-        assert YOLO("yolov8n-irmb-c2f.yaml").model.yaml["nc"] == 3
+        assert YOLO("yolov8n-irmb-csp.yaml").model.yaml["nc"] == 3
     finally:
         os.chdir(cwd)
-    assert YOLO("yolov8n-irmb-c2f.yaml").model.yaml["nc"] == 80
+    assert YOLO("yolov8n-irmb-csp.yaml").model.yaml["nc"] == 80
     assert "C2f_" not in str(type(YOLO("yolov8n.yaml").model.model[8]))  # Ultralytics' own file, untouched
 
 
@@ -133,7 +133,7 @@ pin_output_dirs(Path.cwd())
 generate("tiny", out="path/to")
 Path("my").mkdir()
 shutil.copy(zoo.stock_models_dir() / "v8" / "yolov8.yaml", "my/model.yaml")
-shutil.copy(zoo.path("yolov8-mqa-c2f.yaml"), "my-variant.yaml")
+shutil.copy(zoo.path("yolov8-mqa-csp.yaml"), "my-variant.yaml")
 assert main(["train", "yolov8n", "data=path/to/data.yaml", "epochs=1", "imgsz=64", "batch=4", "workers=0",
              "plots=False"]) == 0
 results = []

@@ -27,3 +27,29 @@ def test_ultralytics_runs_offline():
     from ultralytics.utils import ONLINE
 
     assert ONLINE is False
+
+
+def test_python_floor_is_derived_from_the_pins():
+    """pyproject's requires-python is the highest Requires-Python of the pinned packages (numpy, scipy, ...):
+    a lower floor promises Pythons on which `make` cannot install the pinned set."""
+    import re
+    from importlib.metadata import PackageNotFoundError, metadata
+    from pathlib import Path
+
+    from packaging.specifiers import SpecifierSet
+
+    root = Path(__file__).resolve().parents[1]
+    pins = [line.split("==")[0].strip() for line in (root / "constraints.txt").read_text().splitlines()
+            if "==" in line and not line.lstrip().startswith("#")]
+    minors = [f"3.{m}" for m in range(6, 20)]
+    floors = {}
+    for name in pins:
+        try:
+            spec = SpecifierSet(metadata(name).get("Requires-Python") or "")
+        except PackageNotFoundError:
+            continue
+        floors[name] = next(v for v in minors if spec.contains(f"{v}.0"))
+    floor = max(floors.values(), key=lambda v: tuple(map(int, v.split("."))))
+    declared = re.search(r'^requires-python = ">=([0-9.]+)"', (root / "pyproject.toml").read_text(), re.M).group(1)
+    assert declared == floor, (declared, {k: v for k, v in floors.items() if v == floor})
+    assert f"Python ≥ {floor}" in (root / "README.md").read_text()

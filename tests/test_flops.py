@@ -217,7 +217,7 @@ def _plain_count_and_attention_formulas(model, imgsz):
     return {str(op): n for op, n in plain.get_flop_counts()["Global"].items()}, total[0]
 
 
-@pytest.mark.parametrize("name, imgsz", [("yolov9c-mmqa.yaml", 128), ("yolov8n-irmb-c2f.yaml", 96),
+@pytest.mark.parametrize("name, imgsz", [("yolov9c-mmqa.yaml", 128), ("yolov8n-irmb-csp.yaml", 96),
                                          ("yolov8n-acmix-head.yaml", 64)])
 def test_zoo_model_total_is_convs_and_matmuls_plus_attention(name, imgsz):
     from ultralytics import YOLO

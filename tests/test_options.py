@@ -73,6 +73,12 @@ def test_compare_refuses_bad_options_before_any_work(extra, pattern, capsys, tmp
     (["train", "yolov8n", "data=embedded:tiny", "imgsz=70"], r"imgsz=70 is not a multiple of the model's largest stride 32"),
     (["val", "yolov8n", "data=embedded:tiny", "imgsz=[64, 100]"], r"imgsz=100 is not a multiple"),
     (["export", "yolov8n", "imgsz=abc"], r"imgsz=abc: expected a positive integer"),
+    # a typo in a path is "file not found", not a lecture about downloads
+    (["val", "nope/best.pt", "data=embedded:tiny"], r"file not found: nope/best\.pt \(looked for /.*/nope/best\.pt\)"),
+    (["export", "runs/detect/trian/weights/best.pt"], r"file not found: runs/detect/trian/weights/best\.pt"),
+    (["info", "best.pt"], r"file not found: best\.pt"),
+    (["info", "my/model.yaml"], r"file not found: my/model\.yaml"),
+    (["bench", "yolo11n.pt"], r"yolo11n\.pt is not a local file, and yoloattn never downloads weights"),
 ])
 def test_other_commands_refuse_bad_options(argv, pattern, capsys):
     code, err = run(capsys, argv)
@@ -115,7 +121,7 @@ def test_train_refuses_a_gpu_device_on_a_cpu_machine_before_work(capsys, tmp_pat
 
 def test_dry_runs_check_everything_and_train_nothing(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert main(["train", "yolov8n-mqa-c2f", "data=embedded:tiny", "epochs=3", "imgsz=64", "--dry-run"]) == 0
+    assert main(["train", "yolov8n-mqa-csp", "data=embedded:tiny", "epochs=3", "imgsz=64", "--dry-run"]) == 0
     assert "dry run" in capsys.readouterr().out and not (tmp_path / "runs").exists()
     out = tmp_path / "cmp"
     assert main(["compare", "--preset", "tiny", "--modules", "mqa", "--epochs", "1", "--imgsz", "64",

@@ -56,7 +56,9 @@ class Watch:
 
     def snapshot(self) -> dict:
         shot = {name: set(_listing(root)) for name, root in self.new_only.items()}
-        shot["repo parent"] = {p.name for p in REPO.parent.iterdir()}
+        # Ultralytics' git-derived default datasets_dir is REPO.parent / "datasets"; the parent folder
+        # itself may be shared (e.g. /tmp), so only the names Ultralytics would create there count.
+        shot["repo parent"] = {p.name for p in REPO.parent.iterdir()} & {"datasets", "weights", "runs"}
         shot["work"], shot["home"] = _listing(self.work), _listing(self.home)
         return shot
 

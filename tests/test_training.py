@@ -22,10 +22,10 @@ def tiny_data(tmp_path_factory):
     return str(generate(preset="tiny", out=tmp_path_factory.mktemp("tiny")))
 
 
-@pytest.mark.parametrize("name, imgsz", [("yolov8n-irmb-c2f.yaml", 64), ("yolo11n-mqa-c3k2.yaml", 64),
+@pytest.mark.parametrize("name, imgsz", [("yolov8n-irmb-csp.yaml", 64), ("yolo11n-mqa-csp.yaml", 64),
                                          ("yolo11n-mlla-psa.yaml", 64),
                                          # 2x2 P5 maps: smaller than ACmix's 7x7 reflection-padded window
-                                         ("yolov9t-acmix-elan.yaml", 64)])
+                                         ("yolov9t-acmix-csp.yaml", 64)])
 def test_one_epoch_train_val_save_reload(name, imgsz, tiny_data, tmp_path):
     model = YOLO(zoo.path(name))
     model.train(data=tiny_data, trainer=yoloattn.DetectionTrainer, project=str(tmp_path), name="run",
@@ -64,7 +64,7 @@ def test_cli_resume_continues_an_interrupted_run_from_the_checkpoint_alone(tiny_
         if trainer.epoch == 0:
             raise KeyboardInterrupt("simulated Ctrl-C after epoch 1 was saved")
 
-    model = YOLO(zoo.path("yolov8n-irmb-c2f.yaml"))
+    model = YOLO(zoo.path("yolov8n-irmb-csp.yaml"))
     model.add_callback("on_model_save", interrupt_after_first_epoch)
     with pytest.raises(KeyboardInterrupt):
         model.train(data=tiny_data, trainer=yoloattn.DetectionTrainer, project=str(tmp_path), name="run",

@@ -32,9 +32,9 @@ def test_bundle_is_a_fresh_regeneration(tmp_path):
 
 def test_zoo_covers_every_module_family_and_the_tutorial_file():
     for module in ("mqa", "acmix", "mlla", "irmb"):
-        for expected in (f"yolov8-{module}-c2f.yaml", f"yolov8-{module}-sppf.yaml", f"yolov8-{module}-head.yaml",
-                         f"yolo11-{module}-c3k2.yaml", f"yolo11-{module}-psa.yaml", f"yolov9t-{module}-elan.yaml",
-                         f"yolov9c-{module}-elan.yaml"):
+        for expected in (f"yolov8-{module}-csp.yaml", f"yolov8-{module}-sppf.yaml", f"yolov8-{module}-head.yaml",
+                         f"yolo11-{module}-csp.yaml", f"yolo11-{module}-psa.yaml", f"yolo11-{module}-head.yaml",
+                         f"yolov9t-{module}-csp.yaml", f"yolov9t-{module}-sppf.yaml", f"yolov9c-{module}-csp.yaml"):
             assert expected in NAMES
     assert "yolov9c-mmqa.yaml" in NAMES
 
@@ -44,6 +44,126 @@ def test_path_resolves_scaled_names_and_rejects_unknown():
     assert zoo.path("yolov9c-mmqa").endswith("yolov9c-mmqa.yaml")
     with pytest.raises(FileNotFoundError, match="yolo11-mlla-psa.yaml"):
         zoo.path("yolo11-mla-psa.yaml")
+
+
+# ---------------------------------------------------------------------------- one naming scheme, old names as aliases
+
+# Former bundled names (named after the block, not the rule) and the file each one is now.
+FORMER = {"yolov8-mlla-c2f.yaml": "yolov8-mlla-csp.yaml", "yolo11-mqa-c3k2.yaml": "yolo11-mqa-csp.yaml",
+          "yolov9t-irmb-elan.yaml": "yolov9t-irmb-csp.yaml", "yolov9c-acmix-elan.yaml": "yolov9c-acmix-csp.yaml",
+          "yolov9t-irmb-sppelan.yaml": "yolov9t-irmb-sppf.yaml"}
+
+
+def test_file_names_follow_the_naming_rule():
+    from yoloattn.zoo.naming import variant_stem
+
+    planned = zoo.planned()
+    assert sorted(name for *_, name in planned) == NAMES
+    for base, module, rule, name in planned:
+        assert name == f"{variant_stem(base.split('/')[-1].removesuffix('.yaml'), module, rule)}.yaml"
+        expected = f"-{rule}.yaml" if rule == "mmqa" else f"-{module.lower()}-{rule}.yaml"
+        assert name.endswith(expected), name
+    assert variant_stem("yolo11n", "MQA", "csp@16,32") == "yolo11n-mqa-csp16-32"
+    assert variant_stem("yolov9c", "MQA", "mmqa") == "yolov9c-mmqa"
+
+
+def test_aliases_are_derived_from_the_rules_and_cover_every_former_name():
+    aliases = zoo.aliases()
+    for old, new in FORMER.items():
+        assert aliases[old] == new
+    assert len(aliases) == 20  # v8 csp, 11 csp, v9t csp + sppf, v9c csp: 5 placements x 4 modules
+    assert set(aliases.values()) <= set(NAMES) and not set(aliases) & set(NAMES)
+    assert "yolov8-mlla-sppf.yaml" not in aliases and "yolov9c-mmqa.yaml" not in aliases
+
+
+@pytest.mark.parametrize("old, new", [*FORMER.items(), ("yolov8n-mlla-c2f.yaml", "yolov8n-mlla-csp.yaml"),
+                                      ("yolo11s-mqa-c3k2", "yolo11s-mqa-csp.yaml"),
+                                      ("yolov9t-mqa-sppelan", "yolov9t-mqa-sppf.yaml")])
+def test_former_names_resolve_to_the_same_file(old, new):
+    from yoloattn.compare.models import model_file, resolve_model
+    from yoloattn.integration.names import bundled_file
+
+    assert zoo.path(old) == zoo.path(new) == str(zoo.YAML_DIR / new)
+    assert zoo.canonical_name(old) == new
+    assert resolve_model(old) == resolve_model(new) == zoo.path(new)
+    assert model_file(resolve_model(old)).is_file()
+    if not re.match(r"^yolo(v8|11)[nslmx]-", new):  # bare unscaled names: what Ultralytics' check_yaml asks for
+        assert bundled_file(old if old.endswith(".yaml") else f"{old}.yaml") == zoo.path(new)
+
+
+def test_former_names_are_not_listed_or_suggested():
+    from yoloattn.compare.models import known_names
+
+    assert not set(zoo.aliases()) & set(NAMES)
+    assert "yolov8n-mlla-c2f" not in known_names() and "yolov8n-mlla-csp" in known_names()
+
+
+@pytest.mark.bridge
+@pytest.mark.parametrize("old, new", [("yolov8n-mlla-c2f.yaml", "yolov8n-mlla-csp.yaml"),
+                                      ("yolo11-mqa-c3k2.yaml", "yolo11-mqa-csp.yaml"),
+                                      ("yolov9t-irmb-sppelan.yaml", "yolov9t-irmb-sppf.yaml")])
+def test_stock_yolo_builds_former_names_after_import(old, new):
+    a, b = YOLO(old).model, YOLO(new).model  # bare names: Ultralytics' own lookup, then the zoo's
+    assert [type(m).__name__ for m in a.model] == [type(m).__name__ for m in b.model]
+    assert a.yaml["backbone"] == b.yaml["backbone"] and a.yaml["head"] == b.yaml["head"]
+    assert sum(p.numel() for p in a.parameters()) == sum(p.numel() for p in b.parameters())
+    assert a.yaml.get("scale") == b.yaml.get("scale")
+
+
+@pytest.mark.bridge
+def test_a_local_file_with_a_former_name_still_wins(tmp_path, monkeypatch):
+    own = yaml.safe_load(open(zoo.path("yolov8-irmb-csp.yaml")))
+    own["nc"] = 3
+    (tmp_path / "yolov8-irmb-c2f.yaml").write_text(yaml.safe_dump(own))
+    monkeypatch.chdir(tmp_path)
+    assert YOLO("yolov8n-irmb-c2f.yaml").model.yaml["nc"] == 3
+    monkeypatch.chdir(tmp_path.parent)
+    assert YOLO("yolov8n-irmb-c2f.yaml").model.yaml["nc"] == 80
+
+
+def test_compare_labels_are_zoo_names(tmp_path):
+    from yoloattn.compare.models import model_file
+    from yoloattn.compare.runner import plan_models
+    from yoloattn.compare.settings import CompareSettings
+
+    cases = [("yolov8n", None, "csp"), ("yolov8n", "sppf", "sppf"), ("yolo11n", None, "psa"), ("yolo11n", "csp", "csp"),
+             ("yolov9t", "sppf", "sppf"), ("yolov9c", "csp", "csp")]
+    for i, (base, where, rule) in enumerate(cases):
+        specs, used = plan_models(CompareSettings(base=base, where=where), tmp_path / str(i))
+        assert used == rule
+        for spec in specs[1:]:
+            assert spec.label == f"{base}-{spec.module.lower()}-{rule}"
+            assert zoo.is_bundled(spec.label), spec.label  # the label is a zoo name (with the base's scale)
+            bundled = yaml.safe_load(model_file(zoo.path(spec.label)).read_text())
+            written = yaml.safe_load(spec.yaml_path.read_text())
+            assert written["backbone"] == bundled["backbone"] and written["head"] == bundled["head"], spec.label
+    specs, _ = plan_models(CompareSettings(base="yolov9c", modules=("MQA",), where="mmqa"), tmp_path / "mmqa")
+    assert [s.label for s in specs] == ["yolov9c", "yolov9c-mmqa"] and zoo.is_bundled("yolov9c-mmqa")
+
+
+def test_variant_command_names_its_output_like_the_zoo(tmp_path, monkeypatch, capsys):
+    from yoloattn.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["variant", "yolov8n", "--module", "mlla", "--where", "csp"]) == 0
+    assert main(["variant", "yolov8n-mlla-c2f", "--module", "mqa", "--where", "head"]) == 0
+    capsys.readouterr()
+    written = sorted(p.name for p in tmp_path.glob("*.yaml"))
+    assert written == ["yolov8n-mlla-csp-mqa-head.yaml", "yolov8n-mlla-csp.yaml"]  # an alias base keeps the new name
+    assert zoo.is_bundled(written[1])
+
+
+@pytest.mark.bridge
+def test_info_accepts_the_rule_name_and_the_former_name(capsys):
+    from yoloattn.cli import main
+
+    assert main(["info", "yolov8n-mlla-csp", "--imgsz", "64"]) == 0
+    new = capsys.readouterr().out
+    assert main(["info", "yolov8n-mlla-c2f", "--imgsz", "64"]) == 0
+    old = capsys.readouterr().out
+    assert "C2f_MLLA" in new and "unknown model" not in new
+    totals = [line for line in new.splitlines() if "GFLOPs at 64x64" in line]
+    assert totals and totals == [line for line in old.splitlines() if "GFLOPs at 64x64" in line]
 
 
 @pytest.mark.bridge
@@ -96,8 +216,8 @@ def test_scale_letter_selects_scale():
 
 @pytest.mark.skipif(not ultralytics.__version__.startswith("8.4."),
                     reason="Ultralytics 8.3's get_flops scales a small proxy input linearly, overcounting attention")
-@pytest.mark.parametrize("name", ["yolo11n-mlla-psa.yaml", "yolov8n-acmix-head.yaml", "yolov8n-irmb-c2f.yaml",
-                                  "yolo11n-mqa-psa.yaml", "yolov9t-mqa-elan.yaml"])
+@pytest.mark.parametrize("name", ["yolo11n-mlla-psa.yaml", "yolov8n-acmix-head.yaml", "yolov8n-irmb-csp.yaml",
+                                  "yolo11n-mqa-psa.yaml", "yolov9t-mqa-csp.yaml"])
 def test_ultralytics_gflops_agree_with_the_full_count(name):
     # What `model.info()` prints (thop) against yoloattn's count, which includes the fused attention
     # kernels and ACmix's window attention (checked against hand formulas in test_flops.py).
@@ -108,8 +228,8 @@ def test_ultralytics_gflops_agree_with_the_full_count(name):
 
 
 @pytest.mark.bridge
-@pytest.mark.parametrize("name", ["yolov8n-mqa-c2f.yaml", "yolo11n-acmix-c3k2.yaml", "yolo11n-irmb-psa.yaml",
-                                  "yolov9t-mlla-elan.yaml"])
+@pytest.mark.parametrize("name", ["yolov8n-mqa-csp.yaml", "yolo11n-acmix-csp.yaml", "yolo11n-irmb-psa.yaml",
+                                  "yolov9t-mlla-csp.yaml"])
 def test_fuse_keeps_outputs(name):
     net = YOLO(zoo.path(name)).model.eval()
     for m in net.modules():  # non-trivial BN statistics so fusing has something to fold
@@ -126,7 +246,7 @@ def test_fuse_keeps_outputs(name):
 
 
 @pytest.mark.parametrize("name", ["yolo11n-mlla-psa.yaml", "yolov8n-acmix-sppf.yaml", "yolov8n-irmb-head.yaml",
-                                  "yolo11n-mqa-c3k2.yaml"])
+                                  "yolo11n-mqa-csp.yaml"])
 def test_onnx_dynamic_export_matches_onnxruntime(name, tmp_path, monkeypatch):
     import onnxruntime as ort
 

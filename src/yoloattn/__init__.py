@@ -3,6 +3,16 @@
 Importing the package registers every yoloattn YAML name with Ultralytics (idempotently), so
 ``YOLO("yolo11n-mlla-psa.yaml")`` builds and any process that unpickles a yoloattn checkpoint
 re-registers on its own. ``yoloattn.attention`` itself needs only torch.
+
+The ``yoloattn`` command runs Ultralytics offline and writes under its working directory. A Python
+script gets the same with two calls after the import (the README's example makes them)::
+
+    import yoloattn
+    yoloattn.go_offline()        # no pip installs, downloads, analytics or font probe (integration/network.py)
+    yoloattn.pin_output_dirs()   # runs/datasets/weights under ./ (integration/locations.py)
+
+Set ``YOLO_OFFLINE=1`` in the environment before the import to also skip Ultralytics' DNS probe at
+import time.
 """
 
 __version__ = "0.1.0"
@@ -32,6 +42,7 @@ else:
 
     install()
     from .integration.locations import pin_output_dirs
+    from .integration.network import go_offline
 
     if launched_as_cli():  # results go where the user ran the command (see integration/locations.py)
         pin_output_dirs(".")

@@ -18,6 +18,12 @@ shared machine hit them alike. From the per-pass times t_k:
 - efficiency = achieved / peak, where peak is the best GFLOP/s of an n x n fp32 matmul
   (2 n^3 FLOPs) measured in the same process, on the same device and thread count.
 
+Parameter counts depend on two things that every printed count states (``param_basis``, the one
+place the wording lives): whether the model is *fused* (BatchNorm folded into the preceding
+convolution and RepConv branches merged, as ``bench`` and ``compare`` time it; fewer parameters)
+or *unfused* (as built and trained), and the class count (the Detect head's classification
+convolutions grow with it), e.g. "2,726,352 parameters (unfused, 80 classes)".
+
 Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` during one pass; on CPU the peak of live
 tensor storage produced during one pass (tracked with a ``TorchDispatchMode``), i.e. the activation
 memory on top of weights and input. ONNX Runtime does not report it (None).
@@ -49,7 +55,7 @@ BACKENDS = ("torch", "onnxruntime")
 class LayerCost:
     index: int
     source: int | list[int]  # Ultralytics' ``from``
-    repeats: int
+    repeats: int  # the YAML row's depth-scaled n, as Ultralytics' verbose layer table prints it
     module: str
     params: int
     flops: int  # at the measured input
@@ -70,6 +76,7 @@ class BenchResult:
     peak_mem_mb: float | None
     achieved_gflops_s: float
     matmul_peak_gflops_s: float
+    nc: int | None = None  # classes of the Detect head (params are those of the fused model)
 
     @property
     def efficiency(self) -> float:
@@ -78,6 +85,60 @@ class BenchResult:
 
 def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def param_basis(fused: bool, nc: int | None) -> str:
+    """What a parameter count counts, in the words every printed count uses: ``"fused, 80 classes"``."""
+    classes = "unknown classes" if nc is None else f"{nc} class" + ("" if nc == 1 else "es")
+    return f"{'fused' if fused else 'unfused'}, {classes}"
+
+
+def describe_params(count: int, fused: bool, nc: int | None) -> str:
+    """``"2,726,352 parameters (unfused, 80 classes)"``; see ``param_basis``."""
+    return f"{count:,} parameters ({param_basis(fused, nc)})"
+
+
+def model_nc(model: nn.Module) -> int | None:
+    """Class count of an Ultralytics model's head (None for a model without one)."""
+    layers = getattr(model, "model", None)
+    head = layers[-1] if isinstance(layers, (nn.ModuleList, nn.Sequential)) and len(layers) else None
+    nc = getattr(head, "nc", None)
+    if nc is None and isinstance(getattr(model, "yaml", None), dict):
+        nc = model.yaml.get("nc")
+    return int(nc) if nc is not None else None
+
+
+def yaml_repeats(d: dict) -> list[int]:
+    """The repeat count ``n`` of every row of a model YAML dict after depth scaling, as Ultralytics'
+    ``parse_model`` computes it for its verbose layer table: ``max(round(n * depth), 1) if n > 1 else n``,
+    depth from the row of ``scales`` for ``d["scale"]`` (the first row without one) or ``depth_multiple``.
+
+    That count is not kept on the built layer: for C2f/C3k2/C2PSA-style blocks Ultralytics (and
+    yoloattn's ``*_M`` blocks through the same parser) moves it into the block's arguments and builds one
+    module, and a plain layer's ``n`` attribute may mean something else (SPPF's pooling size).
+    """
+    depth = d.get("depth_multiple", 1.0)
+    scales = d.get("scales")
+    if scales:
+        depth = scales[d.get("scale") or next(iter(scales))][0]
+    return [max(round(n * depth), 1) if n > 1 else n for _, n, _, _ in d.get("backbone", []) + d.get("head", [])]
+
+
+def _layer_repeats(model: nn.Module) -> list[int] | None:
+    """Per top-level layer, the YAML row's scaled n (``yaml_repeats``); None when the model has no YAML."""
+    d = getattr(model, "yaml", None)
+    if not isinstance(d, dict) or "backbone" not in d:
+        return None
+    with_rows = yaml_repeats(d)
+    return with_rows if len(with_rows) == len(model.model) else None
+
+
+def _built_repeats(layer: nn.Module) -> int:
+    """Fallback without a YAML: copies of a repeated plain layer, or the inner blocks of a CSP block."""
+    if type(layer) is nn.Sequential:
+        return len(layer)
+    inner = getattr(layer, "m", None)
+    return len(inner) if isinstance(inner, (nn.ModuleList, nn.Sequential)) else 1
 
 
 def _main_shape(x) -> tuple[int, ...]:
@@ -99,19 +160,23 @@ def layer_costs(model: nn.Module, imgsz: int | tuple[int, int] = 640, batch: int
     ``model`` is a ``DetectionModel`` (anything with ``.model`` layers carrying ``.f``/``.i``);
     it is run in its current mode on zeros of shape (batch, 3, H, W), H, W = ``imgsz``. Each
     ``LayerCost.flops`` is an int for the whole batch, counted by ``yoloattn.flops.FlopCounter``
-    (``yoloattn.flops.DESCRIPTION``). Errors of the forward (e.g. a map too small for a module) propagate.
+    (``yoloattn.flops.DESCRIPTION``). ``LayerCost.repeats`` is the YAML row's depth-scaled n
+    (``yaml_repeats``; from the built layer when the model has no YAML). Errors of the forward (e.g. a map
+    too small for a module) propagate.
     """
     h, w = (imgsz, imgsz) if isinstance(imgsz, int) else imgsz
     p = next(model.parameters())
     x = torch.zeros(batch, 3, h, w, device=p.device, dtype=p.dtype)
     outputs, costs = [], []
-    for layer in model.model:
+    repeats = _layer_repeats(model)
+    for k, layer in enumerate(model.model):
         if layer.f != -1:
             x = outputs[layer.f] if isinstance(layer.f, int) else [x if j == -1 else outputs[j] for j in layer.f]
         with FlopCounter() as counter:
             x = layer(x)
         outputs.append(x)
-        costs.append(LayerCost(layer.i, layer.f, getattr(layer, "n", 1), _module_name(layer),
+        n = repeats[k] if repeats else _built_repeats(layer)
+        costs.append(LayerCost(layer.i, layer.f, n, _module_name(layer),
                                count_params(layer), counter.total, _main_shape(x)))
     return costs
 
@@ -254,18 +319,23 @@ def _onnxruntime_forward(onnx_path: Path, imgsz: int, batch: int, threads: int) 
 
 
 def time_interleaved(forwards: dict[str, Callable[[], object]], device: torch.device, warmup: int, iters: int,
-                     rounds: int = 3) -> dict[str, list[float]]:
+                     rounds: int = 3, on_round: Callable[[int, int], None] | None = None) -> dict[str, list[float]]:
     """Per-pass milliseconds of each forward, timed in ``rounds`` alternating blocks.
 
     Every forward is warmed up first; then each round times ``iters / rounds`` passes of every forward
     in turn, so a load change on a shared machine affects all of them alike instead of whichever
-    model happened to be timed during it.
+    model happened to be timed during it. ``on_round(r, rounds)`` is called before the warm-up (r = 0)
+    and before each round r = 1..rounds.
     """
+    if on_round:
+        on_round(0, rounds)
     for forward in forwards.values():
         _timed(forward, device, warmup, 0)
     times: dict[str, list[float]] = {name: [] for name in forwards}
     per_round = [iters // rounds + (r < iters % rounds) for r in range(rounds)]
-    for count in per_round:
+    for r, count in enumerate(per_round, 1):
+        if on_round:
+            on_round(r, rounds)
         for name, forward in forwards.items():
             times[name] += _timed(forward, device, 0, count)
     return times
@@ -273,9 +343,15 @@ def time_interleaved(forwards: dict[str, Callable[[], object]], device: torch.de
 
 def benchmark_many(models: dict[str, nn.Module], imgsz: int = 640, batch: int = 1,
                    backends: tuple[str, ...] = ("torch",), device: str = "cpu", threads: int | None = None,
-                   warmup: int = 5, iters: int = 30,
-                   matmul_peak: float | None = None) -> dict[tuple[str, str], BenchResult]:
-    """Time several models on each backend, interleaved (see ``time_interleaved``); keys are (name, backend)."""
+                   warmup: int = 5, iters: int = 30, matmul_peak: float | None = None,
+                   progress: Callable[[str, float | None], None] | None = None) -> dict[tuple[str, str], BenchResult]:
+    """Time several models on each backend, interleaved (see ``time_interleaved``); keys are (name, backend).
+
+    ``progress(step, eta_s)``, if given, is called before each model is prepared (``step`` like
+    ``"2/5: yolo11n-mqa-psa"``: fuse, count FLOPs, measure memory, export to ONNX, one timed pass per
+    backend) and before the warm-up and each timed round (``"latency round 1/3"``), with an estimate
+    of the seconds left for the whole call (None before anything could be measured). See ``eta``.
+    """
     unknown = [b for b in backends if b not in BACKENDS]
     if unknown:
         raise ValueError(f"unknown backend {unknown[0]!r}; choose from {', '.join(BACKENDS)}")
@@ -285,38 +361,83 @@ def benchmark_many(models: dict[str, nn.Module], imgsz: int = 640, batch: int = 
     if threads:
         torch.set_num_threads(threads)
     try:
-        return _benchmark_many(models, imgsz, batch, backends, torch.device(device), warmup, iters, matmul_peak)
+        return _benchmark_many(models, imgsz, batch, backends, torch.device(device), warmup, iters, matmul_peak,
+                               progress or (lambda step, eta_s: None))
     finally:
         torch.set_num_threads(previous_threads)
 
 
+def eta(prepare_s: list[float], timing_s: list[float], total: int) -> float | None:
+    """Seconds left of ``benchmark_many`` after ``len(prepare_s)`` of ``total`` models were prepared.
+
+    ``prepare_s``: seconds each prepared model took (fuse, FLOPs, memory, export); ``timing_s``: the
+    seconds its warm-up and timed passes will take, from one timed pass per backend. The models not yet
+    prepared are assumed to cost the mean of those that are. None before the first model is done.
+    """
+    if not prepare_s:
+        return None
+    left = total - len(prepare_s)
+    return left * statistics.fmean(prepare_s) + sum(timing_s) + left * statistics.fmean(timing_s)
+
+
+def _one_pass_s(forward: Callable[[], object], device: torch.device) -> float:
+    start = time.perf_counter()
+    forward()
+    _sync(device)
+    return time.perf_counter() - start
+
+
 @torch.no_grad()
 def _benchmark_many(models: dict[str, nn.Module], imgsz: int, batch: int, backends: tuple[str, ...],
-                    dev: torch.device, warmup: int, iters: int,
-                    matmul_peak: float | None) -> dict[tuple[str, str], BenchResult]:
+                    dev: torch.device, warmup: int, iters: int, matmul_peak: float | None,
+                    progress: Callable[[str, float | None], None]) -> dict[tuple[str, str], BenchResult]:
     threads = torch.get_num_threads()
     peak = matmul_peak or matmul_peak_gflops(dev)
     x = torch.zeros(batch, 3, imgsz, imgsz, device=dev)
-    prepared = {name: prepare(model).to(dev) for name, model in models.items()}
-    cost = {name: (count_params(m), count_gflops(m, imgsz)) for name, m in prepared.items()}
-    forwards, memory = {}, {}
+    forwards, memory, cost = {}, {}, {}
+    prepare_s, timing_s = [], []  # per prepared model, see ``eta``
     with tempfile.TemporaryDirectory() as tmp:
-        for name, model in prepared.items():
+        for k, (name, original) in enumerate(models.items()):
+            progress(f"{k + 1}/{len(models)}: {name}", eta(prepare_s, timing_s, len(models)))
+            start, pass_s = time.perf_counter(), 0.0
+            model = prepare(original).to(dev)
+            cost[name] = (count_params(model), count_gflops(model, imgsz), model_nc(model))
             if "torch" in backends:
                 forwards[name, "torch"] = functools.partial(model, x)
-                memory[name, "torch"] = peak_memory_mb(model, x)
+                memory[name, "torch"] = peak_memory_mb(model, x)  # also the first (cold) pass
+                pass_s += _one_pass_s(forwards[name, "torch"], dev)
             if "onnxruntime" in backends:
                 onnx_path = export_onnx(model, imgsz, batch, Path(tmp) / f"model{len(forwards)}.onnx")
                 forwards[name, "onnxruntime"] = _onnxruntime_forward(onnx_path, imgsz, batch, threads)
-        times = time_interleaved(forwards, dev, warmup, iters)
+                _one_pass_s(forwards[name, "onnxruntime"], dev)  # the first run allocates
+                pass_s += _one_pass_s(forwards[name, "onnxruntime"], dev)
+            timing_s.append(pass_s * (warmup + iters))
+            prepare_s.append(time.perf_counter() - start)
+        rounds_s: list[float] = []
+        last = [time.perf_counter()]
+
+        def on_round(r: int, rounds: int) -> None:
+            now = time.perf_counter()
+            if r >= 2:
+                rounds_s.append(now - last[0])
+            last[0] = now
+            if r == 0:
+                progress("latency warm-up", sum(timing_s))
+            else:
+                left = rounds - r + 1
+                estimate = left * statistics.fmean(rounds_s) if rounds_s else sum(timing_s) * iters / (warmup + iters)
+                progress(f"latency round {r}/{rounds}", estimate)
+
+        times = time_interleaved(forwards, dev, warmup, iters, on_round=on_round)
     results = {}
     for (name, backend), t in times.items():
-        params, gflops = cost[name]
+        params, gflops, nc = cost[name]
         median = statistics.median(t)
         p90 = statistics.quantiles(t, n=10)[-1] if len(t) > 1 else t[0]
         achieved = gflops * batch / (median / 1e3)
         results[name, backend] = BenchResult(backend, imgsz, batch, threads, params, gflops, median, p90,
-                                             batch / (median / 1e3), memory.get((name, backend)), achieved, peak)
+                                             batch / (median / 1e3), memory.get((name, backend)), achieved, peak,
+                                             nc)
     return results
 
 

@@ -232,8 +232,9 @@ def cmd_zoo(args: argparse.Namespace) -> int:
     for name in zoo.names():
         base, module, rule = plan.get(name, ("?", "?", "?"))
         print(f"  {name:<{width}}  {base.split('/')[-1]} + {module} ({rule} placement)")
-    print(f"\n{len(zoo.names())} files. YOLOv8/YOLO11 files take a scale letter in the name: "
-          "yolo11n-mlla-psa.yaml, yolov8s-irmb-c2f.yaml.")
+    print(f"\n{len(zoo.names())} files, named <base>-<module>-<rule> as `yoloattn variant` and `compare` name "
+          "them. YOLOv8/YOLO11 files take a scale letter in the name: yolo11n-mlla-psa.yaml, yolov8s-irmb-csp.yaml. "
+          "The former names (yolov8-*-c2f, yolo11-*-c3k2, yolov9*-*-elan, yolov9t-*-sppelan) still work as aliases.")
     return 0
 
 
@@ -248,10 +249,13 @@ def cmd_info(args: argparse.Namespace) -> int:
     costs = bench.layer_costs(model, args.imgsz)
     rows = [[str(c.index), str(c.source).replace(" ", ""), str(c.repeats), f"{c.params:,}", f"{c.flops / 1e9:.4f}",
              c.module, "x".join(map(str, c.out_shape))] for c in costs]
-    print(_table(["idx", "from", "n", "params", "GFLOPs", "module", "output"], rows))
-    total_params, total_flops = bench.count_params(model), sum(c.flops for c in costs) / 1e9
-    print(f"\n{len(costs)} layers, {total_params:,} parameters, {total_flops:.3f} GFLOPs at "
-          f"{args.imgsz}x{args.imgsz} ({flops.DESCRIPTION})")
+    print(_table(["idx", "from", "n", "params (unfused)", "GFLOPs", "module", "output"], rows))
+    total_params, total_flops, nc = bench.count_params(model), sum(c.flops for c in costs) / 1e9, bench.model_nc(model)
+    print(f"\n{len(costs)} layers, {bench.describe_params(total_params, False, nc)}, {total_flops:.3f} GFLOPs "
+          f"at {args.imgsz}x{args.imgsz} ({flops.DESCRIPTION})")
+    fused = bench.count_params(bench.prepare(model))
+    print(f"{bench.describe_params(fused, True, nc)}: BatchNorm folded into the convolutions, as `bench` and "
+          "`compare` time and count the model")
     try:
         from ultralytics.utils.torch_utils import get_flops
 
@@ -318,8 +322,8 @@ def cmd_variant(args: argparse.Namespace) -> int:
     from . import bench
 
     model = _load_torch_model(str(out.resolve()))
-    print(f"wrote {out.resolve()}: {bench.count_params(model):,} parameters, "
-          f"{bench.count_gflops(model, 640):.2f} GFLOPs at 640 (80 classes). "
+    params = bench.describe_params(bench.count_params(model), False, bench.model_nc(model))
+    print(f"wrote {out.resolve()}: {params}, {bench.count_gflops(model, 640):.2f} GFLOPs at 640. "
           f"Train it with: yoloattn train {out} data=embedded epochs=10 imgsz=160")
     return 0
 
@@ -339,12 +343,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
     rows = [[name, backend, f"{r.params / 1e6:.3f}", f"{r.gflops:.3f}", f"{r.latency_ms:.2f}", f"{r.p90_ms:.2f}",
              f"{r.throughput:.1f}", "n/a" if r.peak_mem_mb is None else f"{r.peak_mem_mb:.1f}",
              f"{r.achieved_gflops_s:.1f}", f"{100 * r.efficiency:.1f}%"] for (name, backend), r in results.items()]
-    print(_table(["model", "backend", "params (M)", "GFLOPs/img", "median ms", "p90 ms", "img/s", "peak MiB",
+    classes = {name: r.nc for (name, _), r in results.items()}
+    same = len(set(classes.values())) == 1
+    params = f"params (M, {bench.param_basis(True, next(iter(classes.values())))})" if same else "params (M, fused)"
+    print(_table(["model", "backend", params, "GFLOPs/img", "median ms", "p90 ms", "img/s", "peak MiB",
                   "GFLOP/s", "of peak"], rows))
+    per_model = "" if same else " Classes (params depend on them): " + ", ".join(
+        f"{name} {nc}" for name, nc in classes.items()) + "."
     print(f"\nbatch {args.batch} at {args.imgsz}x{args.imgsz} on {args.device}, {threads} thread(s), fused eval "
           f"models, {args.iters} timed passes each, interleaved across models; peak = fp32 matmul "
           f"{peak:.1f} GFLOP/s measured now. "
-          "Peak MiB: activation memory of one pass (n/a for ONNX Runtime).")
+          f"Peak MiB: activation memory of one pass (n/a for ONNX Runtime).{per_model}")
     return 0
 
 
@@ -354,8 +363,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from .compare.models import resolve_model
 
+    from .recipe import HYPERPARAMETERS
+
     _yoloattn_only(args.overrides)
     overrides = _cpu_defaults(_ultralytics_args(args.overrides))
+    if not overrides.get("resume"):  # a resumed run keeps the arguments it started with
+        overrides = {**HYPERPARAMETERS, **overrides}
     model = None
     if "data" not in overrides and overrides.get("resume") and str(args.model).endswith(".pt"):
         # Ultralytics resumes with the dataset recorded in the checkpoint; check that one
@@ -413,7 +426,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     overrides.setdefault("device", "cpu")
     # Ultralytics writes next to a .pt, and a model YAML's export (even of a zoo file inside the
     # installed package) under the YAML's bare file name, i.e. into the working directory.
-    model = YOLO(resolve_model(args.model))
+    resolved = resolve_model(args.model)  # refuses unknown names and missing files in one line
+    bare = Path(args.model)
+    if len(bare.parts) == 1 and bare.suffix in ("", ".yaml", ".yml") and not bare.is_file():
+        # A zoo or stock name goes to Ultralytics as typed (yoloattn's name lookup finds it), so the
+        # exported file keeps that name, a former zoo name included: ./yolov8n-mqa-c2f.onnx.
+        resolved = bare.name if bare.suffix else f"{bare.name}.yaml"
+    model = YOLO(resolved)
     _check_imgsz(overrides.get("imgsz"), {args.model: model.model}, option="imgsz=")
     path = model.export(**overrides)
     print(f"exported: {Path(path).resolve() if path else path}")
@@ -494,7 +513,7 @@ _EPILOGS = {
           yoloattn bench yolo11n yolo11n-mlla-psa --imgsz 320 --backend all
           yoloattn variant yolo11n --module mlla --where psa -o yolo11n-mlla-psa.yaml
           yoloattn train yolo11n-mlla-psa.yaml data=embedded epochs=10 imgsz=160
-          yoloattn demo                                      # the calibrated 15-minute CPU comparison
+          yoloattn demo                                      # the calibrated CPU comparison (time: docs/compare.md)
           yoloattn compare --base yolo11n --modules mlla,irmb --epochs 10 --seeds 3 --out runs/cmp
 
         Everything runs offline: settings live in ./.yolo-config (or $YOLOATTN_CONFIG_DIR).
@@ -529,16 +548,18 @@ _EPILOGS = {
 
         examples:
           yoloattn bench yolo11n yolo11n-mlla-psa yolo11n-mqa-psa --imgsz 640
-          yoloattn bench yolov8n-irmb-c2f --imgsz 160 --backend all --threads 1
+          yoloattn bench yolov8n-irmb-csp --imgsz 160 --backend all --threads 1
         """,
     "train": """
         Any Ultralytics key=value argument passes through; yoloattn adds trainer=yoloattn.DetectionTrainer,
-        device=cpu when there is no GPU and amp=False on the CPU. data=embedded[:PRESET] uses the
-        built-in dataset (presets tiny, demo, bench). Results go to ./runs/detect/train here (-2, -3, ...
+        device=cpu when there is no GPU and amp=False on the CPU, and starts from the recipe that
+        compare uses (yoloattn.recipe.HYPERPARAMETERS; any key=value overrides it):
+          {recipe}
+        data=embedded[:PRESET] uses the built-in dataset (presets tiny, demo, bench). Results go to ./runs/detect/train here (-2, -3, ...
         when taken; project=/name= change it) and the folder is printed at the end.
 
         examples:
-          yoloattn train yolo11n-mlla-psa data=embedded epochs=10 imgsz=160 batch=8
+          yoloattn train yolo11n-mlla-psa data=embedded epochs=10 imgsz=160
           yoloattn train my-variant.yaml data=path/to/data.yaml epochs=100 imgsz=640 device=0
         """,
     "val": """
@@ -571,7 +592,10 @@ _EPILOGS = {
         Rerunning the same command reuses finished runs; changed settings train new runs. --dry-run checks
         every option and the dataset, writes the plan into --out and trains nothing.
         Without options it is the calibrated demo (`yoloattn demo`); the embedded presets tiny and bench and
-        user datasets start from: base yolo11n, all modules, 10 epochs, 3 seeds.
+        user datasets start from: base yolo11n, all modules, 10 epochs, 3 seeds. Every run trains with
+        the recipe (yoloattn.recipe.RECIPE, the hyper-parameters `yoloattn train` also starts from; --set
+        overrides them):
+          {compare_recipe}
 
         examples:
           yoloattn compare --base yolo11n --modules mlla,irmb --epochs 1 --seeds 2 --imgsz 128 --out runs/c1
@@ -580,7 +604,7 @@ _EPILOGS = {
         """,
     "demo": """
         The calibrated comparison behind `make demo`: yolov8n and its four attention variants on the
-        embedded demo dataset (see docs/compare.md for the settings and the measured time and mAP).
+        embedded demo dataset. Its settings, measured wall time and mAP: docs/compare.md, "The demo".
 
         example:
           yoloattn demo --out runs/demo
@@ -589,8 +613,11 @@ _EPILOGS = {
 
 
 def _subparser(sub, name: str, help_text: str, handler) -> argparse.ArgumentParser:
-    parser = sub.add_parser(name, help=help_text, description=help_text,
-                            epilog=textwrap.dedent(_EPILOGS[name]).strip(),
+    from .recipe import HYPERPARAMETERS, RECIPE, describe
+
+    epilog = textwrap.dedent(_EPILOGS[name]).strip().replace("{recipe}", describe(HYPERPARAMETERS))
+    epilog = epilog.replace("{compare_recipe}", describe(RECIPE))
+    parser = sub.add_parser(name, help=help_text, description=help_text, epilog=epilog,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.set_defaults(handler=handler)
     return parser

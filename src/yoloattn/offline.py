@@ -90,7 +90,7 @@ def setup_offline(config_dir: str | os.PathLike | None = None) -> Path:
         )
     os.environ.update(env)
     root = Path(os.environ["YOLO_CONFIG_DIR"])
-    _seed_fonts(root / "Ultralytics")  # Ultralytics' USER_CONFIG_DIR is $YOLO_CONFIG_DIR/Ultralytics
+    seed_fonts(root / "Ultralytics")  # Ultralytics' USER_CONFIG_DIR is $YOLO_CONFIG_DIR/Ultralytics
     return root
 
 
@@ -116,7 +116,8 @@ def _matplotlib_font() -> Path | None:
     return font if font.is_file() else None
 
 
-def _seed_fonts(user_config_dir: Path) -> None:
+def seed_fonts(user_config_dir: Path) -> None:
+    """Copy matplotlib's DejaVu Sans into ``user_config_dir`` under the font names Ultralytics probes for."""
     source = _matplotlib_font()
     if source is None:  # without matplotlib Ultralytics cannot plot anyway
         return

@@ -4,7 +4,8 @@ Accepted, in this order:
 
 1. a path to an existing file (``.yaml``/``.yml`` model definition or a local ``.pt`` checkpoint);
 2. a bundled zoo name, with or without ``.yaml`` and with the scale letter Ultralytics reads from the
-   file name (``yolo11n-mlla-psa`` is ``yolo11-mlla-psa.yaml`` at scale n);
+   file name (``yolo11n-mlla-psa`` is ``yolo11-mlla-psa.yaml`` at scale n), or a former zoo name
+   (``yolov8n-mlla-c2f``), which resolves to the current one (``yolov8n-mlla-csp``, see ``zoo.naming``);
 3. an Ultralytics model YAML name (``yolo11n``, ``yolov8s.yaml``, ``yolov9t``), resolved inside the
    installed ``ultralytics/cfg/models`` the way Ultralytics unifies them: the letter after the
    version number (``(\\d+)([nslmx])``) is the scale and is dropped to find the file.
@@ -23,6 +24,7 @@ from pathlib import Path
 import yaml
 
 from .. import zoo
+from ..zoo.naming import variant_stem  # noqa: F401  (the one naming scheme; cli and runner import it from here)
 
 SCALES = "nslmx"
 _UNIFY = re.compile(r"(\d+)([nslmx])(.+)?$")  # Ultralytics' yaml_model_load: yolov8x.yaml -> yolov8.yaml
@@ -66,7 +68,7 @@ def _read(path: Path) -> dict:
 
 
 def known_names() -> list[str]:
-    """Every bundled and stock model name, with the scaled spellings, for suggestions."""
+    """Every bundled and stock model name, with the scaled spellings, for suggestions (not the former zoo names)."""
     names = set()
     for file_name in [*zoo.names(), *_stock_yamls()]:
         stem = Path(file_name).stem
@@ -84,14 +86,14 @@ def resolve_model(name: str) -> str:
     path = Path(text).expanduser()
     if path.is_file():
         return str(path.resolve())
-    if path.suffix == ".pt":
-        yaml_name = path.stem + ".yaml"
+    if path.suffix == ".pt" and len(path.parts) == 1 and path.stem in known_names():
+        # an official weight name (yolo11n.pt): Ultralytics would download it
         raise ModelNameError(
             f"{text} is not a local file, and yoloattn never downloads weights; "
-            f"train from scratch with {yaml_name} or give the path to a .pt checkpoint"
+            f"train from scratch with {path.stem}.yaml or give the path to a .pt checkpoint"
         )
-    if len(path.parts) > 1 or path.suffix not in ("", ".yaml", ".yml"):
-        raise ModelNameError(f"model file not found: {text}")
+    if path.suffix == ".pt" or len(path.parts) > 1 or path.suffix not in ("", ".yaml", ".yml"):
+        raise ModelNameError(f"file not found: {text} (looked for {path.absolute()})")
     if zoo.is_bundled(text):
         return zoo.path(text)
     stock = _stock_path(text)
@@ -129,12 +131,6 @@ def default_placement(d: dict) -> str:
     """The compare default: YOLO11-style models (with C2PSA) get ``psa``, others (v8, v9) ``csp``."""
     rows = d["backbone"] + d["head"]
     return "psa" if any(row[2] == "C2PSA" for row in rows) else "csp"
-
-
-def variant_stem(base_stem: str, module: str, where: str) -> str:
-    """``yolo11n`` + MLLA + ``psa`` -> ``yolo11n-mlla-psa`` (``csp@16,32`` -> ``csp16-32``)."""
-    tag = where.replace("@", "").replace(",", "-")
-    return f"{base_stem}-{module.lower()}-{tag}"
 
 
 def imgsz_error(imgsz: int, stride: int) -> str | None:

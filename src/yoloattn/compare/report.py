@@ -4,6 +4,10 @@
 (``SUMMARY_COLUMNS``: mean and sample std over seeds, the delta of the means against the baseline and
 Welch's test of that delta, see ``stats.py``). ``report.html`` is self-contained: the plots are
 embedded as base64 PNG.
+
+``params`` everywhere is the fused model's count at the dataset's class count; the tables say so once in
+their column header ("params (M, fused, 5 classes)", wording from ``bench.param_basis``) and the
+report's notes say what fused means.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import html
 import math
 from pathlib import Path
 
+from ..bench import param_basis
 from ..flops import DESCRIPTION
 
 RESULT_COLUMNS = ("model", "module", "where", "seed", "params", "gflops", "latency_ms", "latency_ort_ms",
@@ -54,8 +59,14 @@ def _verdict(entry: dict, metric: str) -> str:
     return f"{verdict} (p={p:.3f})" if p is not None else verdict
 
 
-def summary_table(summary: list[dict]) -> tuple[list[str], list[list[str]]]:
-    header = ["model", "params (M)", "GFLOPs", "torch ms", "ORT ms", "mAP50", "mAP50-95", "Δ mAP50-95",
+def params_header(nc: int | None) -> str:
+    """The params column's header: ``"params (M, fused, 5 classes)"`` (``"params (M, fused)"`` without nc)."""
+    return f"params (M, {param_basis(True, nc)})" if nc is not None else "params (M, fused)"
+
+
+def summary_table(summary: list[dict], nc: int | None = None) -> tuple[list[str], list[list[str]]]:
+    """The summary as (header, rows); ``nc``, the dataset's class count, goes into the params header."""
+    header = ["model", params_header(nc), "GFLOPs", "torch ms", "ORT ms", "mAP50", "mAP50-95", "Δ mAP50-95",
               "Δ > seed noise?"]
     body = [[s["model"], f"{s['params'] / 1e6:.3f}", f"{s['gflops']:.3f}", f"{s['latency_ms']:.1f}",
              f"{s['latency_ort_ms']:.1f}", _pm(s["map50_mean"], s["map50_std"]),
@@ -131,12 +142,15 @@ def _sections(context: dict) -> list[tuple[str, str]]:
         "per-seed mAP50-95 values, significant at p < 0.05; it needs >= 2 seeds per model, and with few seeds "
         "a 'no' means the effect is not shown, not that there is none.",
         f"GFLOPs: {DESCRIPTION}.",
+        "params (here and in results.csv / summary.csv) count the fused model, as it is timed: BatchNorm "
+        "folded into the convolutions, with the dataset's classes in the Detect head; `yoloattn info` prints "
+        "the unfused count too.",
     ]
     return [("Setup", "\n".join(setup)), ("Notes", "\n".join(notes))]
 
 
 def write_markdown(path: Path, context: dict) -> Path:
-    summary_header, summary_body = summary_table(context["summary"])
+    summary_header, summary_body = summary_table(context["summary"], context.get("nc"))
     runs_header, runs_body = run_table(context["rows"])
     setup, notes = _sections(context)
     text = [
@@ -176,7 +190,7 @@ code{background:#f4f4f4;padding:1px 4px}li{margin:.2em 0}"""
 
 
 def write_html(path: Path, context: dict) -> Path:
-    summary_header, summary_body = summary_table(context["summary"])
+    summary_header, summary_body = summary_table(context["summary"], context.get("nc"))
     runs_header, runs_body = run_table(context["rows"])
     setup, notes = _sections(context)
     images = "".join(

@@ -45,7 +45,7 @@ from ..data.validate import DatasetError, DatasetReport
 from ..integration.wiring import report_wiring
 from ..offline import offline_env
 from . import plots, report, stats
-from .measure import ModelSpec, measure_all
+from .measure import ModelSpec, format_duration, measure_all
 from .models import default_placement, imgsz_error, load_model_dict, model_file, resolve_model, variant_stem
 from .settings import CompareSettings, dataset_fingerprint, default_jobs, digest, threads_per_job, versions
 from .worker import write_json_atomic
@@ -261,14 +261,67 @@ def plan_runs(settings: CompareSettings, models: list[ModelSpec], data: Prepared
     return runs
 
 
+def _train_fraction(state: dict) -> float | None:
+    """Share of a run's training epochs done, from its progress.json (None before training starts)."""
+    if state.get("phase") == "val":
+        return 1.0
+    if state.get("phase") != "train" or not state.get("epochs"):
+        return None
+    batches = max(1, state.get("batches") or 1)
+    return min(1.0, (state.get("epoch", 1) - 1 + min(state.get("batch", 0), batches) / batches) / state["epochs"])
+
+
+def estimate_remaining(durations: list[float], running: list[tuple[float, float | None]], pending: int,
+                       slots: int) -> float | None:
+    """Seconds until every run is done, or None when nothing can be estimated yet.
+
+    ``durations``: wall times of the runs that finished in this session; ``running``: (seconds since it
+    started, share of its epochs done or None) per running run; ``pending``: runs not started yet;
+    ``slots``: runs at a time. A run is expected to take the mean finished duration; before any run has
+    finished, a running run's own pace (elapsed / share done, once 5 % is done and 10 s have passed)
+    stands in for it. The pending runs take the earliest free slot each, as ``execute`` starts them.
+    """
+    def paced(elapsed: float, done: float | None) -> bool:
+        return bool(done) and done >= 0.05 and elapsed >= 10.0
+
+    mean = sum(durations) / len(durations) if durations else None
+    projected = [elapsed / done for elapsed, done in running if paced(elapsed, done)]
+    per_run = mean if mean is not None else (sum(projected) / len(projected) if projected else None)
+    free_at = []
+    for elapsed, done in running:
+        if mean is not None:
+            free_at.append(max(0.0, mean - elapsed))
+        elif paced(elapsed, done):
+            free_at.append(elapsed * (1 - done) / done)
+        else:
+            return None
+    if pending and per_run is None:
+        return None
+    free_at += [0.0] * max(0, slots - len(free_at))
+    free_at.sort()
+    finish = list(free_at)
+    for _ in range(pending):
+        start = free_at.pop(0)
+        finish.append(start + per_run)
+        free_at.append(start + per_run)
+        free_at.sort()
+    return max(finish) if finish else 0.0
+
+
 class _Progress:
-    """One status line: a rewritten line on a terminal, otherwise a line on change or every 30 s."""
+    """One status line: a rewritten line on a terminal, otherwise a line on change or every 30 s.
+
+    The line ends with an ETA (``estimate_remaining``) from the durations of the runs that finished
+    since the comparison started (and, until one has, from the running runs' own pace).
+    """
 
     def __init__(self, stream: TextIO, total: int):
         self.stream, self.total = stream, total
         self.tty = hasattr(stream, "isatty") and stream.isatty()
         self.started = time.monotonic()
         self._last_text, self._last_print = "", 0.0
+        self._run_started: dict[RunSpec, float] = {}
+        self.durations: list[float] = []  # wall seconds of the runs that finished successfully here
 
     def say(self, text: str) -> None:
         """A permanent line (run started/finished), printed above the status line."""
@@ -276,7 +329,24 @@ class _Progress:
         self.stream.flush()
         self._last_text = ""
 
+    def _track(self, running: list[RunSpec], now: float) -> None:
+        for run in running:
+            self._run_started.setdefault(run, now)
+        for run in [r for r in self._run_started if r not in running]:
+            started = self._run_started.pop(run)
+            if run.finished():  # a failed run's time says nothing about the others
+                self.durations.append(now - started)
+
+    def eta(self, done: int, running: list[tuple[RunSpec, dict]], now: float | None = None) -> float | None:
+        now = time.monotonic() if now is None else now
+        pending = max(0, self.total - done - len(running))
+        slots = max(1, len(running))  # execute() fills every slot while runs are pending
+        return estimate_remaining(self.durations, [(now - self._run_started.get(run, now), _train_fraction(state))
+                                                   for run, state in running], pending, slots)
+
     def status(self, done: int, running: list[tuple[RunSpec, dict]]) -> None:
+        now = time.monotonic()
+        self._track([run for run, _ in running], now)
         parts = []
         for run, state in running:
             if state.get("phase") == "train" and state.get("epochs"):
@@ -284,9 +354,9 @@ class _Progress:
                 parts.append(f"{run.label} epoch {state['epoch']}/{state['epochs']} {min(pct, 100)}%")
             else:
                 parts.append(f"{run.label} {state.get('phase', 'starting')}")
-        elapsed = int(time.monotonic() - self.started)
-        text = f"[{done}/{self.total} runs done, {elapsed // 60}:{elapsed % 60:02d}] " + " | ".join(parts)
-        now = time.monotonic()
+        eta = self.eta(done, running, now)
+        clock = format_duration(now - self.started) + ("" if eta is None else f", ETA {format_duration(eta)}")
+        text = f"[{done}/{self.total} runs done, {clock}] " + " | ".join(parts)
         if self.tty:
             width = shutil.get_terminal_size((120, 20)).columns - 1
             self.stream.write("\r\033[K" + text[:width])
@@ -402,10 +472,13 @@ def _machine() -> str:
 
 def _measure_models(models: list[ModelSpec], settings: CompareSettings, data: PreparedData, out: Path,
                     say: Callable[[str], None]) -> dict[str, dict]:
-    costs = measure_all(models, settings.imgsz, data.nc, settings.latency_threads, out / "measure")
+    from ..bench import param_basis
+
+    costs = measure_all(models, settings.imgsz, data.nc, settings.latency_threads, out / "measure", progress=say)
     for label, c in costs.items():
-        say(f"cost     {label}: {c['params'] / 1e6:.3f} M params, {c['gflops']:.3f} GFLOPs, "
-            f"{c['latency_ms']:.1f} ms torch, {c['latency_ort_ms']:.1f} ms ORT at {settings.imgsz}px")
+        say(f"cost     {label}: {c['params'] / 1e6:.3f} M params ({param_basis(True, data.nc)}), "
+            f"{c['gflops']:.3f} GFLOPs, {c['latency_ms']:.1f} ms torch, {c['latency_ort_ms']:.1f} ms ORT "
+            f"at {settings.imgsz}px")
     return costs
 
 
@@ -491,10 +564,10 @@ def run_compare(settings: CompareSettings, command: str = "", stream: TextIO | N
         "settings": settings, "summary": outcome.summary, "rows": rows, "data_yaml": data.data_yaml,
         "eval_split": data.eval_split, "where": where, "data_report": data.report,
         "matmul_peak": costs[baseline]["matmul_peak_gflops_s"], "versions": versions(), "machine": _machine(),
-        "command": command or "yoloattn compare ...",
+        "command": command or "yoloattn compare ...", "nc": data.nc,
     }
     outcome.report_md, outcome.report_html = _write_outputs(out, rows, outcome.summary, baseline, context)
-    say("\n" + report.text_table(*report.summary_table(outcome.summary)))
+    say("\n" + report.text_table(*report.summary_table(outcome.summary, data.nc)))
     if outcome.failed:
         say(f"\n{len(outcome.failed)} run(s) failed: {', '.join(outcome.failed)}; their logs are in {out / 'runs'}")
     return outcome

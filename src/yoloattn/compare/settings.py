@@ -17,9 +17,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# Calibrated for from-scratch nano models on the embedded data; docs/compare.md ("Recipe") says why.
-RECIPE: dict = dict(optimizer="SGD", lr0=0.01, warmup_epochs=0.5, batch=8, cls=1.0, deterministic=True,
-                    amp=False, plots=False, val=False, workers=1)
+from ..recipe import RECIPE
+
 
 
 @dataclass(frozen=True)

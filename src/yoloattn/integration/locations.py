@@ -49,13 +49,22 @@ def pin_output_dirs(root: str | Path = ".") -> dict[str, Path]:
     # dict.update, not SETTINGS.update: the latter saves settings.json, shared by every process using
     # this YOLO_CONFIG_DIR, while the pin belongs to this process (and its working directory) only.
     dict.update(ultralytics.utils.SETTINGS, {key: str(path) for key, path in pinned.items()})
-    constants = {name: pinned[key] for key, (name, _) in _DIRS.items()}
-    for module_name, module in list(sys.modules.items()):
-        namespace = getattr(module, "__dict__", None)
-        if namespace is not None and (module_name == "ultralytics" or module_name.startswith("ultralytics.")):
-            for name, value in constants.items():
-                if name in namespace:
-                    namespace[name] = value
+    rebind_constants({name: pinned[key] for key, (name, _) in _DIRS.items()})
     # get_save_dir is the only reader of cfg's copy of TESTS_RUNNING; the flag stays as it is elsewhere
     ultralytics.cfg.TESTS_RUNNING = False
     return pinned
+
+
+def rebind_constants(values: dict) -> None:
+    """Set module constants such as ``ONLINE`` or ``RUNS_DIR`` in every loaded Ultralytics module.
+
+    Ultralytics computes them once in ``ultralytics.utils`` and other modules copy them with
+    ``from ultralytics.utils import NAME``; each copy is rebound where it exists, and modules imported
+    later copy the new value from ``ultralytics.utils``.
+    """
+    for module_name, module in list(sys.modules.items()):
+        namespace = getattr(module, "__dict__", None)
+        if namespace is not None and (module_name == "ultralytics" or module_name.startswith("ultralytics.")):
+            for name, value in values.items():
+                if name in namespace:
+                    namespace[name] = value

@@ -27,14 +27,16 @@ _WRAPPED_MARK = "_yoloattn_original"
 def bundled_file(file) -> str | None:
     """The bundled zoo YAML for a bare file name such as ``yolo11-mlla-psa.yaml``, or None.
 
-    Only bare names (no folder) ending in .yaml/.yml are looked up; the returned path exists.
+    Only bare names (no folder) ending in .yaml/.yml are looked up; the returned path exists. A
+    former zoo name (``yolov8-mlla-c2f.yaml``, see ``zoo.aliases()``) gives its file under the
+    current name (``yolov8-mlla-csp.yaml``).
     """
     from .. import zoo
 
     name = Path(str(file))
     if len(name.parts) != 1 or name.suffix not in (".yaml", ".yml"):
         return None
-    candidate = zoo.YAML_DIR / name.name
+    candidate = zoo.YAML_DIR / zoo.canonical_name(name.name)
     return str(candidate) if candidate.is_file() else None
 
 
