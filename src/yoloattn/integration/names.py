@@ -21,7 +21,8 @@ from pathlib import Path
 
 from ultralytics.nn import tasks
 
-_WRAPPED_MARK = "_yoloattn_original"
+from .patching import unwrap, wrap
+
 
 
 def bundled_file(file) -> str | None:
@@ -42,26 +43,22 @@ def bundled_file(file) -> str | None:
 
 def install() -> None:
     """Wrap ``ultralytics.nn.tasks.check_yaml`` (idempotent)."""
-    if hasattr(tasks.check_yaml, _WRAPPED_MARK):
-        return
-    original = tasks.check_yaml
 
-    def check_yaml(file, *args, **kwargs):
-        try:
-            found = original(file, *args, **kwargs)
-        except FileNotFoundError:
-            found = bundled_file(file)
-            if found is None:
-                raise
-            return found
-        return found or bundled_file(file) or found
+    def make_wrapper(original):
+        def check_yaml(file, *args, **kwargs):
+            try:
+                found = original(file, *args, **kwargs)
+            except FileNotFoundError:
+                found = bundled_file(file)
+                if found is None:
+                    raise
+                return found
+            return found or bundled_file(file) or found
 
-    check_yaml.__doc__ = original.__doc__
-    setattr(check_yaml, _WRAPPED_MARK, original)
-    tasks.check_yaml = check_yaml
+        return check_yaml
+
+    wrap(tasks, "check_yaml", make_wrapper)
 
 
 def uninstall() -> None:
-    original = getattr(tasks.check_yaml, _WRAPPED_MARK, None)
-    if original is not None:
-        tasks.check_yaml = original
+    unwrap(tasks, "check_yaml")

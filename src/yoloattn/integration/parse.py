@@ -25,6 +25,7 @@ from ultralytics.nn import tasks
 from ultralytics.nn.modules import C2f, C3k2, Conv
 from ultralytics.nn.modules.block import C3k
 
+from .patching import unwrap, wrap
 from .registry import REGISTRY, Entry, UnknownModuleError, unknown_name_message
 
 _PLACEHOLDER = {"layer": "Conv", "csp": "C2f", "c3k2": "C3k2"}
@@ -32,28 +33,24 @@ _PLACEHOLDER = {"layer": "Conv", "csp": "C2f", "c3k2": "C3k2"}
 # needs the c3k slot to exist; 8.4 assigns a slice and accepts either.
 _PLACEHOLDER_EXTRA = {"layer": [], "csp": [], "c3k2": [False]}
 _TAKES_N = {"layer": False, "csp": True, "c3k2": True}  # contracts whose 3rd argument is the repeat count
-_WRAPPED_MARK = "_yoloattn_original"
 
 
 def install() -> None:
     """Wrap ``ultralytics.nn.tasks.parse_model`` (idempotent) and expose our names in its namespace."""
     for entry in REGISTRY.entries():
         setattr(tasks, entry.name, entry.cls)
-    if not hasattr(tasks.parse_model, _WRAPPED_MARK):
-        original = tasks.parse_model
 
+    def make_wrapper(original):
         def parse_model(d, ch, verbose=True):
             return _parse_with_swaps(original, d, ch, verbose)
 
-        parse_model.__doc__ = original.__doc__
-        setattr(parse_model, _WRAPPED_MARK, original)
-        tasks.parse_model = parse_model
+        return parse_model
+
+    wrap(tasks, "parse_model", make_wrapper)
 
 
 def uninstall() -> None:
-    original = getattr(tasks.parse_model, _WRAPPED_MARK, None)
-    if original is not None:
-        tasks.parse_model = original
+    unwrap(tasks, "parse_model")
 
 
 def _parse_with_swaps(original, d, ch, verbose):
