@@ -124,10 +124,9 @@ def _resolve_data(value: str, command: str = "train", allow_skipped: bool = Fals
             raise CLIError(str(err)) from None
     else:
         path = Path(str(value)).expanduser()
-    report = check_yolo_dataset(path, allow_skipped=True, splits=splits, single_cls=single_cls)
     verb = "train" if command == "train" else "validate"
-    if report.skipped and not allow_skipped:
-        raise CLIError(report.skipped_message(f"fix those files, or pass --allow-skipped to {verb} without them"))
+    report = check_yolo_dataset(path, allow_skipped=allow_skipped, splits=splits, single_cls=single_cls,
+                                fix=f"fix those files, or pass --allow-skipped to {verb} without them")
     if report.skipped:
         print(f"{PROG} {command}: warning: going on without {len(report.skipped)} of {report.images} images that "
               f"Ultralytics skips (--allow-skipped) {report.describe_skipped()}", file=sys.stderr)

@@ -41,7 +41,7 @@ from typing import Callable, TextIO
 
 import yaml
 
-from ..data.validate import DatasetError, DatasetReport
+from ..data.validate import DatasetReport
 from ..integration.wiring import report_wiring
 from ..offline import offline_env
 from . import plots, report, stats
@@ -66,7 +66,6 @@ class PreparedData:
     eval_split: str
     nc: int
     fingerprint: dict
-    preset_imgsz: int | None
     report: DatasetReport | None = None  # what Ultralytics skips / alters in the train and eval splits
 
 
@@ -127,10 +126,8 @@ def check_settings(settings: CompareSettings) -> CompareSettings:
     Raises CompareError (one line naming the option, the bad value and what is allowed) for: seeds,
     epochs, jobs, latency threads or imgsz below 1; unknown modules; a ``--set`` recipe that
     Ultralytics' own argument check refuses; a GPU device on a machine without one; bad embedded
-    dataset options; also ModelNameError for an unknown base and VariantError for a placement the base
-    does not have (every variant is planned, nothing is written). :func:`check_imgsz` follows.
+    dataset options. :func:`plan_variants` (base and placement) and :func:`check_imgsz` follow.
     """
-    from ..data import resolve_config
     from ..integration.config import UltralyticsArgumentError, check_device, check_ultralytics_args
 
     for option, value in (("--seeds", settings.seeds), ("--epochs", settings.epochs), ("--jobs", settings.jobs),
@@ -146,17 +143,18 @@ def check_settings(settings: CompareSettings) -> CompareSettings:
     except UltralyticsArgumentError as err:
         raise CompareError(str(err)) from None
     if settings.data == "embedded":
-        try:
-            resolve_config(settings.preset, **settings.data_overrides)
-        except ValueError as err:
-            raise CompareError(str(err)) from None
-    settings = dataclasses.replace(settings, modules=parse_modules(settings.modules))
-    from .. import zoo
+        _embedded_config(settings)
+    return dataclasses.replace(settings, modules=parse_modules(settings.modules))
 
-    base, _, _ = load_model_dict(settings.base)  # ModelNameError: unknown base
-    for module in settings.modules:  # VariantError: unknown placement, or one the base does not have
-        zoo.make_variant(base, module, settings.where or default_placement(base))
-    return settings
+
+def _embedded_config(settings: CompareSettings):
+    """The embedded dataset's ``DatasetConfig`` for ``settings`` (CompareError for a bad preset or knob)."""
+    from ..data import resolve_config
+
+    try:
+        return resolve_config(settings.preset, **settings.data_overrides)
+    except ValueError as err:
+        raise CompareError(str(err)) from None
 
 
 def check_imgsz(settings: CompareSettings, base_yaml: str | Path) -> CompareSettings:
@@ -167,11 +165,7 @@ def check_imgsz(settings: CompareSettings, base_yaml: str | Path) -> CompareSett
     """
     from ultralytics.nn.tasks import DetectionModel
 
-    from ..data import resolve_config
-
-    preset_imgsz = None
-    if settings.data == "embedded":
-        preset_imgsz = resolve_config(settings.preset, **settings.data_overrides).imgsz[1]
+    preset_imgsz = _embedded_config(settings).imgsz[1] if settings.data == "embedded" else None
     settings = settings.resolved(preset_imgsz=preset_imgsz)
     stride = int(DetectionModel(str(base_yaml), verbose=False).stride.max())
     message = imgsz_error(settings.imgsz, stride)
@@ -191,53 +185,74 @@ def prepare_data(settings: CompareSettings, out: Path) -> PreparedData:
         CompareError: bad embedded preset options.
         DatasetError: a broken dataset, or images Ultralytics would skip unless ``settings.allow_skipped``.
     """
-    from ..data import generate, resolve_config
+    from ..data import generate
     from ..data.resolve import resolve_dataset
     from ..data.validate import inspect_dataset
 
     if settings.data == "embedded":
-        try:
-            config = resolve_config(settings.preset, **settings.data_overrides)
-        except ValueError as err:
-            raise CompareError(str(err)) from None
+        _embedded_config(settings)  # CompareError for bad options, before anything is generated
         data_yaml = generate(settings.preset, seed=settings.data_seed, **settings.data_overrides)
-        preset_imgsz = config.imgsz[1]
     else:
-        data_yaml, preset_imgsz = Path(settings.data).expanduser().absolute(), None
+        data_yaml = Path(settings.data).expanduser().absolute()
     resolved = resolve_dataset(data_yaml, out / "data")
     eval_split = "test" if resolved.data.get("test") else "val"
     data_report = inspect_dataset(resolved, ("train", eval_split))
-    if data_report.skipped and not settings.allow_skipped:
-        raise DatasetError(data_report.skipped_message(
-            "fix those files, or pass --allow-skipped to compare without them (the report then gives the counts)"))
+    data_report.refuse_skipped(
+        settings.allow_skipped,
+        "fix those files, or pass --allow-skipped to compare without them (the report then gives the counts)")
     run_data = {**resolved.data, "val": resolved.data[eval_split]}
     run_yaml = out / "data" / "run-data.yaml"
     header = f"# {data_yaml} with val -> its '{eval_split}' split (written by yoloattn compare)\n"
     run_yaml.write_text(header + yaml.safe_dump(run_data, sort_keys=False, allow_unicode=True))
     return PreparedData(resolved.source, run_yaml, eval_split, resolved.nc,
-                        dataset_fingerprint(resolved.source, resolved.root), preset_imgsz, data_report)
+                        dataset_fingerprint(resolved.source, resolved.root), data_report)
 
 
-def plan_models(settings: CompareSettings, out: Path) -> tuple[list[ModelSpec], str]:
-    """Write the baseline and variant YAMLs into OUT/models; return their specs and the placement used."""
+@dataclass(frozen=True)
+class VariantPlan:
+    """The base model and one ``make_variant`` dict per module, before anything is written."""
+
+    base: dict
+    stem: str  # display stem with the scale letter, e.g. yolo11n
+    where: str
+    variants: tuple[tuple[str, str, dict], ...]  # (module, label, variant model dict)
+
+
+def plan_variants(settings: CompareSettings) -> VariantPlan:
+    """Plan every variant of the comparison in memory.
+
+    Raises ModelNameError for an unknown base and VariantError for a placement the base does not have.
+    """
     from .. import zoo
 
     base, _, stem = load_model_dict(settings.base)
     where = settings.where or default_placement(base)
+    variants = tuple((module, variant_stem(stem, module, where), zoo.make_variant(base, module, where))
+                     for module in settings.modules)
+    return VariantPlan(base, stem, where, variants)
+
+
+def plan_models(settings: CompareSettings, out: Path, plan: VariantPlan | None = None) -> tuple[list[ModelSpec], str]:
+    """Write the baseline and variant YAMLs into OUT/models; return their specs and the placement used.
+
+    ``plan`` is :func:`plan_variants`' result when the caller already has it.
+    """
+    from .. import zoo
+
+    plan = plan or plan_variants(settings)
     models_dir = out / "models"
     models_dir.mkdir(parents=True, exist_ok=True)
-    base_yaml = models_dir / f"{stem}.yaml"
+    base_yaml = models_dir / f"{plan.stem}.yaml"
     source = model_file(resolve_model(settings.base))
     _write_if_changed(base_yaml, f"# {source} (verbatim copy; the scale comes from this file's name)\n"
                       + source.read_text())
-    specs = [ModelSpec(stem, "", "", base_yaml)]
-    for module in settings.modules:
-        variant = zoo.make_variant(base, module, where)
-        label = variant_stem(stem, module, where)
+    specs = [ModelSpec(plan.stem, "", "", base_yaml)]
+    for module, label, variant in plan.variants:
         path = models_dir / f"{label}.yaml"
-        _write_if_changed(path, zoo.render(variant, f"{stem} + {module} ({where} placement), for yoloattn compare"))
-        specs.append(ModelSpec(label, module, where, path))
-    return specs, where
+        _write_if_changed(path, zoo.render(variant, f"{plan.stem} + {module} ({plan.where} placement), "
+                                                    "for yoloattn compare"))
+        specs.append(ModelSpec(label, module, plan.where, path))
+    return specs, plan.where
 
 
 def _write_if_changed(path: Path, text: str) -> None:
@@ -519,13 +534,14 @@ def run_compare(settings: CompareSettings, command: str = "", stream: TextIO | N
         stream.flush()
 
     settings = check_settings(settings)
+    plan = plan_variants(settings)  # an unknown base or placement stops here, before anything is written
     base = resolve_model(settings.base)
     # a user's base YAML may be mis-wired: say so (rows named) before it is built or trained for hours
     report_wiring(base, stream=stream, label=Path(base).stem)
     settings = check_imgsz(settings, base)
     out = Path(settings.out).expanduser().resolve()
     out.mkdir(parents=True, exist_ok=True)
-    models, where = plan_models(settings, out)
+    models, where = plan_models(settings, out, plan)
     for spec in models[1:]:
         report_wiring(spec.yaml_path, stream=stream, label=spec.label)
     data = prepare_data(settings, out)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 COORD_TOLERANCE = 0.01  # Ultralytics accepts coordinates in [-0.01, 1.01]
+DEFAULT_FIX = "fix those files, or pass --allow-skipped to go on without them"
 EXAMPLES_IN_LINE = 1  # example files named in a one-line message (the listing file has all of them)
 
 
@@ -99,10 +100,16 @@ class DatasetReport:
         """``(per split): counts per reason; e.g. one example (all listed in FILE)`` for the skipped images."""
         return self._describe(self.skipped)
 
-    def skipped_message(self, fix: str = "fix those files, or pass --allow-skipped to go on without them") -> str:
+    def skipped_message(self, fix: str = DEFAULT_FIX) -> str:
         """One line: how many images Ultralytics would skip, why, an example file, and ``fix``."""
         return (f"{len(self.skipped)} of {self.images} images would be skipped by Ultralytics "
                 f"{self.describe_skipped()}; {fix}")
+
+    def refuse_skipped(self, allow_skipped: bool, fix: str = DEFAULT_FIX) -> None:
+        """Raise :class:`DatasetError` (``skipped_message(fix)``) if Ultralytics would skip images and
+        ``allow_skipped`` is False."""
+        if self.skipped and not allow_skipped:
+            raise DatasetError(self.skipped_message(fix))
 
     def altered_message(self) -> str:
         """One line about images Ultralytics keeps but changes (duplicate rows, zero-area boxes, JPEG rewrites)."""
@@ -249,7 +256,7 @@ def inspect_dataset(resolved, splits: tuple[str, ...] | None = None, single_cls:
 
 def check_yolo_dataset(data_yaml: str | os.PathLike, *, allow_skipped: bool = False,
                        splits: tuple[str, ...] | None = None, single_cls: bool = False,
-                       out_dir: str | os.PathLike | None = None) -> DatasetReport:
+                       out_dir: str | os.PathLike | None = None, fix: str | None = None) -> DatasetReport:
     """Resolve and check the detection dataset ``data_yaml``; return its :class:`DatasetReport`.
 
     Args:
@@ -259,6 +266,7 @@ def check_yolo_dataset(data_yaml: str | os.PathLike, *, allow_skipped: bool = Fa
         single_cls: Ultralytics' ``single_cls`` (class ids are then not range-checked).
         out_dir: where the resolved data.yaml, rewritten image lists and the issue listing go
             (default: a folder under yoloattn's cache).
+        fix: how the refusal tells the user to go on (default: fix the files or pass --allow-skipped).
 
     Raises:
         DatasetError: (a ``ValueError``) one line naming the file and the problem: a structural one
@@ -268,6 +276,5 @@ def check_yolo_dataset(data_yaml: str | os.PathLike, *, allow_skipped: bool = Fa
     from .resolve import resolve_dataset
 
     report = inspect_dataset(resolve_dataset(data_yaml, out_dir), splits, single_cls)
-    if report.skipped and not allow_skipped:
-        raise DatasetError(report.skipped_message())
+    report.refuse_skipped(allow_skipped, fix or DEFAULT_FIX)
     return report
