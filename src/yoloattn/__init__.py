@@ -19,7 +19,8 @@ __version__ = "0.1.0"
 
 from .offline import launched_as_cli, setup_offline
 
-if launched_as_cli():  # Ultralytics reads its network switches at import: set them before importing it
+_CLI = launched_as_cli()
+if _CLI:  # Ultralytics reads its network switches at import: set them before importing it
     setup_offline()
 
 try:
@@ -32,7 +33,7 @@ else:
     try:
         check_ultralytics(ultralytics.__version__)
     except UnsupportedUltralyticsError as err:
-        if launched_as_cli():  # the `yoloattn` command prints one line, not an import traceback
+        if _CLI:  # the `yoloattn` command prints one line, not an import traceback
             import sys
 
             print(f"yoloattn: error: {err}", file=sys.stderr)
@@ -44,7 +45,7 @@ else:
     from .integration.locations import pin_output_dirs
     from .integration.network import go_offline
 
-    if launched_as_cli():  # results go where the user ran the command (see integration/locations.py)
+    if _CLI:  # results go where the user ran the command (see integration/locations.py)
         pin_output_dirs(".")
 
     from . import data, zoo  # the public surface the README uses: yoloattn.zoo.path(...), yoloattn.data.generate(...)

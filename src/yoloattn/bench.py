@@ -362,7 +362,7 @@ def benchmark_many(models: dict[str, nn.Module], imgsz: int = 640, batch: int = 
         torch.set_num_threads(threads)
     try:
         return _benchmark_many(models, imgsz, batch, backends, torch.device(device), warmup, iters, matmul_peak,
-                               progress or (lambda step, eta_s: None))
+                               progress)
     finally:
         torch.set_num_threads(previous_threads)
 
@@ -390,27 +390,33 @@ def _one_pass_s(forward: Callable[[], object], device: torch.device) -> float:
 @torch.no_grad()
 def _benchmark_many(models: dict[str, nn.Module], imgsz: int, batch: int, backends: tuple[str, ...],
                     dev: torch.device, warmup: int, iters: int, matmul_peak: float | None,
-                    progress: Callable[[str, float | None], None]) -> dict[tuple[str, str], BenchResult]:
+                    progress: Callable[[str, float | None], None] | None) -> dict[tuple[str, str], BenchResult]:
     threads = torch.get_num_threads()
+
+    def one_pass_s(forward: Callable[[], object]) -> float:
+        # the extra passes exist only to estimate the ETA: without a progress callback they are skipped
+        return _one_pass_s(forward, dev) if progress else 0.0
+
+    say = progress or (lambda step, eta_s: None)
     peak = matmul_peak or matmul_peak_gflops(dev)
     x = torch.zeros(batch, 3, imgsz, imgsz, device=dev)
     forwards, memory, cost = {}, {}, {}
     prepare_s, timing_s = [], []  # per prepared model, see ``eta``
     with tempfile.TemporaryDirectory() as tmp:
         for k, (name, original) in enumerate(models.items()):
-            progress(f"{k + 1}/{len(models)}: {name}", eta(prepare_s, timing_s, len(models)))
+            say(f"{k + 1}/{len(models)}: {name}", eta(prepare_s, timing_s, len(models)))
             start, pass_s = time.perf_counter(), 0.0
             model = prepare(original).to(dev)
             cost[name] = (count_params(model), count_gflops(model, imgsz), model_nc(model))
             if "torch" in backends:
                 forwards[name, "torch"] = functools.partial(model, x)
                 memory[name, "torch"] = peak_memory_mb(model, x)  # also the first (cold) pass
-                pass_s += _one_pass_s(forwards[name, "torch"], dev)
+                pass_s += one_pass_s(forwards[name, "torch"])
             if "onnxruntime" in backends:
                 onnx_path = export_onnx(model, imgsz, batch, Path(tmp) / f"model{len(forwards)}.onnx")
                 forwards[name, "onnxruntime"] = _onnxruntime_forward(onnx_path, imgsz, batch, threads)
-                _one_pass_s(forwards[name, "onnxruntime"], dev)  # the first run allocates
-                pass_s += _one_pass_s(forwards[name, "onnxruntime"], dev)
+                one_pass_s(forwards[name, "onnxruntime"])  # the first run allocates
+                pass_s += one_pass_s(forwards[name, "onnxruntime"])
             timing_s.append(pass_s * (warmup + iters))
             prepare_s.append(time.perf_counter() - start)
         rounds_s: list[float] = []
@@ -422,13 +428,13 @@ def _benchmark_many(models: dict[str, nn.Module], imgsz: int, batch: int, backen
                 rounds_s.append(now - last[0])
             last[0] = now
             if r == 0:
-                progress("latency warm-up", sum(timing_s))
+                say("latency warm-up", sum(timing_s))
             else:
                 left = rounds - r + 1
                 estimate = left * statistics.fmean(rounds_s) if rounds_s else sum(timing_s) * iters / (warmup + iters)
-                progress(f"latency round {r}/{rounds}", estimate)
+                say(f"latency round {r}/{rounds}", estimate)
 
-        times = time_interleaved(forwards, dev, warmup, iters, on_round=on_round)
+        times = time_interleaved(forwards, dev, warmup, iters, on_round=on_round if progress else None)
     results = {}
     for (name, backend), t in times.items():
         params, gflops, nc = cost[name]

@@ -11,10 +11,11 @@ What counts them:
   CPU fused kernel ``aten._scaled_dot_product_flash_attention_for_cpu`` (what
   ``F.scaled_dot_product_attention`` runs on the CPU for 4-D float32/float64/bfloat16/float16
   inputs with equal q/k/v widths and no dropout, masks and GQA included), nor for the other fused
-  kernels listed in ``FUSED_ATTENTION_OPS``, so on its own it counts 0 for them. ``FlopCounter``
-  adds formulas for those, and importing this module adds them to torch's registry too (only for
-  ops torch has no formula for), so a plain ``FlopCounterMode`` counts them as well. Where SDPA falls back to its math path (3-D inputs, dropout, value
-  width != key width) the math runs as ``bmm`` and is counted as such, with the same result.
+  kernels listed in ``FUSED_ATTENTION_OPS``, so on its own it counts 0 for them. Importing this
+  module adds formulas for those to torch's registry (only for ops torch has no formula for), so
+  ``FlopCounter`` and any plain ``FlopCounterMode`` count them. Where SDPA falls back to its math path
+  (3-D inputs, dropout, value width != key width) the math runs as ``bmm`` and is counted as such,
+  with the same result.
 - One scaled-dot-product attention of queries (..., L, E) over keys (..., S, E) and values
   (..., S, Ev) counts QK^T = 2 * prod(...) * L * S * E plus AV = 2 * prod(...) * L * S * Ev, where
   prod(...) is the product of the query's leading dims (batch * query heads, so GQA counts every
@@ -122,7 +123,7 @@ def _fused_attention_ops() -> dict[Any, Callable[..., int]]:
     return ops
 
 
-# aten op packet -> formula(shapes of the op's arguments) -> FLOPs, for FlopCounterMode's custom_mapping.
+# aten op packet -> formula(shapes of the op's arguments) -> FLOPs, registered with torch below.
 FUSED_ATTENTION_OPS: dict[Any, Callable[..., int]] = _fused_attention_ops()
 
 
@@ -197,7 +198,7 @@ class FlopCounter:
     """
 
     def __init__(self) -> None:
-        self._mode = FlopCounterMode(display=False, custom_mapping=FUSED_ATTENTION_OPS)
+        self._mode = FlopCounterMode(display=False)  # fused-attention formulas: registered on import
         self._module_counts: dict[str, int] = defaultdict(int)
         self._thread: int | None = None
         self._hook = None

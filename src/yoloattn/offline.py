@@ -32,6 +32,8 @@ DEFAULT_CONFIG_DIR = ".yolo-config"
 # Ultralytics asks for Arial.ttf, or Arial.Unicode.ttf when class names are not ASCII.
 FONT_NAMES = ("Arial.ttf", "Arial.Unicode.ttf")
 ULTRALYTICS_IMPORT_TIME_VARS = ("YOLO_OFFLINE", "YOLO_AUTOINSTALL", "YOLO_CONFIG_DIR")
+#: Ultralytics' two network switches, off (read once, when Ultralytics is imported).
+NETWORK_OFF = {"YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "False"}
 
 
 def offline_env(config_dir: str | os.PathLike | None = None, base: dict | None = None) -> dict[str, str]:
@@ -39,8 +41,8 @@ def offline_env(config_dir: str | os.PathLike | None = None, base: dict | None =
     env = dict(os.environ if base is None else base)
     chosen = config_dir or env.get("YOLOATTN_CONFIG_DIR") or env.get("YOLO_CONFIG_DIR")
     env["YOLO_CONFIG_DIR"] = str(Path(chosen or DEFAULT_CONFIG_DIR).expanduser().resolve())
-    env.setdefault("YOLO_OFFLINE", "1")
-    env.setdefault("YOLO_AUTOINSTALL", "False")
+    for key, value in NETWORK_OFF.items():
+        env.setdefault(key, value)
     env.setdefault("MPLBACKEND", "Agg")
     if "MPLCONFIGDIR" not in env:
         mpl = matplotlib_dir(env)

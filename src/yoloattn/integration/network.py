@@ -27,10 +27,9 @@ def go_offline() -> None:
     """
     import ultralytics.utils
 
-    from ..offline import seed_fonts
+    from ..offline import NETWORK_OFF, seed_fonts
     from .locations import rebind_constants
 
-    os.environ["YOLO_OFFLINE"] = "1"
-    os.environ["YOLO_AUTOINSTALL"] = "False"
+    os.environ.update(NETWORK_OFF)
     rebind_constants({"ONLINE": False, "AUTOINSTALL": False})
     seed_fonts(ultralytics.utils.USER_CONFIG_DIR)

@@ -10,6 +10,7 @@ Regenerate the bundle with ``python -m yoloattn.zoo`` after changing the rules.
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
@@ -67,13 +68,9 @@ def canonical_name(name: str) -> str:
     return name
 
 
-_ALIASES: dict[str, str] = {}
-
-
+@functools.cache
 def _alias_table() -> dict[str, str]:
-    if not _ALIASES:
-        _ALIASES.update(aliases())
-    return _ALIASES
+    return aliases()  # the plan is fixed for an installed package: derive the table once per process
 
 
 def path(name: str) -> str:
