@@ -48,4 +48,4 @@ else:
     if _CLI:  # results go where the user ran the command (see integration/locations.py)
         pin_output_dirs(".")
 
-    from . import data, zoo  # the public surface the README uses: yoloattn.zoo.path(...), yoloattn.data.generate(...)
+    from . import data, recipe, zoo  # the public surface the README uses (zoo.path, data.generate, recipe)
