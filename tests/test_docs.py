@@ -171,3 +171,21 @@ def test_documented_commands_run_with_their_defaults(tmp_path):
             continue
         assert code == 0, f"`{line}` exited {code}: {last}"
     assert not (ROOT / "runs").exists()
+
+
+@pytest.mark.bridge
+def test_scaled_names_build_from_a_folder_whose_name_looks_like_a_scale(tmp_path):
+    """Ultralytics strips a scale letter from the first `digit + n/s/m/l/x` of the whole path: a file in
+    /tmp/tmp.ab8x/ was not found. yoloattn resolves the scale on the file name only."""
+    import shutil
+
+    import yoloattn  # noqa: F401
+    from ultralytics import YOLO
+    from yoloattn import zoo
+
+    folder = tmp_path / "run8x"
+    folder.mkdir()
+    shutil.copy(zoo.path("yolov8-mqa-csp.yaml"), folder)
+    model = YOLO(str(folder / "yolov8s-mqa-csp.yaml"))
+    assert model.model.yaml["scale"] == "s"
+    assert type(model.model.model[8]).__name__ == "C2f_MQA"

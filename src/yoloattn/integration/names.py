@@ -12,11 +12,14 @@ its trainer class) and ``DetectionModel("name.yaml")``.
 file of the same name when Ultralytics finds nothing. A file that exists where the user named it,
 or one of Ultralytics' own names, therefore always wins; only names Ultralytics cannot resolve
 reach the zoo. The scale letter keeps working because Ultralytics reads it from the name it was
-given, not from the resolved path.
+given, not from the resolved path. The same wrapper resolves a scaled path to its unified file by
+the file name alone (``scaled_sibling``), where Ultralytics' regex over the whole path can strip a
+letter from a folder name instead.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from ultralytics.nn import tasks
@@ -41,6 +44,25 @@ def bundled_file(file) -> str | None:
     return str(candidate) if candidate.is_file() else None
 
 
+# Ultralytics' own rule for a scaled file name: yolov8n-x.yaml is scale n of yolov8-x.yaml.
+_SCALE_LETTER = re.compile(r"(\d+)([nslmx])(.+)?$")
+
+
+def scaled_sibling(file) -> str | None:
+    """For a scaled YAML path that does not exist (``/dir/yolov8n-mqa-csp.yaml``), its unified file in
+    the same folder (``/dir/yolov8-mqa-csp.yaml``) if that exists, else None.
+
+    Ultralytics applies its scale-letter regex to the whole path string, so a folder such as
+    ``/tmp/tmp.ab8x`` (a digit then n/s/m/l/x) loses a letter and the file is "not found"; applied to
+    the file name only, the rule means what it says.
+    """
+    path = Path(str(file))
+    if path.suffix not in (".yaml", ".yml") or path.is_file():
+        return None
+    unified = path.with_name(_SCALE_LETTER.sub(r"\1\3", path.stem) + path.suffix)
+    return str(unified) if unified != path and unified.is_file() else None
+
+
 def install() -> None:
     """Wrap ``ultralytics.nn.tasks.check_yaml`` (idempotent)."""
 
@@ -53,7 +75,7 @@ def install() -> None:
                 if found is None:
                     raise
                 return found
-            return found or bundled_file(file) or found
+            return found or bundled_file(file) or scaled_sibling(file) or found
 
         return check_yaml
 
