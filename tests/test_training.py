@@ -1,6 +1,7 @@
 """Training through stock Ultralytics APIs, in this process and in a spawned DDP-style worker."""
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -42,7 +43,11 @@ def _ddp_worker_run(trainer_cls, data, tmp_path):
     """Write Ultralytics' DDP worker files for a YAML-built model and run the worker in a fresh process."""
     from ultralytics.utils.dist import generate_ddp_file
 
-    overrides = dict(model=zoo.path("yolo11n-mlla-psa.yaml"), data=data, project=str(tmp_path), name="ddp",
+    # an existing file under its scaled name: Ultralytics then reads it directly, whatever the folder
+    # names (its scale-letter regex over a missing path's full string can hit a folder like /tmp/x8x)
+    model = tmp_path / "yolo11n-mlla-psa.yaml"
+    shutil.copy(zoo.path("yolo11-mlla-psa.yaml"), model)
+    overrides = dict(model=str(model), data=data, project=str(tmp_path), name="ddp",
                      **{k: v for k, v in TRAIN_ARGS.items() if k != "verbose"})
     trainer = trainer_cls(overrides=overrides)
     script = generate_ddp_file(trainer)
