@@ -63,6 +63,15 @@ def scaled_sibling(file) -> str | None:
     return str(unified) if unified != path and unified.is_file() else None
 
 
+def _fallback(file) -> str | None:
+    """Where yoloattn finds a YAML that Ultralytics did not: the zoo, or a scaled path's unified file.
+
+    8.4 asks for the scaled path leniently first and 8.3 for the unified path first, so both kinds of
+    call (lenient, or raising FileNotFoundError) fall back here.
+    """
+    return bundled_file(file) or scaled_sibling(file)
+
+
 def install() -> None:
     """Wrap ``ultralytics.nn.tasks.check_yaml`` (idempotent)."""
 
@@ -71,11 +80,11 @@ def install() -> None:
             try:
                 found = original(file, *args, **kwargs)
             except FileNotFoundError:
-                found = bundled_file(file)
+                found = _fallback(file)
                 if found is None:
                     raise
                 return found
-            return found or bundled_file(file) or scaled_sibling(file) or found
+            return found or _fallback(file) or found
 
         return check_yaml
 
