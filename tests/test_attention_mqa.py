@@ -1,5 +1,7 @@
-"""Mobile MQA (MobileNetV4): parity with timm and with the explicit TF-order reference, plus the
-checks that catch the known port bugs (scale, token scrambling, strided queries, square-only)."""
+"""Mobile MQA (MobileNetV4): parity with timm and with the explicit float64 reference in both
+conventions (``compat="timm"`` / ``"tf"``), plus the checks that catch the known port bugs (scale,
+token scrambling, strided queries, square-only). Parity with the official TF layer itself (recorded
+outputs) is in test_attention_mqa_tf.py."""
 
 from __future__ import annotations
 
@@ -36,32 +38,68 @@ def _count(module: nn.Module) -> int:
 
 
 # --------------------------------------------------------------------------- parity with the reference
+COMPATS = ["timm", "tf"]
+
+
+@pytest.mark.parametrize("compat", COMPATS)
 @pytest.mark.parametrize("train", [False, True], ids=["eval", "train"])
-@pytest.mark.parametrize("query_stride", [1, 2, (2, 1)], ids=["q1", "q2", "q2x1"])
+@pytest.mark.parametrize("query_stride", [1, 2, (2, 1), (3, 3)], ids=["q1", "q2", "q2x1", "q3"])
 @pytest.mark.parametrize("kv_stride", [1, 2], ids=["kv1", "kv2"])
-@pytest.mark.parametrize("shape", SHAPES, ids=str)
-def test_parity_with_reference(shape, kv_stride, query_stride, train):
+@pytest.mark.parametrize("shape", [*SHAPES, (1, 4, 4), (2, 1, 3)], ids=str)
+def test_parity_with_reference(shape, kv_stride, query_stride, train, compat):
     batch, height, width = shape
-    module = _mqa(kv_stride, query_stride).train(train)
-    reference = reference_from(module)
+    if train and batch * height * width <= (query_stride != 1) * 4:
+        pytest.skip("a BatchNorm over a single value per channel cannot train")
+    module = _mqa(kv_stride, query_stride, compat=compat).train(train)
+    reference = reference_from(module, compat)
     x = torch.randn(batch, C, height, width)
     out = module(x)
     assert out.shape == x.shape
     assert rel_err(out, reference(x)) <= 1e-5
+    # Training also moves the BatchNorm statistics by the convention's momentum.
+    ours, theirs = dict(module.named_buffers()), dict(reference.named_buffers())
+    for name in ("running_mean", "running_var"):
+        for path, ref_path in (("query.norm", "query_norm"), ("key.norm", "key_dw_norm"), ("value.norm", "value_dw_norm")):
+            if f"{path}.{name}" in ours:
+                assert rel_err(ours[f"{path}.{name}"], theirs[f"{ref_path}.{name}"]) <= 1e-6, (path, name)
 
 
-@pytest.mark.parametrize("kv_stride, query_stride", [(1, 1), (2, 2)])
+@pytest.mark.parametrize("compat", COMPATS)
+@pytest.mark.parametrize("kv_stride, query_stride", [(1, 1), (2, 2), (2, 3)])
 @pytest.mark.parametrize("shape", [(2, 20, 12), (2, 17, 23)], ids=str)
-def test_parity_with_reference_float64(shape, kv_stride, query_stride):
+def test_parity_with_reference_float64(shape, kv_stride, query_stride, compat):
     batch, height, width = shape
-    module = _mqa(kv_stride, query_stride).double().eval()
+    module = _mqa(kv_stride, query_stride, compat=compat, dw_kernel_size=5).double().eval()
     x = torch.randn(batch, C, height, width, dtype=torch.float64)
-    assert rel_err(module(x), reference_from(module)(x)) <= 1e-12
+    assert rel_err(module(x), reference_from(module, compat)(x)) <= 1e-12
 
 
-def test_gradient_parity_with_reference():
-    module = _mqa(kv_stride=2, query_stride=2).double().train()
-    reference = reference_from(module)
+@pytest.mark.parametrize("compat", COMPATS)
+def test_the_reference_tells_the_conventions_apart(compat):
+    # Each convention's module disagrees with the other convention's reference wherever they differ:
+    # kv padding on an even map, BatchNorm epsilon in eval, upsampling of an odd map.
+    other = COMPATS[1 - COMPATS.index(compat)]
+    x = torch.randn(2, C, 20, 20, dtype=torch.float64)
+    module = _mqa(kv_stride=2, compat=compat).double().eval()
+    assert rel_err(module(x), reference_from(module, other)(x)) > 1e-2
+    module = _mqa(query_stride=3, compat=compat).double().eval()
+    x = torch.randn(2, C, 7, 8, dtype=torch.float64)
+    assert rel_err(module(x), reference_from(module, other)(x)) > 1e-4
+
+
+def test_conventions_agree_without_strides_and_share_state_dict_keys():
+    timm_style, tf_style = _mqa(compat="timm").eval(), _mqa(compat="tf").eval()
+    tf_style.load_state_dict(timm_style.state_dict())
+    x = torch.randn(2, C, 17, 23)
+    assert torch.equal(timm_style(x), tf_style(x))
+    strided = [_mqa(2, 2, compat=compat) for compat in COMPATS]
+    assert list(strided[0].state_dict()) == list(strided[1].state_dict())
+
+
+@pytest.mark.parametrize("compat", COMPATS)
+def test_gradient_parity_with_reference(compat):
+    module = _mqa(kv_stride=2, query_stride=2, compat=compat).double().train()
+    reference = reference_from(module, compat)
     x = torch.randn(2, C, 17, 23, dtype=torch.float64, requires_grad=True)
     x_ref = x.detach().clone().requires_grad_(True)
     module(x).square().sum().backward()
@@ -131,10 +169,11 @@ def test_low_precision_module(dtype):
     assert rel_err(out, expected) <= 5e-2
 
 
+@pytest.mark.parametrize("compat", COMPATS)
 @pytest.mark.parametrize("kv_stride, query_stride", [(1, 1), (2, 2)])
-def test_onnx_dynamic_hw(kv_stride, query_stride):
+def test_onnx_dynamic_hw(kv_stride, query_stride, compat):
     pytest.importorskip("onnxruntime")
-    module = _mqa(kv_stride, query_stride)
+    module = _mqa(kv_stride, query_stride, compat=compat)
     errors = onnx_parity(module, [(20, 20), (17, 23)], C)
     assert max(errors) <= 1e-4, errors
 
@@ -157,7 +196,7 @@ def test_dense_and_fused_paths_agree_with_the_reference(monkeypatch, kv_stride):
 
     module = _mqa(num_heads=4, key_dim=16, value_dim=16, kv_stride=kv_stride).train()
     x = torch.randn(2, C, 17, 23)
-    expected = reference_from(module)(x)
+    expected = reference_from(module, "timm")(x)
     for limit in (0, 1 << 40):  # force the fused path, then the dense path
         monkeypatch.setattr(mqa_module, "_DENSE_LOGITS_LIMIT", limit)
         inp = x.clone().requires_grad_(True)
@@ -172,7 +211,7 @@ def test_scale_is_key_dim_not_head_dim():
     module = _mqa(num_heads=8, key_dim=48, value_dim=48).eval()
     x = torch.randn(2, C, 12, 10)
     out = module(x)
-    reference = reference_from(module)
+    reference = reference_from(module, "timm")
     assert reference.scale == pytest.approx(48**-0.5)
     assert rel_err(out, reference(x)) <= 1e-5
     reference.scale = (48 // 8) ** -0.5  # the blog port's head_dim = key_dim // num_heads
@@ -206,16 +245,18 @@ def test_spatial_permutation_equivariance(shape):
     assert rel_err(module(permute(x)), permute(module(x))) <= 1e-5
 
 
+@pytest.mark.parametrize("compat", COMPATS)
 @pytest.mark.parametrize("query_stride", [2, (2, 1), (3, 2)], ids=str)
 @pytest.mark.parametrize("size", [(20, 12), (17, 23), (9, 9), (1, 5)], ids=str)
-def test_strided_queries_keep_the_input_size(size, query_stride):
-    module = MobileMQA(C, query_stride=query_stride, kv_stride=2, **SMALL).eval()
+def test_strided_queries_keep_the_input_size(size, query_stride, compat):
+    module = MobileMQA(C, query_stride=query_stride, kv_stride=2, compat=compat, **SMALL).eval()
     assert module(torch.randn(1, C, *size)).shape == (1, C, *size)
 
 
-def test_strided_queries_see_the_last_odd_row_and_column():
+@pytest.mark.parametrize("compat", COMPATS)
+def test_strided_queries_see_the_last_odd_row_and_column(compat):
     # Floor pooling would drop row 16 / column 22 from every query; 'same' pooling must not.
-    module = _mqa(query_stride=2).eval()
+    module = _mqa(query_stride=2, compat=compat).eval()
     x = torch.randn(1, C, 17, 23)
     pooled = module.query.down_pool(x)
     assert pooled.shape[-2:] == (9, 12)
@@ -233,6 +274,20 @@ def test_key_value_path_is_depthwise_conv_with_batchnorm():
     assert module.key.proj.out_channels == 16 and module.value.proj.out_channels == 24
     plain = MobileMQA(C, **SMALL)
     assert not hasattr(plain.key, "down_conv") and not hasattr(plain.key, "norm")
+
+
+def test_tf_convention_pads_by_the_same_rule_and_uses_keras_batchnorm():
+    module = MobileMQA(C, kv_stride=2, query_stride=2, dw_kernel_size=5, compat="tf", **SMALL)
+    for path in (module.key, module.value):
+        assert path.down_conv.padding == (0, 0) and path.pad.kernel == 5 and path.pad.stride == 2
+    for norm in (module.query.norm, module.key.norm, module.value.norm):
+        assert (norm.eps, norm.momentum) == (1e-3, 0.01)
+    x = torch.randn(1, C, 20, 12)
+    assert module.key.pad(x).shape[-2:] == (20 + 3, 12 + 3)  # k=5, s=2 on even sizes: 1 before, 2 after
+    assert module.key.pad(x[..., :17, :11]).shape[-2:] == (17 + 4, 11 + 4)  # odd sizes: 2 and 2
+    # TF has no dropout after the output projection; it drops attention scores only.
+    assert MobileMQA(C, dropout=0.3, compat="tf", **SMALL).output.drop.p == 0.0
+    assert MobileMQA(C, dropout=0.3, **SMALL).output.drop.p == 0.3
 
 
 def test_dropout_only_in_training():
@@ -294,6 +349,7 @@ def test_blog_signature_is_the_same_module():
         (dict(kv_stride=2, dw_kernel_size=4), "odd"),
         (dict(dropout=1.0), "dropout"),
         (dict(dropout=-0.1), "dropout"),
+        (dict(compat="keras"), "compat must be one of"),
     ],
 )
 def test_bad_arguments_raise_value_error(kwargs, match):

@@ -1,8 +1,25 @@
 """Mobile Multi-Query Attention (Mobile MQA) from MobileNetV4.
 
 Paper: "MobileNetV4 - Universal Models for the Mobile Ecosystem", Qin et al., arXiv:2404.10518.
-Official code: tensorflow/models `OptimizedMultiQueryAttentionLayerWithDownSampling`; PyTorch port:
-timm `MultiQueryAttention2d`, whose state_dict keys this module reproduces one-to-one.
+Official code: tensorflow/models `official/vision/modeling/layers/nn_blocks.py`,
+`OptimizedMultiQueryAttentionLayerWithDownSampling`; PyTorch port: timm `MultiQueryAttention2d`, whose
+state_dict keys this module reproduces one-to-one in both conventions.
+
+Two conventions (``compat``), identical without strides and differing only in the strided stages:
+
+=========  ===========================================  ==============================================
+stage      ``compat="timm"`` (default, timm's weights)  ``compat="tf"`` (the official TF layer)
+=========  ===========================================  ==============================================
+kv conv    padding (k-1)//2 on every side               TF 'same': on even maps 0 before / 1 after (k 3)
+BatchNorm  eps 1e-5, momentum 0.1 (PyTorch)             eps 1e-3, momentum 0.01 (Keras' 0.99)
+q pool     windows padded at the end (ceil_mode)        TF 'same' AvgPool2D (pads split as for convs)
+upsample   bilinear straight to H x W                   bilinear x stride, then the pool's padding cropped
+out drop   dropout after the output projection          none (TF drops attention scores only)
+=========  ===========================================  ==============================================
+
+On the maps the TF layer accepts (square; strided queries need H divisible by the stride) "tf"
+matches it to float rounding (tests/test_attention_mqa_tf.py against recorded TF outputs); on other
+maps it applies the same 'same' rule per axis, where the TF layer itself fails to reshape.
 
 h query heads share ONE key head and ONE value head. For x of shape (B, C, H, W):
 
@@ -32,7 +49,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["MobileMQA", "MultiQueryAttentionLayerWithDownSampling"]
+from .tf_compat import SameAvgPool2d, SamePad2d, keras_batch_norm
+
+__all__ = ["COMPAT", "MobileMQA", "MultiQueryAttentionLayerWithDownSampling"]
+
+#: The reference conventions MobileMQA can follow; the first is the default.
+COMPAT = ("timm", "tf")
 
 # Up to this many logits per image (h * Nq * M; 16 MB in fp32) the attention is computed densely;
 # beyond it the fused SDPA kernels keep memory O(N). Measured on CPU: at 20x20 with 8 heads the
@@ -67,7 +89,15 @@ class MobileMQA(nn.Module):
             output is upsampled bilinearly back to exactly H x W, also for odd H or W.
         kv_stride: Stride of the depthwise conv that downsamples keys and values.
         dw_kernel_size: Kernel of that depthwise conv (odd).
-        dropout: Dropout rate on the attention probabilities and on the output projection.
+        dropout: Dropout rate on the attention probabilities and (``compat="timm"``) on the output
+            projection.
+        compat: ``"timm"`` (default: timm's ``MultiQueryAttention2d``, the weights PyTorch users load)
+            or ``"tf"`` (the official TF layer exactly: 'same' padding, Keras BatchNorm); see the
+            module docstring for the differences. Without strides both are the same function.
+
+    Raises:
+        ValueError: a non-positive size or stride, an even ``dw_kernel_size``, dropout outside
+            [0, 1), an unknown ``compat``, or (in forward) an input that is not (B, c1, H, W).
     """
 
     def __init__(
@@ -81,8 +111,12 @@ class MobileMQA(nn.Module):
         kv_stride: int = 1,
         dw_kernel_size: int = 3,
         dropout: float = 0.0,
+        compat: str = "timm",
     ) -> None:
         super().__init__()
+        if compat not in COMPAT:
+            raise ValueError(f"MobileMQA: compat must be one of {COMPAT}, got {compat!r}.")
+        self.compat = compat
         c1 = _positive_int("c1 (input channels)", c1)
         c2 = c1 if c2 is None else _positive_int("c2 (output channels)", c2)
         self.num_heads = _positive_int("num_heads", num_heads)
@@ -91,10 +125,11 @@ class MobileMQA(nn.Module):
         self.query_stride = _stride_pair(query_stride)
         self.kv_stride = _positive_int("kv_stride", kv_stride)
         dw_kernel_size = _positive_int("dw_kernel_size", dw_kernel_size)
-        if dw_kernel_size % 2 == 0:
+        if dw_kernel_size % 2 == 0 and compat == "timm":
             raise ValueError(
                 f"MobileMQA: dw_kernel_size must be odd so that padding (k - 1) // 2 keeps the key/value grid "
-                f"centred, got {dw_kernel_size}; use {dw_kernel_size - 1} or {dw_kernel_size + 1}."
+                f"centred, got {dw_kernel_size}; use {dw_kernel_size - 1} or {dw_kernel_size + 1} "
+                "(compat='tf' pads by TF's 'same' rule and takes even kernels too)."
             )
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"MobileMQA: dropout must be in [0, 1), got {dropout!r}.")
@@ -104,34 +139,47 @@ class MobileMQA(nn.Module):
 
         query = OrderedDict()
         if self.query_stride != (1, 1):
-            # ceil_mode averages the partial windows over their valid pixels only, which is TF's
-            # 'same' AvgPool2D, so odd maps keep their last row/column instead of losing it.
-            query["down_pool"] = nn.AvgPool2d(self.query_stride, ceil_mode=True)
-            query["norm"] = nn.BatchNorm2d(c1)
+            if compat == "tf":
+                query["down_pool"] = SameAvgPool2d(self.query_stride)
+            else:
+                # ceil_mode averages the partial windows at the end over their valid pixels only, so
+                # odd maps keep their last row/column (timm's pool drops it).
+                query["down_pool"] = nn.AvgPool2d(self.query_stride, ceil_mode=True)
+            query["norm"] = self._norm(c1)
         query["proj"] = nn.Conv2d(c1, self.num_heads * self.key_dim, 1, bias=False)
         self.query = nn.Sequential(query)
         self.key = self._kv_path(c1, self.key_dim, dw_kernel_size)
         self.value = self._kv_path(c1, self.value_dim, dw_kernel_size)
         self.output = nn.Sequential(
-            OrderedDict(proj=nn.Conv2d(self.num_heads * self.value_dim, c2, 1, bias=False), drop=nn.Dropout(dropout))
+            OrderedDict(
+                proj=nn.Conv2d(self.num_heads * self.value_dim, c2, 1, bias=False),
+                drop=nn.Dropout(dropout if compat == "timm" else 0.0),
+            )
         )
         self._init_weights()
 
     def _kv_path(self, channels: int, out_dim: int, dw_kernel_size: int) -> nn.Sequential:
         layers = OrderedDict()
         if self.kv_stride > 1:
+            tf = self.compat == "tf"
+            if tf:
+                # A parameter-free child: the state_dict keys stay timm's (key.down_conv.weight, ...).
+                layers["pad"] = SamePad2d(dw_kernel_size, self.kv_stride)
             layers["down_conv"] = nn.Conv2d(
                 channels,
                 channels,
                 dw_kernel_size,
                 stride=self.kv_stride,
-                padding=(dw_kernel_size - 1) // 2,
+                padding=0 if tf else (dw_kernel_size - 1) // 2,
                 groups=channels,
                 bias=False,
             )
-            layers["norm"] = nn.BatchNorm2d(channels)
+            layers["norm"] = self._norm(channels)
         layers["proj"] = nn.Conv2d(channels, out_dim, 1, bias=False)
         return nn.Sequential(layers)
+
+    def _norm(self, channels: int) -> nn.BatchNorm2d:
+        return keras_batch_norm(channels) if self.compat == "tf" else nn.BatchNorm2d(channels)
 
     def _init_weights(self) -> None:
         # Xavier on every projection and downsampling conv, as timm does for the MNv4 hybrids (stability).
@@ -170,13 +218,25 @@ class MobileMQA(nn.Module):
         # (B, h, Nq, v) -> (B, h, v, Nq) -> (B, h*v, Hq, Wq), head-major channels.
         o = o.transpose(-1, -2).reshape(batch, heads * value_dim, q_height, q_width)
         if self.query_stride != (1, 1):
-            o = F.interpolate(o, size=(height, width), mode="bilinear", align_corners=False)
+            o = self._upsample(o, height, width)
         return self.output(o)
+
+    def _upsample(self, o: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        """(B, h*v, Hq, Wq) -> (B, h*v, H, W), bilinear with half-pixel centres."""
+        if self.compat == "timm":
+            return F.interpolate(o, size=(height, width), mode="bilinear", align_corners=False)
+        # Keras UpSampling2D(size=stride) on the padded grid the 'same' pool saw, then the padding
+        # cut off again; on maps divisible by the stride nothing is cut and this is TF's layer.
+        stride_h, stride_w = self.query_stride
+        o = F.interpolate(o, size=(o.shape[-2] * stride_h, o.shape[-1] * stride_w), mode="bilinear", align_corners=False)
+        (top, _), (left, _) = self.query.down_pool.padding(height, width)
+        return o[..., top : top + height, left : left + width]
 
     def extra_repr(self) -> str:
         return (
             f"num_heads={self.num_heads}, key_dim={self.key_dim}, value_dim={self.value_dim}, "
-            f"query_stride={self.query_stride}, kv_stride={self.kv_stride}, dropout={self.dropout}"
+            f"query_stride={self.query_stride}, kv_stride={self.kv_stride}, dropout={self.dropout}, "
+            f"compat={self.compat!r}"
         )
 
 
@@ -186,6 +246,7 @@ class MultiQueryAttentionLayerWithDownSampling(MobileMQA):
     Unlike those ports it honours value_dim, scales by key_dim^-0.5 (not (key_dim // num_heads)^-0.5),
     keeps tokens spatial (reshape + transpose, never `view` across NCHW), works on non-square maps
     and upsamples strided queries back to the input size. Output channels equal in_channels.
+    ``compat="tf"`` makes it the official TF layer of the same name exactly (see ``MobileMQA``).
     """
 
     def __init__(
@@ -199,6 +260,7 @@ class MultiQueryAttentionLayerWithDownSampling(MobileMQA):
         kv_strides: int,
         dw_kernel_size: int = 3,
         dropout: float = 0.0,
+        compat: str = "timm",
     ) -> None:
         super().__init__(
             in_channels,
@@ -210,4 +272,5 @@ class MultiQueryAttentionLayerWithDownSampling(MobileMQA):
             kv_stride=kv_strides,
             dw_kernel_size=dw_kernel_size,
             dropout=dropout,
+            compat=compat,
         )
