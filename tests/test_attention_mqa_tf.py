@@ -102,3 +102,12 @@ def test_same_padding_rule(size, kernel, stride, expected):
     assert same_padding(size, kernel, stride) == expected
     out = (size + stride - 1) // stride
     assert (size + sum(expected) - kernel) // stride + 1 == out  # the 'same' output length
+
+
+def test_docs_parity_table_lists_every_recorded_case():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "parity.md").read_text()
+    for case in cases():
+        name, size = case["case"].rsplit("/", 1)
+        assert f"| {name} | {size}² |" in text, case["case"]

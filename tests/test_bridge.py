@@ -114,6 +114,36 @@ def test_mmqa_keeps_literal_c3_c4():
     assert (mqa.num_heads, mqa.key_dim, mqa.value_dim) == (8, 48, 48)
 
 
+def test_flow_mapping_options_reach_every_mqa_placement():
+    # {compat: tf} in a trailing flow mapping: keyword options of standalone rows, the attn dict of blocks
+    rows = {
+        9: [-1, 1, "MobileMQA", [1024, {"kv_stride": 2, "compat": "tf"}]],
+        8: [-1, 1, "C2f_MQA", [1024, True, 0.5, {"compat": "tf", "kv_stride": 2}]],
+    }
+    model = _model("v8/yolov8.yaml", rows)
+    standalone, unit = model.model[9], model.model[8].m[0]
+    assert standalone.compat == "tf" and standalone.key.norm.eps == 1e-3 and standalone.key.down_conv.padding == (0, 0)
+    assert unit.attn.compat == "tf" and (unit.norm.eps, unit.norm.momentum) == (1e-3, 0.01)
+    model = _model("11/yolo11.yaml", {
+        10: [-1, 1, "C2PSA_MQA", [1024, {"compat": "tf", "kv_stride": 2}]],
+        9: [-1, 1, "MQA", [1024, {"compat": "tf"}]],
+    })
+    assert model.model[10].m[0].attn.compat == "tf" and model.model[9].attn.compat == "tf"
+    model.eval()
+    with torch.no_grad():
+        model(torch.zeros(1, 3, 96, 160))  # P5 3x5: odd maps under TF's 'same' rule
+    default = _model("v8/yolov8.yaml", {9: [-1, 1, "MobileMQA", [1024, {"kv_stride": 2}]]}).model[9]
+    # Ultralytics' initialize_weights sets plain BatchNorm2d to (1e-3, 0.03); Keras' norms keep theirs
+    assert default.compat == "timm" and (default.key.norm.eps, default.key.norm.momentum) == (1e-3, 0.03)
+
+
+@pytest.mark.parametrize("options, match", [({"compat": "keras"}, "compat must be one of"),
+                                            ({"compt": "tf"}, "unexpected keyword argument 'compt'")])
+def test_bad_flow_mapping_option_names_the_row(options, match):
+    with pytest.raises(ValueError, match=rf"YAML row 9 \(MobileMQA.*{match}"):
+        _model("v8/yolov8.yaml", {9: [-1, 1, "MobileMQA", [1024, options]]})
+
+
 def test_unknown_name_names_the_closest():
     with pytest.raises(UnknownModuleError, match=r"'C2f_MLA'.*row 8.*C2f_MLLA"):
         _model("v8/yolov8.yaml", {8: [-1, 3, "C2f_MLA", [1024, True]]})
@@ -142,10 +172,24 @@ def test_nothing_written_into_site_packages():
     assert ultralytics.__file__.endswith("ultralytics/__init__.py")
 
 
-def test_checkpoint_reloads_in_fresh_process_and_under_safe_load(tmp_path):
+def _tf_compat_yaml(tmp_path) -> str:
+    """yolo11n with TF-convention Mobile MQA in C2PSA and as a standalone row after SPPF."""
+    d = load_base("11/yolo11.yaml")
+    d["scale"] = "n"
+    d["backbone"][10] = [-1, 2, "C2PSA_MQA", [1024, {"compat": "tf", "kv_stride": 2}]]
+    d["backbone"][9] = [-1, 1, "SPPF", [1024, 5]]
+    file = tmp_path / "yolo11n-mqa-tf.yaml"
+    file.write_text(yaml.safe_dump(d, sort_keys=False))
+    return str(file)
+
+
+@pytest.mark.parametrize("source", ["zoo", "tf"])
+def test_checkpoint_reloads_in_fresh_process_and_under_safe_load(tmp_path, source):
     from yoloattn.zoo import path
 
-    model = YOLO(path("yolo11n-mlla-psa.yaml"))
+    model = YOLO(path("yolo11n-mlla-psa.yaml") if source == "zoo" else _tf_compat_yaml(tmp_path))
+    if source == "tf":
+        assert type(model.model.model[10].m[0].attn.key.pad).__name__ == "SamePad2d"
     ckpt = tmp_path / "m.pt"
     model.save(ckpt)
     x = torch.rand(1, 3, 160, 224)

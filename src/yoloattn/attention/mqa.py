@@ -17,6 +17,10 @@ upsample   bilinear straight to H x W                   bilinear x stride, then 
 out drop   dropout after the output projection          none (TF drops attention scores only)
 =========  ===========================================  ==============================================
 
+Inside an Ultralytics model, ``initialize_weights`` resets every plain ``nn.BatchNorm2d`` (the "timm"
+norms included) to eps 1e-3 and momentum 0.03; the "tf" norms are ``KerasBatchNorm2d`` and keep
+Keras' values.
+
 On the maps the TF layer accepts (square; strided queries need H divisible by the stride) "tf"
 matches it to float rounding (tests/test_attention_mqa_tf.py against recorded TF outputs); on other
 maps it applies the same 'same' rule per axis, where the TF layer itself fails to reshape.

@@ -12,7 +12,7 @@ PyTorch's defaults:
 - ``AvgPool2D(padding='same')`` divides each window by its number of *valid* pixels
   (``SameAvgPool2d``).
 - ``BatchNormalization(momentum=0.99, epsilon=1e-3)`` is ``nn.BatchNorm2d(eps=1e-3, momentum=0.01)``
-  (``keras_batch_norm``): PyTorch's momentum weighs the new batch, Keras' the old moving value. Both
+  (``KerasBatchNorm2d``): PyTorch's momentum weighs the new batch, Keras' the old moving value. Both
   normalise with the biased batch variance and update the moving variance with the unbiased one
   (checked against recorded tf_keras 2.20 moving statistics, to 3e-8).
 
@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["KERAS_BN_EPS", "KERAS_BN_MOMENTUM", "SameAvgPool2d", "SamePad2d", "keras_batch_norm", "same_padding"]
+__all__ = ["KERAS_BN_EPS", "KERAS_BN_MOMENTUM", "KerasBatchNorm2d", "SameAvgPool2d", "SamePad2d", "keras_batch_norm", "same_padding"]
 
 #: Keras ``BatchNormalization`` defaults used by tensorflow/models' vision layers, in PyTorch terms
 #: (Keras momentum 0.99 weighs the old moving statistic; PyTorch's momentum weighs the new batch).
@@ -34,9 +34,22 @@ KERAS_BN_EPS = 1e-3
 KERAS_BN_MOMENTUM = 0.01
 
 
-def keras_batch_norm(channels: int) -> nn.BatchNorm2d:
-    """``nn.BatchNorm2d`` equal to Keras' ``BatchNormalization()`` (eps 1e-3, Keras momentum 0.99)."""
-    return nn.BatchNorm2d(channels, eps=KERAS_BN_EPS, momentum=KERAS_BN_MOMENTUM)
+class KerasBatchNorm2d(nn.BatchNorm2d):
+    """``nn.BatchNorm2d`` with Keras' ``BatchNormalization()`` defaults: eps 1e-3, momentum 0.01
+    (Keras 0.99). Same math and state-dict keys as ``nn.BatchNorm2d``.
+
+    A class of its own so that the values survive inside Ultralytics models, whose
+    ``initialize_weights`` resets every module of type exactly ``nn.BatchNorm2d`` to eps 1e-3 and
+    momentum 0.03.
+    """
+
+    def __init__(self, num_features: int, eps: float = KERAS_BN_EPS, momentum: float = KERAS_BN_MOMENTUM) -> None:
+        super().__init__(num_features, eps=eps, momentum=momentum)
+
+
+def keras_batch_norm(channels: int) -> KerasBatchNorm2d:
+    """Keras' ``BatchNormalization()`` over `channels` feature maps, (B, C, H, W) -> (B, C, H, W)."""
+    return KerasBatchNorm2d(channels)
 
 
 def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:

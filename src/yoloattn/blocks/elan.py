@@ -46,7 +46,12 @@ def _elan_family(module: str) -> type:
 
 
 class MMQARepNCSPELAN4(RepNCSPELAN4):
-    """RepNCSPELAN4 with both post-RepCSP 3x3 Convs replaced by Mobile MQA(c4, 8, 48, 48), as the tutorial."""
+    """RepNCSPELAN4 with both post-RepCSP 3x3 Convs replaced by Mobile MQA(c4, 8, 48, 48), as the tutorial.
+
+    The tutorial's MQA has no query or key/value strides, so it has no padding, pooling or BatchNorm:
+    the "timm" and "tf" conventions of ``MobileMQA`` are the same function here (checked against the
+    recorded TF layer, case ``plain``), and the block keeps the default.
+    """
 
     def __init__(self, c1: int, c2: int, c3: int, c4: int, n: int = 1):
         _init_elan(self, c1, c2, c3, c4, n, lambda c: MultiQueryAttentionLayerWithDownSampling(c, 8, 48, 48, 1, 1, 1))

@@ -26,6 +26,7 @@ from ultralytics.nn.modules import Conv
 from ultralytics.nn.modules.block import PSABlock
 
 from ..attention import ACmix, MLLABlock, MobileMQA, iRMB
+from ..attention.tf_compat import keras_batch_norm
 
 
 def mqa_key_dim(c: int) -> int:
@@ -33,19 +34,22 @@ def mqa_key_dim(c: int) -> int:
 
 
 class MQABlock(nn.Module):
-    """MobileNetV4's MobileAttention block (multi-query variant): ``x + MQA(BN(x))``.
+    """MobileNetV4's MobileAttention block (multi-query variant): ``x + MQA(BN(x))``, (B, c1, H, W) ->
+    (B, c2, H, W).
 
-    With ``c1 != c2`` the output projection maps to c2 and there is no residual.
+    With ``c1 != c2`` the output projection maps to c2 and there is no residual. ``compat="tf"``
+    makes the MQA the official TF layer (see ``MobileMQA``) and the input BatchNorm Keras' (epsilon
+    1e-3, momentum 0.99), as in tensorflow/models' ``MultiHeadSelfAttentionBlock``.
     """
 
     def __init__(self, c1: int, c2: int | None = None, kv_stride: int = 1, num_heads: int = 4,
-                 key_dim: int | None = None, value_dim: int | None = None):
+                 key_dim: int | None = None, value_dim: int | None = None, compat: str = "timm"):
         super().__init__()
         c2 = c1 if c2 is None else c2
         key_dim = key_dim or mqa_key_dim(c1)
-        self.norm = nn.BatchNorm2d(c1)
+        self.norm = keras_batch_norm(c1) if compat == "tf" else nn.BatchNorm2d(c1)
         self.attn = MobileMQA(c1, c2, num_heads=num_heads, key_dim=key_dim, value_dim=value_dim or key_dim,
-                              kv_stride=kv_stride)
+                              kv_stride=kv_stride, compat=compat)
         self.add = c1 == c2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import copy
+import inspect
 import logging
 import re
 
@@ -73,7 +74,7 @@ def _parse_with_swaps(original, d, ch, verbose):
     with _captured_log(verbose) as records:
         model, save = original(d, ch, verbose)
     with _activation(d.get("activation")):
-        built = {i: _build_real(model[i], entry, yaml_args, d) for i, (entry, yaml_args) in swaps.items()}
+        built = {i: _build_row(i, model[i], entry, yaml_args, d) for i, (entry, yaml_args) in swaps.items()}
     table_rows = {}
     for i, (module, args) in built.items():
         placeholder, first = model[i], module[0] if isinstance(module, nn.Sequential) else module
@@ -99,24 +100,48 @@ def _check_names(rows) -> None:
             raise UnknownModuleError(unknown_name_message(name, candidates, where=f" in YAML row {i}"))
 
 
+def _build_row(i: int, placeholder: nn.Module, entry: Entry, yaml_args: list, d: dict):
+    """``_build_real`` with the row named in argument errors (a bad option in a flow mapping, ...)."""
+    try:
+        return _build_real(placeholder, entry, yaml_args, d)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"YAML row {i} ({entry.name}, args {yaml_args}): {error}") from error
+
+
 def _build_real(placeholder: nn.Module, entry: Entry, yaml_args: list, d: dict):
     """Build ``entry.cls`` with the channels and repeats the stock parser gave the placeholder."""
     rest = [_resolve(a, d) for a in yaml_args[1:]]
+    options = _options(entry.cls, rest.pop()) if rest and isinstance(rest[-1], dict) else {}
+    shown_options = [yaml_args[-1]] if options else []
     if entry.contract == "layer":
         convs = list(placeholder) if isinstance(placeholder, nn.Sequential) else [placeholder]
         c1, c2 = convs[0].conv.in_channels, convs[0].conv.out_channels
+        shown = [c1, c2, *rest, *shown_options]
         if len(convs) == 1:
-            return entry.cls(c1, c2, *rest), [c1, c2, *rest]
+            return entry.cls(c1, c2, *rest, **options), shown
         # Stock Ultralytics would give every copy c1 inputs; chaining c2 -> c2 is what a repeat means.
-        blocks = [entry.cls(c1, c2, *rest)] + [entry.cls(c2, c2, *rest) for _ in convs[1:]]
-        return nn.Sequential(*blocks), [c1, c2, *rest]
+        blocks = [entry.cls(c1, c2, *rest, **options)] + [entry.cls(c2, c2, *rest, **options) for _ in convs[1:]]
+        return nn.Sequential(*blocks), shown
 
     assert isinstance(placeholder, C2f), placeholder  # C3k2 is a C2f subclass
     c1, c2, n = placeholder.cv1.conv.in_channels, placeholder.cv2.conv.out_channels, len(placeholder.m)
     args = [c1, c2, n, *rest]
     if entry.contract == "c3k2" and isinstance(placeholder.m[0], C3k):
-        args[3:4] = [True]  # the parser forced c3k=True for scales m/l/x; mirror it
-    return entry.cls(*args), args
+        if len(args) > 3:
+            args[3] = True  # the parser forced c3k=True for scales m/l/x; mirror it
+        else:
+            options["c3k"] = True
+    return entry.cls(*args, **options), [*args, *shown_options]
+
+
+def _options(cls: type, mapping: dict) -> dict:
+    """Keyword arguments from a row's trailing flow mapping.
+
+    Blocks that take an ``attn`` dict (C2f_*, C3k2_*, C2PSA_*, RepNCSPELAN4_*) get the mapping as
+    that dict, wherever the positional arguments before it stop: ``[1024, {compat: tf}]``. Other
+    modules get it as keyword arguments: ``[256, {kv_stride: 2}]``.
+    """
+    return {"attn": mapping} if "attn" in inspect.signature(cls).parameters else dict(mapping)
 
 
 def _resolve(arg, d: dict):
