@@ -137,11 +137,17 @@ def test_flow_mapping_options_reach_every_mqa_placement():
     assert default.compat == "timm" and (default.key.norm.eps, default.key.norm.momentum) == (1e-3, 0.03)
 
 
-@pytest.mark.parametrize("options, match", [({"compat": "keras"}, "compat must be one of"),
-                                            ({"compt": "tf"}, "unexpected keyword argument 'compt'")])
-def test_bad_flow_mapping_option_names_the_row(options, match):
-    with pytest.raises(ValueError, match=rf"YAML row 9 \(MobileMQA.*{match}"):
-        _model("v8/yolov8.yaml", {9: [-1, 1, "MobileMQA", [1024, options]]})
+@pytest.mark.parametrize("row, match", [
+    ([-1, 1, "MobileMQA", [1024, {"compat": "keras"}]], r"MobileMQA.*compat must be one of"),
+    ([-1, 1, "MobileMQA", [1024, {"compt": "tf"}]], r"MobileMQA.*unknown option 'compt' in the flow mapping; did you mean compat\?"),
+    ([-1, 1, "C2f_MQA", [1024, True, {"kv_strid": 2}]], r"C2f_MQA.*unknown option 'kv_strid'.*did you mean kv_stride"),
+])
+def test_bad_flow_mapping_option_is_one_line_naming_the_row(row, match):
+    from yoloattn.errors import YoloattnError
+
+    with pytest.raises(YoloattnError, match=rf"^YAML row 9 \({match}") as caught:
+        _model("v8/yolov8.yaml", {9: row})
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__  # no chained traceback
 
 
 def test_unknown_name_names_the_closest():

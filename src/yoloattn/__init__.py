@@ -17,6 +17,7 @@ import time.
 
 __version__ = "0.1.0"
 
+from .errors import YoloattnError
 from .offline import launched_as_cli, setup_offline
 
 _CLI = launched_as_cli()

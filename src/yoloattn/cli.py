@@ -18,23 +18,14 @@ import os
 import sys
 import textwrap
 
+from .errors import YoloattnError
+
 PROG = "yoloattn"
 EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
 
 
-class CLIError(Exception):
+class CLIError(YoloattnError):
     """A user mistake, reported as one line and exit code 2."""
-
-
-def _user_error_types() -> tuple[type[BaseException], ...]:
-    from .compare.models import ModelNameError
-    from .compare.runner import CompareError
-    from .data import DatasetError
-    from .integration import UnknownModuleError
-    from .integration.wiring import WiringError
-    from .zoo import VariantError
-
-    return CLIError, ModelNameError, CompareError, DatasetError, UnknownModuleError, VariantError, WiringError
 
 
 # --------------------------------------------------------------------------------------------- helpers
@@ -746,7 +737,7 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except Exception as err:
-        if not isinstance(err, _user_error_types()):
+        if not isinstance(err, YoloattnError):
             raise
         message = " ".join(str(err).split()) or type(err).__name__
         print(f"{PROG} {args.command}: error: {message}", file=sys.stderr)

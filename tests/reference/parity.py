@@ -63,7 +63,7 @@ def _pair_error(module, reference, x: torch.Tensor) -> float:
 def rows() -> list[tuple[str, str, str, float, float]]:
     """(module, reference, conditions, worst fp32 error, worst fp64 error)."""
     out = []
-    maps = "maps 20², 20×12, 8², 17×23, 3×5, 1×1; eval + train; output and input gradient"
+    maps = "maps 20², 20×12, 8², 17×23, 3×5, 1×1 (batch 2); eval + train; output and input gradient"
     for compat in ("timm", "tf"):
         factory = lambda compat=compat: _mqa(kv_stride=2, query_stride=2, compat=compat)  # noqa: E731
         errors = [_worst(factory, lambda m, c=compat: mqa_ref.reference_from(m, c), MQA_C, d) for d in (torch.float32, torch.float64)]

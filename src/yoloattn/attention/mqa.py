@@ -92,7 +92,8 @@ class MobileMQA(nn.Module):
         query_stride: Average-pool stride for the queries, int or (stride_h, stride_w). The attention
             output is upsampled bilinearly back to exactly H x W, also for odd H or W.
         kv_stride: Stride of the depthwise conv that downsamples keys and values.
-        dw_kernel_size: Kernel of that depthwise conv (odd).
+        dw_kernel_size: Kernel of that depthwise conv (odd for ``compat="timm"``, whose symmetric
+            padding needs it; any size for ``"tf"``).
         dropout: Dropout rate on the attention probabilities and (``compat="timm"``) on the output
             projection.
         compat: ``"timm"`` (default: timm's ``MultiQueryAttention2d``, the weights PyTorch users load)
@@ -100,7 +101,7 @@ class MobileMQA(nn.Module):
             module docstring for the differences. Without strides both are the same function.
 
     Raises:
-        ValueError: a non-positive size or stride, an even ``dw_kernel_size``, dropout outside
+        ValueError: a non-positive size or stride, an even ``dw_kernel_size`` (timm), dropout outside
             [0, 1), an unknown ``compat``, or (in forward) an input that is not (B, c1, H, W).
     """
 
@@ -118,6 +119,7 @@ class MobileMQA(nn.Module):
         compat: str = "timm",
     ) -> None:
         super().__init__()
+        compat = compat.lower() if isinstance(compat, str) else compat
         if compat not in COMPAT:
             raise ValueError(f"MobileMQA: compat must be one of {COMPAT}, got {compat!r}.")
         self.compat = compat

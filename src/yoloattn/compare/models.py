@@ -24,6 +24,7 @@ from pathlib import Path
 import yaml
 
 from .. import zoo
+from ..errors import YoloattnError
 from ..zoo.naming import variant_stem  # noqa: F401  (the one naming scheme; cli and runner import it from here)
 
 SCALES = "nslmx"
@@ -31,7 +32,7 @@ _UNIFY = re.compile(r"(\d+)([nslmx])(.+)?$")  # Ultralytics' yaml_model_load: yo
 _SCALE_IN_NAME = re.compile(r"yolo(e-)?[v]?\d+([nslmx])")  # Ultralytics' guess_model_scale
 
 
-class ModelNameError(ValueError):
+class ModelNameError(YoloattnError):
     """A model name that is neither a file, a zoo name nor an Ultralytics YAML."""
 
 

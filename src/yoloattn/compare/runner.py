@@ -42,6 +42,7 @@ from typing import Callable, TextIO
 import yaml
 
 from ..data.validate import DatasetReport
+from ..errors import YoloattnError
 from ..integration.wiring import report_wiring
 from ..offline import offline_env
 from . import plots, report, stats
@@ -55,7 +56,7 @@ QUIET_LOG_EVERY_S = 30.0  # progress lines when the output is not a terminal
 KILL_GRACE_S = 10.0
 
 
-class CompareError(ValueError):
+class CompareError(YoloattnError):
     """Settings that cannot be run (bad module name, seeds < 1, ...); the message says how to fix them."""
 
 

@@ -8,7 +8,7 @@ from .registry import REGISTRY, Entry
 
 # Parameter counts of the bare modules (C = channels in = out); the blocks add Ultralytics' convs.
 FORMULAS = {
-    "MQA": "C*(h*k + k + v + h*v) [+ 2*(dw^2*C + 2C) with kv_stride>1]",
+    "MQA": "C*(h*k + k + v + h*v) [+ 2*(dw^2*C + 2C) with kv_stride>1] [+ 2C with query_stride>1]",
     "ACmix": "3*(Cin*C + C) + 3*C/head + 3*head*kc^2 + C*kc^4 + 2",
     "MLLA": "(5 + 2r)*C^2 + (50 + r)*C  (r = mlp_ratio)",
     "iRMB": "(2 + 2e)*C^2 + (2 + 11e)*C  (e = exp_ratio, no qkv bias)",

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import difflib
 
+from ..errors import YoloattnError
 
-class UltralyticsArgumentError(ValueError):
+
+class UltralyticsArgumentError(YoloattnError):
     """A ``key=value`` argument that Ultralytics would reject; the message is one line from Ultralytics."""
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import copy
+import difflib
 import inspect
 import logging
 import re
@@ -26,6 +27,7 @@ from ultralytics.nn import tasks
 from ultralytics.nn.modules import C2f, C3k2, Conv
 from ultralytics.nn.modules.block import C3k
 
+from ..errors import YoloattnError
 from .patching import unwrap, wrap
 from .registry import REGISTRY, Entry, UnknownModuleError, unknown_name_message
 
@@ -100,12 +102,35 @@ def _check_names(rows) -> None:
             raise UnknownModuleError(unknown_name_message(name, candidates, where=f" in YAML row {i}"))
 
 
+class ModelBuildError(YoloattnError):
+    """A YAML row's arguments do not build its module (a bad value or an unknown option)."""
+
+
+_UNEXPECTED = re.compile(r"unexpected keyword argument '(\w+)'")
+
+
 def _build_row(i: int, placeholder: nn.Module, entry: Entry, yaml_args: list, d: dict):
     """``_build_real`` with the row named in argument errors (a bad option in a flow mapping, ...)."""
     try:
         return _build_real(placeholder, entry, yaml_args, d)
     except (TypeError, ValueError) as error:
-        raise ValueError(f"YAML row {i} ({entry.name}, args {yaml_args}): {error}") from error
+        where = f"YAML row {i} ({entry.name}, args {yaml_args})"
+        unknown = _UNEXPECTED.search(str(error))
+        if isinstance(error, TypeError) and unknown:
+            close = difflib.get_close_matches(unknown.group(1), _option_names(), n=3, cutoff=0.6)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise ModelBuildError(f"{where}: unknown option {unknown.group(1)!r} in the flow mapping{hint}") from None
+        if isinstance(error, YoloattnError) or type(error) in (TypeError, ValueError):
+            raise ModelBuildError(f"{where}: {error}") from None
+        raise
+
+
+def _option_names() -> list[str]:
+    """Keyword parameters of every module and unit a flow mapping can reach (for did-you-mean)."""
+    from .. import attention, blocks
+
+    classes = [getattr(attention, n) for n in attention.__all__] + [blocks.MQABlock, blocks.ACmixBottleneck]
+    return sorted({p for cls in classes for p in inspect.signature(cls).parameters if p not in ("c1", "c2", "self")})
 
 
 def _build_real(placeholder: nn.Module, entry: Entry, yaml_args: list, d: dict):

@@ -14,10 +14,12 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 
+from ..errors import YoloattnError
+
 CONTRACTS = ("layer", "csp", "c3k2")
 
 
-class UnknownModuleError(ValueError):
+class UnknownModuleError(YoloattnError):
     """A YAML row names a module that neither Ultralytics nor yoloattn provides."""
 
 

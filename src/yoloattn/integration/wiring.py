@@ -29,6 +29,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from ..errors import YoloattnError
+
 BLOCKING_KINDS = frozenset({"bad-from", "concat-strides", "layer-error"})
 WIRING_ERROR_KINDS = frozenset({"bad-from", "concat-strides"})  # blocking, and caused by the `from` indices
 RENUMBER_HINT = "rows after an inserted or removed row must have their `from` indices renumbered"
@@ -121,7 +123,7 @@ def check_wiring(model, *, imgsz: int = 256, levels: tuple[int, ...] | None = No
     return sorted(issues, key=lambda issue: issue.row)
 
 
-class WiringError(ValueError):
+class WiringError(YoloattnError):
     """A model YAML whose ``from`` indices make it unbuildable; the message is one line naming the row."""
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 
 from ..blocks.units import MODULES
+from ..errors import YoloattnError
 
 RULES = ("csp", "psa", "sppf", "head", "mmqa")
 _CSP = {"C2f": "C2f", "C3k2": "C3k2", "RepNCSPELAN4": "RepNCSPELAN4"}
@@ -27,7 +28,7 @@ _DOWNSAMPLERS = {"ADown", "AConv", "SCDown"}
 _SPP = {"SPPF", "SPPELAN"}
 
 
-class VariantError(ValueError):
+class VariantError(YoloattnError):
     """The requested placement does not exist in the base model."""
 
 
