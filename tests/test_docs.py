@@ -116,7 +116,8 @@ def test_local_file_and_stock_names_take_precedence_over_the_zoo(tmp_path):
 
 
 # Runs every documented `yoloattn ...` line in one process, in a scratch folder holding the files the
-# docs name (a dataset at path/to/data.yaml, my/model.yaml, my-variant.yaml, and the runs/detect/train
+# docs name (a dataset at path/to/data.yaml, my/model.yaml, my-variant.yaml, docs/plugins.md's my_attention.py,
+# and the runs/detect/train
 # weights that a first real training writes), pinned as the `yoloattn` command pins its working dir.
 # Training commands get --dry-run: every option, the dataset and the model are checked and the
 # command stops where hours of training would start (`compare` still writes its plan into --out).
@@ -134,6 +135,7 @@ generate("tiny", out="path/to")
 Path("my").mkdir()
 shutil.copy(zoo.stock_models_dir() / "v8" / "yolov8.yaml", "my/model.yaml")
 shutil.copy(zoo.path("yolov8-mqa-csp.yaml"), "my-variant.yaml")
+Path("my_attention.py").write_text(sys.argv[2])  # the plug-in file docs/plugins.md shows
 assert main(["train", "yolov8n", "data=path/to/data.yaml", "epochs=1", "imgsz=64", "batch=4", "workers=0",
              "plots=False"]) == 0
 results = []
@@ -160,7 +162,8 @@ def test_documented_commands_run_with_their_defaults(tmp_path):
 
     commands = list(dict.fromkeys(line for _, line in _documented_commands()))
     env = {**os.environ, "YOLO_CONFIG_DIR": str(tmp_path / ".yolo-config")}
-    out = subprocess.run([sys.executable, "-c", _DRIVER, json.dumps(commands)], cwd=tmp_path, env=env,
+    plugin = next(code for label, code in blocks("python") if label.startswith("docs/plugins.md"))
+    out = subprocess.run([sys.executable, "-c", _DRIVER, json.dumps(commands), plugin], cwd=tmp_path, env=env,
                          capture_output=True, text=True, timeout=1500)
     assert out.returncode == 0, out.stderr[-3000:]
     results = json.loads(out.stdout.rsplit("RESULTS ", 1)[1])

@@ -18,6 +18,7 @@ import time.
 __version__ = "0.1.0"
 
 from .errors import YoloattnError
+from .modules import PluginError
 from .offline import launched_as_cli, setup_offline
 
 _CLI = launched_as_cli()
@@ -43,6 +44,19 @@ else:
     from .integration import REGISTRY, DetectionTrainer, UnknownModuleError, install, ray_runtime_env
 
     install()
+    from .modules import register_attention
+    from .plugins import load_environment as _load_plugins
+
+    if _CLI:
+        try:
+            _load_plugins()
+        except PluginError as err:  # a broken YOLOATTN_PLUGINS entry: one line, not an import traceback
+            import sys
+
+            print(f"yoloattn: error: {err}", file=sys.stderr)
+            raise SystemExit(2) from None
+    else:
+        _load_plugins()
     from .integration.locations import pin_output_dirs
     from .integration.network import go_offline
 

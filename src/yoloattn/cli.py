@@ -199,14 +199,21 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def cmd_modules(args: argparse.Namespace) -> int:
-    from .blocks import MODULES
+    from . import modules
+    from .blocks.families import FAMILIES
     from .integration import REGISTRY
     from .zoo import RULES
 
     entries = REGISTRY.entries()
     width = 18  # longer names (one alias) overflow rather than push every line right
-    print("Attention modules (for --module / --modules): " + ", ".join(MODULES))
+    print("Attention modules (for --module / --modules): " + ", ".join(modules.names()))
+    print("\nsource, name, cost in the map size, what it is")
+    for spec in modules.table():
+        origin = f" ({spec.origin})" if spec.source == "plug-in" else ""
+        print(f"  {spec.source + origin:<9}  {spec.name:<{width}}  {'quadratic' if spec.quadratic else 'linear':<9}  "
+              f"{spec.summary}")
     print("\nYAML names (modules, blocks, aliases): name, channel contract, what it is, parameters of the module")
+    print(f"(every module M gives M and {', '.join(f + '_M' for f in FAMILIES)})")
     for e in entries:
         print(f"  {e.name:<{width}}  {e.contract:<5}  {e.summary}  [params: {e.params or 'see the block'}]")
     print("\nPlacement rules (--where): " + ", ".join(RULES) + " (csp@16,32 picks the strides); "
@@ -263,11 +270,9 @@ def cmd_variant(args: argparse.Namespace) -> int:
     from . import zoo
     from .compare.models import default_placement, load_model_dict, scale_of, variant_stem
 
-    from .blocks import MODULES
+    from .modules import get
 
-    module = {m.lower(): m for m in MODULES}.get(args.module.lower())
-    if module is None:
-        raise CLIError(f"unknown module {args.module!r}; choose one of {', '.join(MODULES)}")
+    module = get(args.module).name
     base, scale, stem = load_model_dict(args.base)
     where = args.where or default_placement(base)
     variant = zoo.make_variant(base, module, where)
@@ -313,8 +318,12 @@ def cmd_variant(args: argparse.Namespace) -> int:
 
     model = _load_torch_model(str(out.resolve()))
     params = bench.describe_params(bench.count_params(model), False, bench.model_nc(model))
+    from .modules import get as module_row
+
+    spec = module_row(module)
+    plugin = "".join(f" --plugin {p}" for p in args.plugin or []) if spec.source == "plug-in" else ""
     print(f"wrote {out.resolve()}: {params}, {bench.count_gflops(model, 640):.2f} GFLOPs at 640. "
-          f"Train it with: yoloattn train {out} data=embedded epochs=10 imgsz=160")
+          f"Train it with: yoloattn train {out} data=embedded epochs=10 imgsz=160{plugin}")
     return 0
 
 
@@ -602,14 +611,18 @@ _EPILOGS = {
 }
 
 
-def _subparser(sub, name: str, help_text: str, handler) -> argparse.ArgumentParser:
+def _subparser(sub, name: str, help_text: str, handler, plugins: bool = True) -> argparse.ArgumentParser:
     from .recipe import HYPERPARAMETERS, RECIPE, describe
 
     epilog = textwrap.dedent(_EPILOGS[name]).strip().replace("{recipe}", describe(HYPERPARAMETERS))
     epilog = epilog.replace("{compare_recipe}", describe(RECIPE))
     parser = sub.add_parser(name, help=help_text, description=help_text, epilog=epilog,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.set_defaults(handler=handler)
+    parser.set_defaults(handler=handler, plugin=None)
+    if plugins:  # every command that lists or builds modules
+        parser.add_argument("--plugin", action="append", metavar="FILE.py|package.module",
+                            help="import a plug-in that registers attention modules (repeatable; "
+                                 "$YOLOATTN_PLUGINS does the same; see docs/plugins.md)")
     return parser
 
 
@@ -656,7 +669,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _subparser(sub, "modules", "list the attention modules, blocks and aliases with their parameter counts",
                cmd_modules)
-    _subparser(sub, "zoo", "list the bundled model YAMLs", cmd_zoo)
+    _subparser(sub, "zoo", "list the bundled model YAMLs", cmd_zoo, plugins=False)
 
     p = _subparser(sub, "info", "per-layer table of a model: params, GFLOPs (attention included), shapes", cmd_info)
     p.add_argument("model")
@@ -666,7 +679,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = _subparser(sub, "variant", "write a model YAML with an attention module placed into a base model",
                    cmd_variant)
     p.add_argument("base", help="yolo11n, yolov8n.yaml, a zoo name or a YAML path")
-    p.add_argument("--module", required=True, help="MQA, ACmix, MLLA or iRMB (any case)")
+    p.add_argument("--module", required=True, help="MQA, ACmix, MLLA, iRMB, timm_eca, ... or a plug-in's (any case; "
+                   "`yoloattn modules` lists them)")
     p.add_argument("--where", help="placement rule (see below)")
     p.add_argument("-o", "--output", help="output YAML (default: <base>-<module>-<where>.yaml here)")
 
@@ -696,7 +710,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--allow-skipped", action="store_true",
                            help="go on when Ultralytics would skip images of the dataset (default: refuse, exit 2)")
 
-    p = _subparser(sub, "data", "write the embedded digits-in-clutter dataset and print its data.yaml", cmd_data)
+    p = _subparser(sub, "data", "write the embedded digits-in-clutter dataset and print its data.yaml", cmd_data,
+                   plugins=False)
     p.add_argument("--preset", default="demo", choices=("tiny", "demo", "bench"))
     p.add_argument("--out", help="folder (default: the cache, $YOLOATTN_CACHE or "
                    "$XDG_CACHE_HOME/yoloattn, i.e. ~/.cache/yoloattn)")
@@ -705,7 +720,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _subparser(sub, "compare", "train and compare the base model against its attention variants", cmd_compare)
     _add_compare_options(p)
-    p = _subparser(sub, "demo", "run the calibrated demo comparison (what `make demo` runs)", cmd_compare)
+    p = _subparser(sub, "demo", "run the calibrated demo comparison (what `make demo` runs)", cmd_compare,
+                   plugins=False)
     _add_compare_options(p, demo=True)
     return parser
 
@@ -729,6 +745,10 @@ def main(argv: list[str] | None = None) -> int:
 
     setup_offline()
     try:
+        if args.plugin:
+            from .plugins import load_plugins
+
+            load_plugins(args.plugin)
         return args.handler(args)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)

@@ -1,10 +1,16 @@
-"""YOLO blocks composed from Ultralytics parts and the attention modules."""
+"""YOLO blocks composed from Ultralytics parts and the attention modules of the table (``modules.py``).
 
-from .csp import (
-    C2f_ACmix, C2f_iRMB, C2f_MLLA, C2f_MQA,
-    C2PSA_ACmix, C2PSA_iRMB, C2PSA_MLLA, C2PSA_MQA,
-    C3k2_ACmix, C3k2_iRMB, C3k2_MLLA, C3k2_MQA,
-)
-from .elan import MMQARepNCSPELAN4, RepNCSPELAN4_ACmix, RepNCSPELAN4_iRMB, RepNCSPELAN4_MLLA, RepNCSPELAN4_MQA
+The built-in modules' blocks (``C2f_MQA``, ``C3k2_iRMB``, ``RepNCSPELAN4_MLLA``, ...) are attributes
+here and of ``csp`` / ``elan``; timm's and plug-in modules' blocks are made by ``families.py``.
+"""
+
+from . import csp, elan
+from .csp import *  # noqa: F403  (C2f_*, C3k2_*, C2PSA_* of the built-in modules)
+from .elan import *  # noqa: F403  (RepNCSPELAN4_* and MMQARepNCSPELAN4)
 from .standalone import MQALayer
-from .units import MODULES, ACmixBottleneck, MQABlock
+from ..modules import builtin_names
+from .units import ACmixBottleneck, AttentionBottleneck, AttentionLayer, AttentionUnit, MQABlock
+
+MODULES = builtin_names()  # the built-in module names, read from the table (kept for existing imports)
+
+__all__ = ["MODULES", *csp.__all__, *elan.__all__, "ACmixBottleneck", "AttentionBottleneck", "AttentionLayer", "AttentionUnit", "MQABlock", "MQALayer"]

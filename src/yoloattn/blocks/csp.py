@@ -12,7 +12,9 @@ swaps what runs inside:
 
 ``attn`` is a dict of the module's own hyper-parameters (see ``units.py``), written in a YAML row
 as a flow mapping, e.g. ``[-1, 2, C3k2_MQA, [512, True, 0.5, 1, True, {kv_stride: 2}]]``.
-The classes are created here with stable names and module paths, because checkpoints pickle them.
+The built-in modules' classes are created here with stable names and module paths, because
+checkpoints pickle them; the factories also make the blocks of timm's and plug-in modules
+(``families.py``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ import torch.nn as nn
 from ultralytics.nn.modules import C2f, C2PSA, C3k2, Conv
 from ultralytics.nn.modules.block import C3k
 
-from .units import MODULES, psa_block, unit
+from ..modules import builtin_names
+from .units import psa_block, unit
 
 
 def _init_skeleton(block: nn.Module, c1: int, c2: int, hidden: int, n: int) -> None:
@@ -32,13 +35,13 @@ def _init_skeleton(block: nn.Module, c1: int, c2: int, hidden: int, n: int) -> N
     block.cv2 = Conv((2 + n) * hidden, c2, 1)
 
 
-def _c2f_family(module: str) -> type:
+def c2f_family(module: str, bases: tuple = (), home: str = __name__) -> type:
     def __init__(self, c1: int, c2: int, n: int = 1, shortcut: bool = False, g: int = 1, e: float = 0.5,
                  attn: dict | None = None):
         _init_skeleton(self, c1, c2, int(c2 * e), n)
         self.m = nn.ModuleList(unit(module, self.c, shortcut, attn) for _ in range(n))
 
-    return _named(f"C2f_{module}", (C2f,), __init__, f"C2f with its Bottlenecks replaced by {module} units.")
+    return _named(f"C2f_{module}", (*bases, C2f), __init__, f"C2f with its Bottlenecks replaced by {module} units.", home)
 
 
 class _C3kUnits(C3k):
@@ -54,7 +57,7 @@ class _C3kUnits(C3k):
         self.m = nn.Sequential(*(unit(module, hidden, shortcut, attn) for _ in range(n)))
 
 
-def _c3k2_family(module: str) -> type:
+def c3k2_family(module: str, bases: tuple = (), home: str = __name__) -> type:
     def __init__(self, c1: int, c2: int, n: int = 1, c3k: bool = False, e: float = 0.5, g: int = 1,
                  shortcut: bool = True, attn: dict | None = None):
         _init_skeleton(self, c1, c2, int(c2 * e), n)
@@ -63,10 +66,11 @@ def _c3k2_family(module: str) -> type:
             for _ in range(n)
         )
 
-    return _named(f"C3k2_{module}", (C3k2,), __init__, f"C3k2 with its inner blocks built from {module} units.")
+    return _named(f"C3k2_{module}", (*bases, C3k2), __init__, f"C3k2 with its inner blocks built from {module} units.",
+                  home)
 
 
-def _c2psa_family(module: str) -> type:
+def c2psa_family(module: str, bases: tuple = (), home: str = __name__) -> type:
     def __init__(self, c1: int, c2: int, n: int = 1, e: float = 0.5, attn: dict | None = None):
         if c1 != c2:
             raise ValueError(f"C2PSA_{module} keeps the channel count (c1 == c2), got c1={c1}, c2={c2}")
@@ -76,16 +80,23 @@ def _c2psa_family(module: str) -> type:
         self.cv2 = Conv(2 * self.c, c1, 1)
         self.m = nn.Sequential(*(psa_block(module, self.c, attn) for _ in range(n)))
 
-    return _named(f"C2PSA_{module}", (C2PSA,), __init__,
-                  f"C2PSA whose PSABlock attention is {module}; the FFN and residuals stay.")
+    return _named(f"C2PSA_{module}", (*bases, C2PSA), __init__,
+                  f"C2PSA whose PSABlock attention is {module}; the FFN and residuals stay.", home)
 
 
-def _named(name: str, bases: tuple, init, doc: str) -> type:
-    cls = type(name, bases, {"__init__": init, "__doc__": doc, "__module__": __name__})
+def _named(name: str, bases: tuple, init, doc: str, home: str) -> type:
+    cls = type(name, bases, {"__init__": init, "__doc__": doc, "__module__": home})
     cls.__qualname__ = name
     return cls
 
 
-C2f_MQA, C2f_ACmix, C2f_MLLA, C2f_iRMB = (_c2f_family(m) for m in MODULES)
-C3k2_MQA, C3k2_ACmix, C3k2_MLLA, C3k2_iRMB = (_c3k2_family(m) for m in MODULES)
-C2PSA_MQA, C2PSA_ACmix, C2PSA_MLLA, C2PSA_iRMB = (_c2psa_family(m) for m in MODULES)
+# The built-in modules' blocks are module attributes here (C2f_MQA, C3k2_iRMB, C2PSA_MLLA, ...):
+# checkpoints pickle them by this path, which therefore never changes. Other modules' blocks are
+# made at registration (families.py).
+__all__ = []
+for _module in builtin_names():
+    for _family in (c2f_family, c3k2_family, c2psa_family):
+        _cls = _family(_module)
+        globals()[_cls.__name__] = _cls
+        __all__.append(_cls.__name__)
+del _module, _family, _cls

@@ -19,7 +19,8 @@ from ultralytics.nn.modules import Conv, RepNCSPELAN4
 from ultralytics.nn.modules.block import RepCSP
 
 from ..attention import MultiQueryAttentionLayerWithDownSampling
-from .units import MODULES, unit
+from ..modules import builtin_names
+from .units import unit
 
 
 def _init_elan(block: nn.Module, c1: int, c2: int, c3: int, c4: int, n: int, make_tail) -> None:
@@ -31,14 +32,14 @@ def _init_elan(block: nn.Module, c1: int, c2: int, c3: int, c4: int, n: int, mak
     block.cv4 = Conv(c3 + 2 * c4, c2, 1, 1)
 
 
-def _elan_family(module: str) -> type:
+def elan_family(module: str, bases: tuple = (), home: str = __name__) -> type:
     def __init__(self, c1: int, c2: int, c3: int, c4: int, n: int = 1, attn: dict | None = None):
         _init_elan(self, c1, c2, c3, c4, n, lambda c: unit(module, c, True, attn))
 
     name = f"RepNCSPELAN4_{module}"
-    cls = type(name, (RepNCSPELAN4,), {
+    cls = type(name, (*bases, RepNCSPELAN4), {
         "__init__": __init__,
-        "__module__": __name__,
+        "__module__": home,
         "__doc__": f"RepNCSPELAN4 with the 3x3 Conv after each RepCSP replaced by a {module} unit.",
     })
     cls.__qualname__ = name
@@ -57,4 +58,10 @@ class MMQARepNCSPELAN4(RepNCSPELAN4):
         _init_elan(self, c1, c2, c3, c4, n, lambda c: MultiQueryAttentionLayerWithDownSampling(c, 8, 48, 48, 1, 1, 1))
 
 
-RepNCSPELAN4_MQA, RepNCSPELAN4_ACmix, RepNCSPELAN4_MLLA, RepNCSPELAN4_iRMB = (_elan_family(m) for m in MODULES)
+# Built-in blocks as module attributes (stable pickle paths), as in csp.py.
+__all__ = ["MMQARepNCSPELAN4"]
+for _module in builtin_names():
+    _cls = elan_family(_module)
+    globals()[_cls.__name__] = _cls
+    __all__.append(_cls.__name__)
+del _module, _cls

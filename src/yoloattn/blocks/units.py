@@ -1,9 +1,12 @@
-"""The channel-preserving units that YOLO blocks are composed of, one per attention module.
+"""The channel-preserving units that YOLO blocks are composed of, built from the module table.
 
 A *unit* maps (B, c, H, W) -> (B, c, H, W) and owns its residual: it is what replaces a
 ``Bottleneck`` inside C2f / C3k2 / RepNCSPELAN4. ``psa_block`` builds what replaces a ``PSABlock``
 inside C2PSA: the module's attention (without a residual of its own) in place of PSABlock's
 ``Attention``, with PSABlock's residuals and FFN kept.
+
+The builders of the four built-ins are named in their table rows (``modules.py``); any other module
+(timm's, the user's) gets the generic ``AttentionUnit`` / ``PSAMixerBlock`` / ``AttentionLayer``.
 
 Default hyper-parameters are chosen from the width so that nano models (hidden widths 8..128)
 build and stay cheap; every one can be overridden through the block's ``attn`` dict.
@@ -25,6 +28,7 @@ import torch.nn as nn
 from ultralytics.nn.modules import Conv
 from ultralytics.nn.modules.block import PSABlock
 
+from .. import modules
 from ..attention import ACmix, MLLABlock, MobileMQA, iRMB
 from ..attention.tf_compat import keras_batch_norm
 
@@ -73,20 +77,6 @@ class ACmixBottleneck(nn.Module):
         return x + y if self.add else y
 
 
-def unit(module: str, c: int, shortcut: bool = True, attn: dict | None = None) -> nn.Module:
-    """The residual unit of `module` at width c (replaces a Bottleneck)."""
-    kw = dict(attn or {})
-    if module == "MQA":
-        return MQABlock(c, c, **kw)
-    if module == "ACmix":
-        return ACmixBottleneck(c, shortcut, **kw)
-    if module == "MLLA":
-        return MLLABlock(c, c, **kw)
-    if module == "iRMB":
-        return iRMB(c, c, **kw)
-    raise ValueError(f"unknown attention module {module!r}; expected one of {MODULES}")
-
-
 class PSAMixerBlock(PSABlock):
     """Ultralytics' PSABlock (x + attn(x), then x + ffn(x)) with an attention module as ``attn``."""
 
@@ -100,21 +90,117 @@ class PSAMixerBlock(PSABlock):
 def psa_block(module: str, c: int, attn: dict | None = None) -> nn.Module:
     """What replaces a PSABlock: the module's attention inside PSABlock's residuals and FFN.
 
-    MLLA's block already is "attention + FFN, each with a residual" (the PSABlock roles), so it
-    replaces the PSABlock whole, as community C2PSA_MLLA does.
+    The table's ``psa`` builder when the module has one (MLLA's block already is "attention + FFN,
+    each with a residual", so it replaces the PSABlock whole, as community C2PSA_MLLA does), else
+    ``PSAMixerBlock(M(c))``.
     """
-    kw = dict(attn or {})
-    if module == "MQA":
-        kw.setdefault("key_dim", mqa_key_dim(c))
-        kw.setdefault("value_dim", kw["key_dim"])
-        return PSAMixerBlock(MobileMQA(c, c, **{"num_heads": 4, **kw}), c)
-    if module == "ACmix":
-        return PSAMixerBlock(ACmix(c, c, **kw), c)
-    if module == "MLLA":
-        return MLLABlock(c, c, **kw)
-    if module == "iRMB":
-        return PSAMixerBlock(iRMB(c, c, **{"has_skip": False, **kw}), c)
-    raise ValueError(f"unknown attention module {module!r}; expected one of {MODULES}")
+    spec = modules.get(module)
+    if spec.psa is not None:
+        return modules.resolve(spec.psa, spec)(c, **dict(attn or {}))
+    return PSAMixerBlock(build_attention(spec, c, c, **dict(attn or {})), c)
 
 
-MODULES = ("MQA", "ACmix", "MLLA", "iRMB")
+def unit(module: str, c: int, shortcut: bool = True, attn: dict | None = None) -> nn.Module:
+    """The residual unit of `module` at width c, (B, c, H, W) -> (B, c, H, W) (replaces a Bottleneck).
+
+    The table's ``unit``: a builder, ``"bottleneck"`` (``AttentionBottleneck``) or ``"residual"``
+    (``AttentionUnit``).
+    """
+    spec = modules.get(module)
+    if spec.unit == "residual":
+        return AttentionUnit(build_attention(spec, c, c, **dict(attn or {})), shortcut)
+    if spec.unit == "bottleneck":
+        return AttentionBottleneck(build_attention(spec, c, c, **dict(attn or {})), c, shortcut)
+    return modules.resolve(spec.unit, spec)(c, shortcut, **dict(attn or {}))
+
+
+def build_attention(spec: modules.AttentionModule, c1: int, c2: int | None = None, *args, **options) -> nn.Module:
+    """``M(c1, c2, *args, **options)``, or ``M(c1, ...)`` for a channel-only module (which needs c2 == c1).
+
+    Raises:
+        ValueError: a channel-only module asked to change the channel count.
+    """
+    cls = spec.cls()
+    if spec.channels == "c1_c2":
+        return cls(c1, c1 if c2 is None else c2, *args, **options)
+    if c2 not in (None, c1):
+        raise ValueError(f"attention module {spec.name} keeps the channel count, but the row asks for {c1} -> {c2} "
+                         "channels; give the row the input's width (e.g. SPPF's) or add a Conv after it")
+    return cls(c1, *args, **options)
+
+
+class AttentionUnit(nn.Module):
+    """A module without a residual of its own as a Bottleneck replacement: ``x + attn(x)`` (``attn(x)``
+    without shortcut). (B, c, H, W) -> (B, c, H, W)."""
+
+    def __init__(self, attn: nn.Module, shortcut: bool = True):
+        super().__init__()
+        self.attn = attn
+        self.add = shortcut
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.attn(x)
+        return x + y if self.add else y
+
+
+class AttentionBottleneck(nn.Module):
+    """C2f's Bottleneck (two 3x3 Convs, e=1.0) with the module after its convs, before the residual:
+    ``x + attn(cv2(cv1(x)))``, the fork's ``Bottleneck_CBAM`` slot. (B, c, H, W) -> (B, c, H, W)."""
+
+    def __init__(self, attn: nn.Module, c: int, shortcut: bool = True):
+        super().__init__()
+        self.cv1 = Conv(c, c, 3, 1)
+        self.cv2 = Conv(c, c, 3, 1)
+        self.attn = attn
+        self.add = shortcut
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.attn(self.cv2(self.cv1(x)))
+        return x + y if self.add else y
+
+
+class AttentionLayer(nn.Module):
+    """The standalone YAML layer ``[-1, 1, Name, [c2, *args, {options}]]`` of a timm or plug-in module:
+    the bare module, (B, c1, H, W) -> (B, c2, H, W). Subclassed per module (``families.py``)."""
+
+    module: str = ""  # the table name, set by each subclass
+
+    def __init__(self, c1: int, c2: int | None = None, *args, **options):
+        super().__init__()
+        self.attn = build_attention(modules.get(self.module), c1, c2, *args, **options)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.attn(x)
+
+
+# --------------------------------------------------------------------------- builders of the built-ins
+def mqa_unit(c: int, shortcut: bool = True, **options) -> MQABlock:
+    """MobileNetV4's block at width c (its own residual; ``shortcut`` is the C2f flag it ignores, as before)."""
+    return MQABlock(c, c, **options)
+
+
+def mqa_psa(c: int, **options) -> PSAMixerBlock:
+    """Bare Mobile MQA in PSABlock's residual: 4 heads, key/value width clamp(c/2, 16, 64)."""
+    options.setdefault("key_dim", mqa_key_dim(c))
+    options.setdefault("value_dim", options["key_dim"])
+    return PSAMixerBlock(MobileMQA(c, c, **{"num_heads": 4, **options}), c)
+
+
+def mlla_unit(c: int, shortcut: bool = True, **options) -> MLLABlock:
+    """MLLA's block (attention + MLP, each with a residual)."""
+    return MLLABlock(c, c, **options)
+
+
+def mlla_psa(c: int, **options) -> MLLABlock:
+    """MLLA's block replaces the PSABlock whole."""
+    return MLLABlock(c, c, **options)
+
+
+def irmb_unit(c: int, shortcut: bool = True, **options) -> iRMB:
+    """iRMB with its own skip."""
+    return iRMB(c, c, **options)
+
+
+def irmb_psa(c: int, **options) -> PSAMixerBlock:
+    """iRMB without its skip inside PSABlock's residual."""
+    return PSAMixerBlock(iRMB(c, c, **{"has_skip": False, **options}), c)

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import yaml
+
 from .settings import cost_code_hash, digest, versions
 from .worker import write_json_atomic
 
@@ -51,6 +53,18 @@ def progress_line(step: str, eta_s: float | None) -> str:
     return f"{head} ..." + ("" if eta_s is None else f" ETA {format_duration(eta_s)}")
 
 
+def _cost_fields(spec: ModelSpec, imgsz: int, nc: int, threads: int) -> dict:
+    from ..plugins import used_plugins
+
+    text = spec.yaml_path.read_text()
+    fields = {"yaml": text, "imgsz": imgsz, "nc": nc, "threads": threads, "versions": versions(),
+              "cost code": cost_code_hash()}
+    plugins = used_plugins(yaml.safe_load(text) or {})
+    if plugins:
+        fields["plug-ins"] = plugins
+    return fields
+
+
 def measure_all(specs: list[ModelSpec], imgsz: int, nc: int, threads: int, out_dir: Path,
                 progress: Callable[[str], None] | None = None) -> dict[str, dict]:
     """{label: {"params", "gflops", "latency_ms", "latency_ort_ms", ...}}; uncached models are timed together.
@@ -58,8 +72,7 @@ def measure_all(specs: list[ModelSpec], imgsz: int, nc: int, threads: int, out_d
     ``progress`` (e.g. ``print``) gets a plan line, a ``progress_line`` per model and per timed round, and
     the time it took, only when something is measured.
     """
-    keys = {spec.label: digest({"yaml": spec.yaml_path.read_text(), "imgsz": imgsz, "nc": nc, "threads": threads,
-                                "versions": versions(), "cost code": cost_code_hash()})[:10] for spec in specs}
+    keys = {spec.label: digest(_cost_fields(spec, imgsz, nc, threads))[:10] for spec in specs}
     caches = {spec.label: out_dir / f"{spec.label}-{keys[spec.label]}.json" for spec in specs}
     costs = {label: json.loads(path.read_text()) for label, path in caches.items() if path.is_file()}
     todo = [spec for spec in specs if spec.label not in costs]

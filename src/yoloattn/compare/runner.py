@@ -106,18 +106,27 @@ class CompareOutcome:
 
 
 def parse_modules(text: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
-    """``"all"`` or names separated by commas, case-insensitive, to canonical module names."""
-    from ..blocks import MODULES
+    """``"all"`` or names separated by commas, case-insensitive, to canonical module names.
+
+    ``all`` is the built-in modules plus the plug-ins loaded in this process; timm's layers
+    (``timm_eca``, ...) are named one by one.
+    """
+    from .. import modules
 
     items = text.split(",") if isinstance(text, str) else list(text)
     items = [item.strip() for item in items if item.strip()]
     if not items or [i.lower() for i in items] == ["all"]:
-        return tuple(MODULES)
-    canonical = {m.lower(): m for m in MODULES}
-    unknown = [i for i in items if i.lower() not in canonical]
+        return (*modules.builtin_names(), *modules.names("plug-in"))
+    known = {m.lower(): m for m in modules.names()}
+    unknown = [i for i in items if i.lower() not in known]
     if unknown:
-        raise CompareError(f"unknown module(s) {', '.join(unknown)}; choose from {', '.join(MODULES)} or 'all'")
-    return tuple(dict.fromkeys(canonical[i.lower()] for i in items))
+        import difflib
+
+        close = [m for u in unknown for m in difflib.get_close_matches(u, modules.names(), n=2, cutoff=0.6)]
+        hint = f" (did you mean {', '.join(dict.fromkeys(close))}? `yoloattn modules` lists timm's and plug-in modules)" if close else ""
+        everyday = (*modules.builtin_names(), *modules.names("plug-in"))
+        raise CompareError(f"unknown module(s) {', '.join(unknown)}; choose from {', '.join(everyday)} or 'all'{hint}")
+    return tuple(dict.fromkeys(known[i.lower()] for i in items))
 
 
 def check_settings(settings: CompareSettings) -> CompareSettings:
@@ -262,17 +271,24 @@ def _write_if_changed(path: Path, text: str) -> None:
 
 
 def plan_runs(settings: CompareSettings, models: list[ModelSpec], data: PreparedData, out: Path) -> list[RunSpec]:
+    from ..plugins import used_plugins
+
     runs, stamp = [], versions()
     for seed in range(settings.seeds):
         for spec in models:
-            key = digest({
-                "model_yaml": spec.yaml_path.read_text(),
+            text = spec.yaml_path.read_text()
+            fields = {
+                "model_yaml": text,
                 "model_file": spec.yaml_path.name,  # carries the scale letter
                 "data": data.fingerprint,
                 "eval_split": data.eval_split,
                 "train_args": settings.train_args(seed),
                 "versions": stamp,
-            })[:10]
+            }
+            plugins = used_plugins(yaml.safe_load(text) or {})
+            if plugins:  # only models of plug-in modules: built-in runs keep their keys
+                fields["plug-ins"] = plugins
+            key = digest(fields)[:10]
             runs.append(RunSpec(spec, seed, key, out / "runs" / f"{spec.label}-s{seed}-{key}"))
     return runs
 
@@ -393,9 +409,13 @@ def _read_state(run: RunSpec) -> dict:
 
 
 def _child_env() -> dict[str, str]:
+    from ..plugins import ENV_VAR, loaded
+
     env = offline_env()
     package_parent = str(Path(__file__).resolve().parents[2])  # makes an uninstalled checkout importable
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH", "")) if p)
+    if loaded():  # the workers build the same plug-in modules (--plugin or YOLOATTN_PLUGINS here)
+        env[ENV_VAR] = ",".join(loaded())
     return env
 
 

@@ -17,6 +17,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..modules import builtin_names
 from ..recipe import RECIPE
 
 
@@ -30,7 +31,7 @@ class CompareSettings:
     data_overrides: dict = field(default_factory=dict)  # embedded generator knobs, e.g. {"n_train": 600}
     data_seed: int = 0
     base: str = "yolo11n"
-    modules: tuple[str, ...] = ("MQA", "ACmix", "MLLA", "iRMB")
+    modules: tuple[str, ...] = field(default_factory=builtin_names)  # the built-in modules
     where: str | None = None  # None: per family, psa for YOLO11-style bases, csp otherwise
     epochs: int = 10
     seeds: int = 3  # seeds 0 .. seeds-1
@@ -113,9 +114,10 @@ def versions() -> dict[str, str]:
 
 
 def model_code_hash() -> str:
-    """Hash of the code that builds and trains the models (attention/, blocks/, integration/)."""
+    """Hash of the code that builds and trains the models (attention/, blocks/, integration/, modules.py)."""
     package = Path(__file__).resolve().parents[1]
-    return _code_hash([p for sub in ("attention", "blocks", "integration") for p in (package / sub).rglob("*.py")])
+    code = [p for sub in ("attention", "blocks", "integration") for p in (package / sub).rglob("*.py")]
+    return _code_hash([*code, package / "modules.py"])
 
 
 def cost_code_hash() -> str:

@@ -63,11 +63,12 @@ class Registry:
 
 
 def unknown_name_message(name: str, candidates, where: str = "") -> str:
-    close = difflib.get_close_matches(name, list(candidates), n=4, cutoff=0.5)
+    close = difflib.get_close_matches(name, list(dict.fromkeys(candidates)), n=4, cutoff=0.6)
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
     return (
         f"Unknown module {name!r}{where}.{hint} "
-        "Run `yoloattn modules` to list the yoloattn names; Ultralytics' own names (Conv, C2f, C3k2, ...) also work."
+        "Run `yoloattn modules` to list the yoloattn names; Ultralytics' own names (Conv, C2f, C3k2, ...) also work; "
+        "a plug-in module's names need the plug-in loaded (--plugin FILE.py or YOLOATTN_PLUGINS)."
     )
 
 

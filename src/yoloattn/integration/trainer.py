@@ -26,10 +26,15 @@ def ray_runtime_env(extra: dict | None = None) -> dict:
     """A Ray ``runtime_env`` that ships the yoloattn package to every worker.
 
     Use it before tuning: ``ray.init(runtime_env=yoloattn.ray_runtime_env())`` and then
-    ``model.tune(use_ray=True, ...)``; Ultralytics reuses the running Ray session.
+    ``model.tune(use_ray=True, ...)``; Ultralytics reuses the running Ray session. Plug-ins loaded
+    in this process are named in the workers' ``YOLOATTN_PLUGINS``; their files must be reachable
+    there (a shared path, or added to ``py_modules``).
     """
     import yoloattn
+    from yoloattn.plugins import ENV_VAR, loaded
 
     env = dict(extra or {})
     env["py_modules"] = [*env.get("py_modules", []), str(Path(yoloattn.__file__).parent)]
+    if loaded():  # workers import the same plug-ins on `import yoloattn` (they must be importable there)
+        env["env_vars"] = {**env.get("env_vars", {}), ENV_VAR: ",".join(loaded())}
     return env

@@ -21,7 +21,7 @@ from .variants import RULES, VariantError, layer_strides, make_variant
 
 YAML_DIR = Path(__file__).resolve().parent / "yamls"
 
-# base file (Ultralytics' cfg/models) -> placements shipped for each of the four modules
+# base file (Ultralytics' cfg/models) -> placements shipped for each built-in module (modules.py)
 PLACEMENTS = {
     "v8/yolov8.yaml": ("csp", "sppf", "head"),
     "11/yolo11.yaml": ("csp", "psa", "head"),
@@ -117,11 +117,11 @@ def load_base(relative: str) -> dict:
 
 def planned() -> list[tuple[str, str, str, str]]:
     """(base, module, rule, file name) of every bundled file."""
-    from ..blocks.units import MODULES
+    from ..modules import builtin_names
 
     plan = []
     for base, rules in PLACEMENTS.items():
-        for module in MODULES:
+        for module in builtin_names():
             plan += [(base, module, rule, f"{variant_stem(Path(base).stem, module, rule)}.yaml") for rule in rules]
     for base, rules in EXTRA.items():
         for rule in rules:

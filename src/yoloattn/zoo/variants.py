@@ -11,15 +11,17 @@
               unchanged; only Detect reads the attended maps).
 - ``mmqa``    YOLOv9 only: every backbone RepNCSPELAN4 becomes ``MMQARepNCSPELAN4`` (the tutorial).
 
-All ``from`` indices that shift are fixed. Mobile MQA is quadratic in the map size, so at stride
-<= 16 it gets kv_stride 2 (as MobileNetV4 does at stride 16), and the ``head`` rule skips stride 8.
+All ``from`` indices that shift are fixed. A module whose table row says it is quadratic in the map
+size gets its ``dense_map_options`` at stride <= 16 (Mobile MQA: kv_stride 2, as MobileNetV4 does at
+stride 16), and the ``head`` rule keeps it off the stride-8 map. Any module of the table works,
+timm's and plug-ins included (``yoloattn.modules``).
 """
 
 from __future__ import annotations
 
 import copy
 
-from ..blocks.units import MODULES
+from .. import modules
 from ..errors import YoloattnError
 
 RULES = ("csp", "psa", "sppf", "head", "mmqa")
@@ -72,7 +74,7 @@ def make_variant(base: dict, module: str, where: str) -> dict:
         new_from, added = [], []
         for src in sources:
             src = src % (len(rows) - 1) if src < 0 else src
-            if module == "MQA" and row_strides[src] <= 8:
+            if modules.get(module).quadratic and row_strides[src] <= 8:
                 new_from.append(src)  # quadratic attention on the stride-8 map would dominate the model's cost
                 continue
             added.append([src, 1, module, _layer_args(module, rows[src][3][0], row_strides[src])])
@@ -100,10 +102,10 @@ def layer_strides(rows: list) -> list[int]:
 
 
 def _canonical_module(module: str) -> str:
-    for m in MODULES:
-        if m.lower() == module.lower():
-            return m
-    raise VariantError(f"unknown module {module!r}; choose one of {', '.join(MODULES)}")
+    try:
+        return modules.get(module).name
+    except modules.PluginError as error:
+        raise VariantError(str(error)) from None
 
 
 def _parse_where(where: str) -> tuple[str, set[int]]:
@@ -125,12 +127,12 @@ def _require(hits: list, problem: str, where: str) -> None:
 
 
 def _attn_args(module: str, stride: int) -> dict | None:
-    return {"kv_stride": 2} if module == "MQA" and stride <= 16 else None
+    return modules.get(module).options_at(stride) or None
 
 
 def _layer_args(module: str, c2, stride: int) -> list:
     attn = _attn_args(module, stride)
-    return [c2, attn["kv_stride"]] if attn else [c2]  # MQA layer: (c2, kv_stride)
+    return [c2, attn] if attn else [c2]  # a trailing flow mapping: the layer's keyword options
 
 
 # Each family's YAML arguments after c2, up to the ``attn`` dict that follows them (see blocks/).
