@@ -250,3 +250,19 @@ def test_only_models_of_a_plugin_are_keyed_by_its_source(tmp_path):
 def _python_args(code: str, *args) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code), *map(str, args)], capture_output=True,
                           text=True, env=_env(), timeout=600)
+
+
+class _Keep(torch.nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+def test_names_clash_in_any_case_and_units_are_checked():
+    with pytest.raises(modules.PluginError, match="'mqa' is already taken by the built-in module"):
+        modules.register_attention("mqa", _Keep)
+    with pytest.raises(modules.PluginError, match="unit must be 'bottleneck', 'residual'"):
+        modules.register_attention("Fine", _Keep, unit="resid")
+    assert "Fine" not in modules.names()

@@ -93,7 +93,7 @@ class AttentionModule:
 
 
 _TABLE: dict[str, AttentionModule] = {}
-_LISTENERS: list[Callable[[AttentionModule], None]] = []
+_LISTENERS: list[Callable[[AttentionModule, int], None]] = []
 
 
 def register_attention(name: str, cls: Any = None, **options: Any):
@@ -134,7 +134,10 @@ def register_attention(name: str, cls: Any = None, **options: Any):
     spec = AttentionModule(name, cls, origin=origin, **options)
     if spec.channels not in CHANNELS or spec.source not in SOURCES:
         raise PluginError(f"register_attention({name!r}): channels must be one of {CHANNELS} and source one of {SOURCES}")
-    known = _TABLE.get(name)
+    if isinstance(spec.unit, str) and spec.unit not in ("bottleneck", "residual") and ":" not in spec.unit:
+        raise PluginError(f"register_attention({name!r}): unit must be 'bottleneck', 'residual', a builder or a "
+                          f"'package.module:builder' path, got {spec.unit!r}")
+    known = next((s for n, s in _TABLE.items() if n.lower() == name.lower()), None)  # names match in any case
     if known is not None:
         if _same_target(known.target, cls):
             return cls  # the same class imported again (by file and by module path, or a second import)
