@@ -638,7 +638,8 @@ def _add_compare_options(p: argparse.ArgumentParser, demo: bool = False) -> None
         p.add_argument("--preset", choices=("tiny", "demo", "bench"), help="embedded dataset preset (default demo)")
         p.add_argument("--base", help="base model: yolo11n, yolov8n.yaml, a zoo name or a YAML path")
         p.add_argument("--modules", help="'all' or a comma list, e.g. mlla,irmb")
-        p.add_argument("--where", help="placement rule (default: psa for YOLO11-style bases, csp otherwise)")
+        p.add_argument("--where", help="placement rule(s): one, a comma list (csp,psa,head; csp@16,32 is one rule) "
+                       "or 'all' (every rule the base has); default: psa for YOLO11-style bases, csp otherwise")
         p.add_argument("--epochs", type=POSITIVE)
         p.add_argument("--seeds", type=POSITIVE, help="number of seeds: 0 .. N-1")
         p.add_argument("--imgsz", type=POSITIVE, help="training and latency image size, a multiple of the "

@@ -36,6 +36,11 @@ def _pyplot():
     return plt
 
 
+def point_label(entry: dict, baseline: str) -> str:
+    """``module@where`` for a variant (``iRMB@csp``), the model name for the baseline."""
+    return entry["model"] if entry["model"] == baseline or not entry.get("module") else f"{entry['module']}@{entry['where']}"
+
+
 def plot_pareto(summary: list[dict], path: Path, baseline: str) -> Path:
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
@@ -46,7 +51,7 @@ def plot_pareto(summary: list[dict], path: Path, baseline: str) -> Path:
             std = s["map50_95_std"] or 0.0
             ax.errorbar(points[i][0], points[i][1], yerr=std, fmt="o", capsize=3, ms=6,
                         color="black" if s["model"] == baseline else None, label=s["model"])
-            ax.annotate(s["model"], points[i], textcoords="offset points", xytext=(5, 5), fontsize=8)
+            ax.annotate(point_label(s, baseline), points[i], textcoords="offset points", xytext=(5, 5), fontsize=8)
         fx, fy = zip(*(points[i] for i in front))
         ax.step(fx, fy, where="post", color="tab:red", alpha=0.6, lw=1.5, label="Pareto front")
         ax.scatter(fx, fy, s=160, facecolors="none", edgecolors="tab:red", lw=1.5)

@@ -75,6 +75,31 @@ def summary_table(summary: list[dict], nc: int | None = None) -> tuple[list[str]
     return header, body
 
 
+def placement_table(summary: list[dict]) -> tuple[list[str], list[list[str]]] | None:
+    """Module x placement grid of Δ mAP50-95 against the baseline, with the test's verdict; the best
+    Δ is marked ★ and a pair that was not trained (skipped placement) is "—". None without variants."""
+    variants = [s for s in summary if s.get("module")]
+    if not variants:
+        return None
+    modules = list(dict.fromkeys(s["module"] for s in variants))
+    rules = list(dict.fromkeys(s["where"] for s in variants))
+    cells = {(s["module"], s["where"]): s for s in variants}
+    deltas = [s["delta_map50_95"] for s in variants if s.get("delta_map50_95") is not None]
+    best = max(deltas) if deltas else None
+    body = []
+    for module in modules:
+        row = [module]
+        for rule in rules:
+            s = cells.get((module, rule))
+            if s is None or s.get("delta_map50_95") is None:
+                row.append("—")
+                continue
+            mark = " ★" if len(deltas) > 1 and s["delta_map50_95"] == best else ""
+            row.append(f"{s['delta_map50_95']:+.3f} ({s.get('significant_map50_95', '')}){mark}")
+        body.append(row)
+    return ["Δ mAP50-95 (Δ > seed noise?)", *rules], body
+
+
 def run_table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
     header = ["model", "seed", "mAP50", "mAP50-95", "precision", "recall", "train s"]
     body = [[r["model"], str(r["seed"]), f"{r['map50']:.4f}", f"{r['map50_95']:.4f}", f"{r['precision']:.3f}",
@@ -149,6 +174,17 @@ def _sections(context: dict) -> list[tuple[str, str]]:
     return [("Setup", "\n".join(setup)), ("Notes", "\n".join(notes))]
 
 
+def _placement_markdown(summary: list[dict]) -> list[str]:
+    table = placement_table(summary)
+    if table is None:
+        return []
+    return ["## Module × placement", "", PLACEMENT_NOTE, "", _markdown_table(*table), ""]
+
+
+PLACEMENT_NOTE = ("Δ mAP50-95 of each module at each placement against the one baseline (mean over seeds), with "
+                  "Welch's test against the seed noise; ★ marks the largest Δ, — a placement the base does not have.")
+
+
 def write_markdown(path: Path, context: dict) -> Path:
     summary_header, summary_body = summary_table(context["summary"], context.get("nc"))
     runs_header, runs_body = run_table(context["rows"])
@@ -160,6 +196,7 @@ def write_markdown(path: Path, context: dict) -> Path:
         "",
         _markdown_table(summary_header, summary_body),
         "",
+        *_placement_markdown(context["summary"]),
         f"## {setup[0]}",
         "",
         *[f"- {line}" for line in setup[1].splitlines()],
@@ -189,6 +226,13 @@ text-align:right}th:first-child,td:first-child{text-align:left}thead{background:
 code{background:#f4f4f4;padding:1px 4px}li{margin:.2em 0}"""
 
 
+def _placement_html(summary: list[dict]) -> str:
+    table = placement_table(summary)
+    if table is None:
+        return ""
+    return f"<h2>Module × placement</h2><p>{html.escape(PLACEMENT_NOTE)}</p>{_html_table(*table)}"
+
+
 def write_html(path: Path, context: dict) -> Path:
     summary_header, summary_body = summary_table(context["summary"], context.get("nc"))
     runs_header, runs_body = run_table(context["rows"])
@@ -202,6 +246,7 @@ def write_html(path: Path, context: dict) -> Path:
 <style>{_CSS}</style></head><body>
 <h1>{html.escape(context['title'])}</h1>
 <h2>Summary</h2>{_html_table(summary_header, summary_body)}
+{_placement_html(context["summary"])}
 <h2>{setup[0]}</h2>{_html_list(setup[1])}
 <h2>Plots</h2>{images}
 <h2>Runs</h2>{_html_table(runs_header, runs_body)}

@@ -154,7 +154,33 @@ def check_settings(settings: CompareSettings) -> CompareSettings:
         raise CompareError(str(err)) from None
     if settings.data == "embedded":
         _embedded_config(settings)
-    return dataclasses.replace(settings, modules=parse_modules(settings.modules))
+    return dataclasses.replace(settings, modules=parse_modules(settings.modules), where=parse_where(settings.where))
+
+
+#: The rules ``--where all`` tries, in report order (``mmqa`` implies its module and is never included).
+ALL_RULES = ("csp", "psa", "sppf", "head")
+
+
+def parse_where(where: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...] | None:
+    """``--where`` as a tuple of placement rules: ``"csp,psa"``, ``("csp", "psa")``, ``"all"``; None for the
+    base's default. Stride lists stay with their rule: ``"csp@16,32,head"`` is ``("csp@16,32", "head")``.
+
+    Raises CompareError for an empty list.
+    """
+    if where is None:
+        return None
+    items = where.split(",") if isinstance(where, str) else [part for item in where for part in str(item).split(",")]
+    rules: list[str] = []
+    for item in (i.strip() for i in items):
+        if item.isdigit() and rules and "@" in rules[-1]:
+            rules[-1] += f",{item}"  # csp@16,32: a stride of the previous rule
+        elif item:
+            rules.append(item)
+    if not rules:
+        raise CompareError(f"--where needs at least one placement rule ({', '.join(ALL_RULES)}, csp@16,32 or all)")
+    if any(r.lower() == "all" for r in rules):
+        return ("all",)
+    return tuple(dict.fromkeys(rules))
 
 
 def _embedded_config(settings: CompareSettings):
@@ -220,26 +246,64 @@ def prepare_data(settings: CompareSettings, out: Path) -> PreparedData:
 
 @dataclass(frozen=True)
 class VariantPlan:
-    """The base model and one ``make_variant`` dict per module, before anything is written."""
+    """The base model and one ``make_variant`` dict per module and placement, before anything is written."""
 
     base: dict
     stem: str  # display stem with the scale letter, e.g. yolo11n
-    where: str
-    variants: tuple[tuple[str, str, dict], ...]  # (module, label, variant model dict)
+    rules: tuple[str, ...]  # the placements with at least one variant, in --where order
+    variants: tuple[tuple[str, str, str, dict], ...]  # (module, where, label, variant model dict)
+    skipped: tuple[str, ...] = ()  # one line per placement (or module x placement) that does not apply
+
+    @property
+    def where(self) -> str:
+        return ",".join(self.rules)
 
 
 def plan_variants(settings: CompareSettings) -> VariantPlan:
-    """Plan every variant of the comparison in memory.
+    """Plan every module x placement variant of the comparison in memory.
 
-    Raises ModelNameError for an unknown base and VariantError for a placement the base does not have.
+    One placement rule (or the default) must apply to every module: its VariantError stops the
+    comparison. With a list, or ``all`` (every rule of ``ALL_RULES`` the base has), a rule or a module x
+    rule pair that does not apply is skipped with a line in ``skipped``; nothing applying is an error.
+
+    Raises ModelNameError for an unknown base and VariantError for placements the base does not have.
     """
     from .. import zoo
 
     base, _, stem = load_model_dict(settings.base)
-    where = settings.where or default_placement(base)
-    variants = tuple((module, variant_stem(stem, module, where), zoo.make_variant(base, module, where))
-                     for module in settings.modules)
-    return VariantPlan(base, stem, where, variants)
+    where = parse_where(settings.where)
+    rules = ALL_RULES if where == ("all",) else where or (default_placement(base),)
+    strict = where is None or (len(where) == 1 and where != ("all",))
+    variants, skipped = [], []
+    for rule in rules:
+        for module in settings.modules:
+            try:
+                variant = zoo.make_variant(base, module, rule)
+            except zoo.VariantError as err:
+                if strict:
+                    raise
+                skipped.append(f"{module}@{rule} skipped: {err}")
+                continue
+            variants.append((module, rule, variant_stem(stem, module, rule), variant))
+    if not variants:
+        raise zoo.VariantError(f"no placement of --where {','.join(rules)} applies to {settings.base}: "
+                               + "; ".join(skipped))
+    used = tuple(dict.fromkeys(rule for _, rule, _, _ in variants))
+    return VariantPlan(base, stem, used, tuple(variants), tuple(_merge_skips(skipped, settings.modules)))
+
+
+def _merge_skips(lines: list[str], modules: tuple[str, ...]) -> list[str]:
+    """A rule that applies to no module is one line, not one per module."""
+    by_rule: dict[str, list[str]] = {}
+    for line in lines:
+        by_rule.setdefault(line.split(" skipped: ")[0].split("@", 1)[1], []).append(line)
+    out = []
+    for rule, found in by_rule.items():
+        if len(found) == len(modules) and len({f.split(" skipped: ", 1)[1] for f in found}) == 1:
+            out.append(f"placement {rule} skipped: {found[0].split(' skipped: ', 1)[1]}")
+        else:
+            out.extend(found)
+    return out
 
 
 def plan_models(settings: CompareSettings, out: Path, plan: VariantPlan | None = None) -> tuple[list[ModelSpec], str]:
@@ -257,11 +321,11 @@ def plan_models(settings: CompareSettings, out: Path, plan: VariantPlan | None =
     _write_if_changed(base_yaml, f"# {source} (verbatim copy; the scale comes from this file's name)\n"
                       + source.read_text())
     specs = [ModelSpec(plan.stem, "", "", base_yaml)]
-    for module, label, variant in plan.variants:
+    for module, where, label, variant in plan.variants:
         path = models_dir / f"{label}.yaml"
-        _write_if_changed(path, zoo.render(variant, f"{plan.stem} + {module} ({plan.where} placement), "
+        _write_if_changed(path, zoo.render(variant, f"{plan.stem} + {module} ({where} placement), "
                                                     "for yoloattn compare"))
-        specs.append(ModelSpec(label, module, plan.where, path))
+        specs.append(ModelSpec(label, module, where, path))
     return specs, plan.where
 
 
@@ -563,6 +627,8 @@ def run_compare(settings: CompareSettings, command: str = "", stream: TextIO | N
     out = Path(settings.out).expanduser().resolve()
     out.mkdir(parents=True, exist_ok=True)
     models, where = plan_models(settings, out, plan)
+    for line in plan.skipped:
+        say(line)
     for spec in models[1:]:
         report_wiring(spec.yaml_path, stream=stream, label=spec.label)
     data = prepare_data(settings, out)
@@ -605,6 +671,9 @@ def run_compare(settings: CompareSettings, command: str = "", stream: TextIO | N
     }
     outcome.report_md, outcome.report_html = _write_outputs(out, rows, outcome.summary, baseline, context)
     say("\n" + report.text_table(*report.summary_table(outcome.summary, data.nc)))
+    grid = report.placement_table(outcome.summary)
+    if grid is not None and (len(grid[0]) > 2 or len(grid[1]) > 1):  # more than one cell: worth a grid
+        say("\n" + report.text_table(*grid))
     if outcome.failed:
         say(f"\n{len(outcome.failed)} run(s) failed: {', '.join(outcome.failed)}; their logs are in {out / 'runs'}")
     return outcome

@@ -32,7 +32,9 @@ class CompareSettings:
     data_seed: int = 0
     base: str = "yolo11n"
     modules: tuple[str, ...] = field(default_factory=builtin_names)  # the built-in modules
-    where: str | None = None  # None: per family, psa for YOLO11-style bases, csp otherwise
+    # placement rules: None (psa for YOLO11-style bases, csp otherwise), one rule, a list ("csp,psa" or
+    # ("csp", "psa")) or "all"; every module is placed by every rule, against one baseline
+    where: str | tuple[str, ...] | None = None
     epochs: int = 10
     seeds: int = 3  # seeds 0 .. seeds-1
     imgsz: int | None = None  # None: the embedded preset's image size, or 640 for a user dataset

@@ -1,0 +1,103 @@
+"""Where does it help: --where lists and 'all', one baseline for every module x placement, the grid in
+the report, resuming across changed lists."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+from pathlib import Path
+
+import pytest
+
+from yoloattn.cli import main
+from yoloattn.compare.report import placement_table
+from yoloattn.compare.runner import CompareError, parse_where, plan_variants
+from yoloattn.compare.settings import CompareSettings
+from yoloattn.zoo import VariantError
+
+ARGS = ["compare", "--preset", "tiny", "--base", "yolo11n", "--modules", "iRMB", "--epochs", "1", "--seeds", "1",
+        "--imgsz", "64"]
+
+
+def test_where_lists_keep_stride_lists_with_their_rule():
+    assert parse_where(None) is None
+    assert parse_where("csp") == ("csp",)
+    assert parse_where("csp, psa ,head,psa") == ("csp", "psa", "head")
+    assert parse_where("csp@16,32,head") == ("csp@16,32", "head")
+    assert parse_where(("csp", "psa,sppf")) == ("csp", "psa", "sppf")
+    assert parse_where("csp,ALL") == ("all",)
+    with pytest.raises(CompareError, match="at least one placement rule"):
+        parse_where(" , ")
+
+
+def test_all_takes_every_rule_the_base_has_and_says_what_it_skipped():
+    plan = plan_variants(CompareSettings(base="yolov8n", modules=("iRMB", "MLLA"), where="all"))
+    assert plan.rules == ("csp", "sppf", "head")
+    assert [(m, w) for m, w, _, _ in plan.variants] == [
+        ("iRMB", "csp"), ("MLLA", "csp"), ("iRMB", "sppf"), ("MLLA", "sppf"), ("iRMB", "head"), ("MLLA", "head")]
+    assert len(plan.skipped) == 1 and plan.skipped[0].startswith("placement psa skipped: ") and "no C2PSA" in plan.skipped[0]
+    eleven = plan_variants(CompareSettings(base="yolo11n", modules=("MLLA",), where="all"))
+    assert eleven.rules == ("csp", "psa", "sppf", "head") and not eleven.skipped
+
+
+def test_inapplicable_rules_are_skipped_in_lists_and_refused_alone():
+    plan = plan_variants(CompareSettings(base="yolov8n", modules=("iRMB",), where="psa,head"))
+    assert plan.rules == ("head",) and "psa" in plan.skipped[0]
+    with pytest.raises(VariantError, match="no placement of --where psa,mmqa applies to yolov8n"):
+        plan_variants(CompareSettings(base="yolov8n", modules=("iRMB",), where=("psa", "mmqa")))
+    with pytest.raises(VariantError, match="no C2PSA"):
+        plan_variants(CompareSettings(base="yolov8n", modules=("iRMB",), where="psa"))  # one rule: as before
+
+
+def test_placement_grid_marks_the_best_cell_and_missing_pairs():
+    summary = [
+        {"model": "b", "module": "", "where": "", "delta_map50_95": 0.0},
+        {"model": "x", "module": "iRMB", "where": "csp", "delta_map50_95": 0.01, "significant_map50_95": "no"},
+        {"model": "y", "module": "iRMB", "where": "psa", "delta_map50_95": 0.03, "significant_map50_95": "yes"},
+        {"model": "z", "module": "MLLA", "where": "csp", "delta_map50_95": -0.02, "significant_map50_95": "no"},
+    ]
+    header, body = placement_table(summary)
+    assert header[1:] == ["csp", "psa"]
+    assert body == [["iRMB", "+0.010 (no)", "+0.030 (yes) ★"], ["MLLA", "-0.020 (no)", "—"]]
+    assert placement_table(summary[:1]) is None
+
+
+def _compare(out: Path, where: str) -> str:
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        code = main([*ARGS, "--where", where, "--out", str(out)])
+    assert code == 0, stdout.getvalue()[-3000:]
+    return stdout.getvalue()
+
+
+def test_one_baseline_for_every_placement_and_resume_across_lists(tmp_path):
+    out = tmp_path / "where"
+    first = _compare(out, "csp,psa,head")
+    rows = list(csv.DictReader(open(out / "results.csv", newline="")))
+    assert [(r["model"], r["module"], r["where"]) for r in rows] == [
+        ("yolo11n", "", ""), ("yolo11n-irmb-csp", "iRMB", "csp"), ("yolo11n-irmb-psa", "iRMB", "psa"),
+        ("yolo11n-irmb-head", "iRMB", "head")]
+    assert "runs: 4 (0 already finished, 4 to train)" in first
+    report = (out / "report.md").read_text()
+    assert "## Module × placement" in report and "| iRMB |" in report and " ★" in report
+    summary = list(csv.DictReader(open(out / "summary.csv", newline="")))
+    assert {(s["module"], s["where"]) for s in summary} == {("", ""), ("iRMB", "csp"), ("iRMB", "psa"), ("iRMB", "head")}
+
+    again = _compare(out, "csp,psa,head,sppf")  # one more placement: only its variant trains
+    assert "runs: 5 (4 already finished, 1 to train)" in again
+    rows = list(csv.DictReader(open(out / "results.csv", newline="")))
+    assert {r["where"] for r in rows} == {"", "csp", "psa", "head", "sppf"}
+
+
+def test_cli_reports_a_skipped_placement_in_one_line(tmp_path, capsys):
+    code = main(["compare", "--preset", "tiny", "--base", "yolov8n", "--modules", "iRMB", "--where", "csp,psa",
+                 "--dry-run", "--out", str(tmp_path / "o")])
+    out = capsys.readouterr().out
+    assert code == 0
+    lines = [line for line in out.splitlines() if " skipped: " in line]
+    assert len(lines) == 1 and lines[0].startswith("placement psa skipped: cannot apply placement 'psa'")
+    code = main(["compare", "--preset", "tiny", "--base", "yolov8n", "--modules", "iRMB", "--where", "psa,mmqa",
+                 "--dry-run", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "no placement of --where psa,mmqa applies" in err[0]
