@@ -61,6 +61,8 @@ def test_placement_grid_marks_the_best_cell_and_missing_pairs():
     assert header[1:] == ["csp", "psa"]
     assert body == [["iRMB", "+0.010 (no)", "+0.030 (yes) ★"], ["MLLA", "-0.020 (no)", "—"]]
     assert placement_table(summary[:1]) is None
+    tied = [summary[0], {**summary[1], "delta_map50_95": 0.03}, summary[2]]
+    assert "★" not in str(placement_table(tied)[1])
 
 
 def _compare(out: Path, where: str) -> str:
@@ -80,7 +82,7 @@ def test_one_baseline_for_every_placement_and_resume_across_lists(tmp_path):
         ("yolo11n-irmb-head", "iRMB", "head")]
     assert "runs: 4 (0 already finished, 4 to train)" in first
     report = (out / "report.md").read_text()
-    assert "## Module × placement" in report and "| iRMB |" in report and " ★" in report
+    assert "## Module × placement" in report and "| iRMB |" in report
     summary = list(csv.DictReader(open(out / "summary.csv", newline="")))
     assert {(s["module"], s["where"]) for s in summary} == {("", ""), ("iRMB", "csp"), ("iRMB", "psa"), ("iRMB", "head")}
 

@@ -77,7 +77,8 @@ def summary_table(summary: list[dict], nc: int | None = None) -> tuple[list[str]
 
 def placement_table(summary: list[dict]) -> tuple[list[str], list[list[str]]] | None:
     """Module x placement grid of Δ mAP50-95 against the baseline, with the test's verdict; the best
-    Δ is marked ★ and a pair that was not trained (skipped placement) is "—". None without variants."""
+    Δ is marked ★ (unless tied) and a pair that was not trained (skipped placement) is "—". None without
+    variants."""
     variants = [s for s in summary if s.get("module")]
     if not variants:
         return None
@@ -85,7 +86,7 @@ def placement_table(summary: list[dict]) -> tuple[list[str], list[list[str]]] | 
     rules = list(dict.fromkeys(s["where"] for s in variants))
     cells = {(s["module"], s["where"]): s for s in variants}
     deltas = [s["delta_map50_95"] for s in variants if s.get("delta_map50_95") is not None]
-    best = max(deltas) if deltas else None
+    best = max(deltas) if deltas and deltas.count(max(deltas)) == 1 else None  # a tie has no best cell
     body = []
     for module in modules:
         row = [module]
@@ -94,7 +95,7 @@ def placement_table(summary: list[dict]) -> tuple[list[str], list[list[str]]] | 
             if s is None or s.get("delta_map50_95") is None:
                 row.append("—")
                 continue
-            mark = " ★" if len(deltas) > 1 and s["delta_map50_95"] == best else ""
+            mark = " ★" if best is not None and len(deltas) > 1 and s["delta_map50_95"] == best else ""
             row.append(f"{s['delta_map50_95']:+.3f} ({s.get('significant_map50_95', '')}){mark}")
         body.append(row)
     return ["Δ mAP50-95 (Δ > seed noise?)", *rules], body

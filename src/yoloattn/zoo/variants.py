@@ -23,6 +23,7 @@ import copy
 
 from .. import modules
 from ..errors import YoloattnError
+from .naming import IMPLIED_MODULE
 
 RULES = ("csp", "psa", "sppf", "head", "mmqa")
 _CSP = {"C2f": "C2f", "C3k2": "C3k2", "RepNCSPELAN4": "RepNCSPELAN4"}
@@ -56,8 +57,8 @@ def make_variant(base: dict, module: str, where: str) -> dict:
         for i in hits:
             rows[i][2] = f"C2PSA_{module}"
     elif rule == "mmqa":
-        if module != "MQA":
-            raise VariantError("the mmqa placement is the YOLOv9 MQA tutorial: use module MQA")
+        if module != IMPLIED_MODULE["mmqa"]:
+            raise VariantError(f"the mmqa placement is the YOLOv9 MQA tutorial: use module {IMPLIED_MODULE['mmqa']}")
         hits = [i for i in range(n_backbone) if rows[i][2] == "RepNCSPELAN4"]
         _require(hits, "no backbone RepNCSPELAN4 (the mmqa rule is for YOLOv9 models)", where)
         for i in hits:
