@@ -48,6 +48,8 @@ def test_inapplicable_rules_are_skipped_in_lists_and_refused_alone():
         plan_variants(CompareSettings(base="yolov8n", modules=("iRMB",), where=("psa", "mmqa")))
     with pytest.raises(VariantError, match="no C2PSA"):
         plan_variants(CompareSettings(base="yolov8n", modules=("iRMB",), where="psa"))  # one rule: as before
+    with pytest.raises(VariantError, match="unknown placement 'cps'"):
+        plan_variants(CompareSettings(base="yolov8n", modules=("iRMB",), where="cps,head"))  # a typo is no skip
 
 
 def test_placement_grid_marks_the_best_cell_and_missing_pairs():

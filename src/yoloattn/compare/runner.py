@@ -157,8 +157,12 @@ def check_settings(settings: CompareSettings) -> CompareSettings:
     return dataclasses.replace(settings, modules=parse_modules(settings.modules), where=parse_where(settings.where))
 
 
-#: The rules ``--where all`` tries, in report order (``mmqa`` implies its module and is never included).
-ALL_RULES = ("csp", "psa", "sppf", "head")
+def _all_rules() -> tuple[str, ...]:
+    """The rules ``--where all`` tries, in the zoo's order: every rule but those implying a module (mmqa)."""
+    from ..zoo import RULES
+    from ..zoo.naming import IMPLIED_MODULE
+
+    return tuple(rule for rule in RULES if rule not in IMPLIED_MODULE)
 
 
 def parse_where(where: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...] | None:
@@ -177,7 +181,7 @@ def parse_where(where: str | list[str] | tuple[str, ...] | None) -> tuple[str, .
         elif item:
             rules.append(item)
     if not rules:
-        raise CompareError(f"--where needs at least one placement rule ({', '.join(ALL_RULES)}, csp@16,32 or all)")
+        raise CompareError(f"--where needs at least one placement rule ({', '.join(_all_rules())}, csp@16,32 or all)")
     if any(r.lower() == "all" for r in rules):
         return ("all",)
     return tuple(dict.fromkeys(rules))
@@ -263,7 +267,7 @@ def plan_variants(settings: CompareSettings) -> VariantPlan:
     """Plan every module x placement variant of the comparison in memory.
 
     One placement rule (or the default) must apply to every module: its VariantError stops the
-    comparison. With a list, or ``all`` (every rule of ``ALL_RULES`` the base has), a rule or a module x
+    comparison. With a list, or ``all`` (every rule but mmqa that the base has), a rule or a module x
     rule pair that does not apply is skipped with a line in ``skipped``; nothing applying is an error.
 
     Raises ModelNameError for an unknown base and VariantError for placements the base does not have.
@@ -272,7 +276,9 @@ def plan_variants(settings: CompareSettings) -> VariantPlan:
 
     base, _, stem = load_model_dict(settings.base)
     where = parse_where(settings.where)
-    rules = ALL_RULES if where == ("all",) else where or (default_placement(base),)
+    rules = _all_rules() if where == ("all",) else where or (default_placement(base),)
+    for rule in rules:
+        zoo.parse_rule(rule)  # a misspelt rule is an error even in a list, never "does not apply"
     strict = where is None or (len(where) == 1 and where != ("all",))
     variants, skipped = [], []
     for rule in rules:

@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from .naming import IMPLIED_MODULE, legacy_stem, split_scale, variant_stem, with_scale
-from .variants import RULES, VariantError, layer_strides, make_variant
+from .variants import RULES, VariantError, layer_strides, make_variant, parse_rule
 
 YAML_DIR = Path(__file__).resolve().parent / "yamls"
 
@@ -171,5 +171,5 @@ def generate(out_dir: Path = YAML_DIR) -> list[Path]:
     return written
 
 
-__all__ = ["RULES", "VariantError", "aliases", "canonical_name", "generate", "is_bundled", "layer_strides",
+__all__ = ["RULES", "VariantError", "parse_rule", "aliases", "canonical_name", "generate", "is_bundled", "layer_strides",
            "load_base", "make_variant", "names", "path", "planned", "render", "stock_models_dir", "variant_stem"]

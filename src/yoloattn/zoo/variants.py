@@ -37,7 +37,7 @@ class VariantError(YoloattnError):
 
 def make_variant(base: dict, module: str, where: str) -> dict:
     module = _canonical_module(module)
-    rule, strides = _parse_where(where)
+    rule, strides = parse_rule(where)
     d = copy.deepcopy(base)
     rows = d["backbone"] + d["head"]
     n_backbone = len(d["backbone"])
@@ -109,7 +109,8 @@ def _canonical_module(module: str) -> str:
         raise VariantError(str(error)) from None
 
 
-def _parse_where(where: str) -> tuple[str, set[int]]:
+def parse_rule(where: str) -> tuple[str, set[int]]:
+    """``"csp@16,32"`` -> ``("csp", {16, 32})``; VariantError for an unknown rule or bad strides."""
     rule, _, stride_text = where.partition("@")
     if rule not in RULES:
         raise VariantError(f"unknown placement {where!r}; choose one of {', '.join(RULES)} (csp takes @16,32)")
