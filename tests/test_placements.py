@@ -27,6 +27,7 @@ def test_where_lists_keep_stride_lists_with_their_rule():
     assert parse_where("csp@16,32,head") == ("csp@16,32", "head")
     assert parse_where(("csp", "psa,sppf")) == ("csp", "psa", "sppf")
     assert parse_where("csp,ALL") == ("all",)
+    assert parse_where("CSP@32,16,Head") == ("csp@16,32", "head")  # any case; one name per stride set
     with pytest.raises(CompareError, match="at least one placement rule"):
         parse_where(" , ")
 
@@ -61,7 +62,7 @@ def test_placement_grid_marks_the_best_cell_and_missing_pairs():
     ]
     header, body = placement_table(summary)
     assert header[1:] == ["csp", "psa"]
-    assert body == [["iRMB", "+0.010 (no)", "+0.030 (yes) ★"], ["MLLA", "-0.020 (no)", "—"]]
+    assert body == [["iRMB", "+0.010, no", "+0.030, yes ★"], ["MLLA", "-0.020, no", "—"]]
     assert placement_table(summary[:1]) is None
     tied = [summary[0], {**summary[1], "delta_map50_95": 0.03}, summary[2]]
     assert "★" not in str(placement_table(tied)[1])

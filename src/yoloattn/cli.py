@@ -585,7 +585,7 @@ _EPILOGS = {
           yoloattn data --preset demo --out data/demo600 n_train=600 imgsz=128
         """,
     "compare": """
-        Trains the base model and one variant per module with identical hyper-parameters and seeds (in
+        Trains the base model and one variant per module and placement with identical hyper-parameters and seeds (in
         parallel subprocesses), measures params, GFLOPs and batch-1 CPU latency (torch and ONNX Runtime),
         and writes results.csv, summary.csv, report.md, report.html, pareto.png and curves.png into --out.
         Rerunning the same command reuses finished runs; changed settings train new runs. --dry-run checks
@@ -600,6 +600,10 @@ _EPILOGS = {
           yoloattn compare --base yolo11n --modules mlla,irmb --epochs 1 --seeds 2 --imgsz 128 --out runs/c1
           yoloattn compare --data path/to/data.yaml --base yolov8n --epochs 30 --seeds 3 --imgsz 320
           yoloattn compare --preset demo --set lr0=0.02 --data-opt n_train=600
+          yoloattn compare --preset tiny --base yolov8n --modules irmb,mlla --where all --epochs 1 --seeds 1
+
+        placements (--where, a comma list or all): csp (csp@16,32 picks strides), psa, sppf, head, mmqa;
+        see `yoloattn variant --help`
         """,
     "demo": """
         The calibrated comparison behind `make demo`: yolov8n and its four attention variants on the

@@ -96,9 +96,9 @@ def placement_table(summary: list[dict]) -> tuple[list[str], list[list[str]]] | 
                 row.append("—")
                 continue
             mark = " ★" if best is not None and len(deltas) > 1 and s["delta_map50_95"] == best else ""
-            row.append(f"{s['delta_map50_95']:+.3f} ({s.get('significant_map50_95', '')}){mark}")
+            row.append(f"{s['delta_map50_95']:+.3f}, {s.get('significant_map50_95', '')}{mark}")
         body.append(row)
-    return ["Δ mAP50-95 (Δ > seed noise?)", *rules], body
+    return ["Δ mAP50-95, Δ > seed noise?", *rules], body
 
 
 def run_table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
@@ -183,7 +183,8 @@ def _placement_markdown(summary: list[dict]) -> list[str]:
 
 
 PLACEMENT_NOTE = ("Δ mAP50-95 of each module at each placement against the one baseline (mean over seeds), with "
-                  "Welch's test against the seed noise; ★ marks the largest Δ, — a placement the base does not have.")
+                  "Welch's test against the seed noise; ★ marks the largest Δ (none on a tie), — a placement the "
+                  "base does not have.")
 
 
 def write_markdown(path: Path, context: dict) -> Path:

@@ -175,16 +175,25 @@ def parse_where(where: str | list[str] | tuple[str, ...] | None) -> tuple[str, .
         return None
     items = where.split(",") if isinstance(where, str) else [part for item in where for part in str(item).split(",")]
     rules: list[str] = []
-    for item in (i.strip() for i in items):
+    for item in (i.strip().lower() for i in items):  # rule names match in any case, like module names
         if item.isdigit() and rules and "@" in rules[-1]:
             rules[-1] += f",{item}"  # csp@16,32: a stride of the previous rule
         elif item:
             rules.append(item)
     if not rules:
         raise CompareError(f"--where needs at least one placement rule ({', '.join(_all_rules())}, csp@16,32 or all)")
-    if any(r.lower() == "all" for r in rules):
+    if "all" in rules:
         return ("all",)
-    return tuple(dict.fromkeys(rules))
+    return tuple(dict.fromkeys(_sorted_strides(rule) for rule in rules))
+
+
+def _sorted_strides(rule: str) -> str:
+    """``csp@32,16`` is ``csp@16,32``: one placement, one variant name, one set of runs."""
+    name, at, strides = rule.partition("@")
+    parts = strides.split(",")
+    if not at or not all(p.isdigit() for p in parts):
+        return rule  # zoo.parse_rule reports what is wrong with it
+    return f"{name}@{','.join(str(s) for s in sorted({int(p) for p in parts}))}"
 
 
 def _embedded_config(settings: CompareSettings):
