@@ -18,7 +18,7 @@ import time.
 __version__ = "0.1.0"
 
 from .errors import YoloattnError
-from .modules import PluginError
+from .modules import PluginError, register_attention  # the table is dependency-free (modules.py)
 from .offline import launched_as_cli, setup_offline
 
 _CLI = launched_as_cli()
@@ -44,7 +44,6 @@ else:
     from .integration import REGISTRY, DetectionTrainer, UnknownModuleError, install, ray_runtime_env
 
     install()
-    from .modules import register_attention
     from .plugins import load_environment as _load_plugins
 
     if _CLI:
