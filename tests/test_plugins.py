@@ -181,6 +181,21 @@ def test_entry_point_registers_on_import(tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stdout.split() == ["plug-in", "gatepkg.attn", "c", "C3k2_EPGate"]
 
+    # the whole chain through the entry point alone (no --plugin): compare trains it, the checkpoint reloads
+    site_path = os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])
+    out = tmp_path / "compare"
+    compared = _cli("compare", "--modules", "EPGate", "--base", "yolov8n", "--where", "sppf", "--preset", "tiny",
+                    "--epochs", "1", "--seeds", "1", "--imgsz", "64", "--out", out, PYTHONPATH=site_path)
+    assert compared.returncode == 0, compared.stdout[-3000:] + compared.stderr[-3000:]
+    rows = list(csv.DictReader(open(out / "results.csv", newline="")))
+    assert {r["model"] for r in rows} == {"yolov8n", "yolov8n-epgate-sppf"}
+    weights = next((out / "runs").glob("*epgate*/**/*.pt"))
+    reload = _python(f"""
+        from ultralytics import YOLO
+        print(type(YOLO(r"{weights}").model.model[10]).__name__)
+    """, PYTHONPATH=site_path)
+    assert reload.returncode == 0 and reload.stdout.split()[-1] == "EPGate", reload.stderr[-3000:]
+
 
 # --------------------------------------------------------------------------- errors
 BAD_PLUGINS = {
