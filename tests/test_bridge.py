@@ -133,6 +133,8 @@ def test_flow_mapping_options_reach_every_mqa_placement():
     with torch.no_grad():
         model(torch.zeros(1, 3, 96, 160))  # P5 3x5: odd maps under TF's 'same' rule
     default = _model("v8/yolov8.yaml", {9: [-1, 1, "MobileMQA", [1024, {"kv_stride": 2}]]}).model[9]
+    upper = blocks.MQABlock(16, compat="TF")  # any case, decided in one place for the MQA and its input norm
+    assert upper.attn.compat == "tf" and (upper.norm.eps, upper.norm.momentum) == (1e-3, 0.01)
     # Ultralytics' initialize_weights sets plain BatchNorm2d to (1e-3, 0.03); Keras' norms keep theirs
     assert default.compat == "timm" and (default.key.norm.eps, default.key.norm.momentum) == (1e-3, 0.03)
 

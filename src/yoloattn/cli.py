@@ -272,7 +272,8 @@ def cmd_variant(args: argparse.Namespace) -> int:
 
     from .modules import get
 
-    module = get(args.module).name
+    spec = get(args.module)
+    module = spec.name
     base, scale, stem = load_model_dict(args.base)
     where = args.where or default_placement(base)
     variant = zoo.make_variant(base, module, where)
@@ -318,9 +319,6 @@ def cmd_variant(args: argparse.Namespace) -> int:
 
     model = _load_torch_model(str(out.resolve()))
     params = bench.describe_params(bench.count_params(model), False, bench.model_nc(model))
-    from .modules import get as module_row
-
-    spec = module_row(module)
     plugin = "".join(f" --plugin {p}" for p in args.plugin or []) if spec.source == "plug-in" else ""
     print(f"wrote {out.resolve()}: {params}, {bench.count_gflops(model, 640):.2f} GFLOPs at 640. "
           f"Train it with: yoloattn train {out} data=embedded epochs=10 imgsz=160{plugin}")

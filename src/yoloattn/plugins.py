@@ -28,7 +28,7 @@ from . import modules
 from .modules import PluginError
 
 __all__ = ["ENTRY_POINT_GROUP", "ENV_VAR", "load_entry_points", "load_environment", "load_plugin", "load_plugins",
-           "loaded", "used_plugins"]
+           "loaded", "plugin_key_fields", "used_plugins"]
 
 ENV_VAR = "YOLOATTN_PLUGINS"
 ENTRY_POINT_GROUP = "yoloattn.modules"
@@ -37,14 +37,13 @@ _LOADED: dict[str, str] = {}  # what was asked for -> the module name it was imp
 
 
 def load_plugin(spec: str) -> list[str]:
-    """Import one plug-in (a ``.py`` path or a module path); returns the module names it registered.
+    """Import one plug-in (a ``.py`` path or a module path); returns the names of the modules it holds.
 
     Raises:
         PluginError: the file or module does not exist, fails to import, its stem is not a valid
             module name or clashes with another module, or it registers no attention module.
     """
     spec = str(spec).strip()
-    before = set(modules.names())
     if spec.endswith(".py") or os.sep in spec or "/" in spec:
         path = Path(spec).expanduser().resolve()
         key, module_name = str(path), path.stem
@@ -79,7 +78,7 @@ def load_plugin(spec: str) -> list[str]:
         raise PluginError(f"plug-in {spec} registered no attention module: decorate a class with "
                           "@yoloattn.register_attention(\"Name\") (see docs/plugins.md)")
     _LOADED[key] = module_name
-    return [n for n in registered if n not in before] or registered
+    return registered
 
 
 def load_plugins(specs) -> list[str]:
@@ -117,6 +116,15 @@ def load_entry_points() -> list[str]:
 def loaded() -> list[str]:
     """Plug-ins loaded in this process by ``--plugin`` or ``YOLOATTN_PLUGINS`` (absolute paths or module names)."""
     return list(_LOADED)
+
+
+def plugin_key_fields(model_yaml: str) -> dict:
+    """``{"plug-ins": used_plugins(...)}`` for a model YAML text that uses plug-ins, else ``{}``: the
+    fields compare adds to run and cost keys (so built-in models keep the keys they always had)."""
+    import yaml
+
+    used = used_plugins(yaml.safe_load(model_yaml) or {})
+    return {"plug-ins": used} if used else {}
 
 
 def used_plugins(model: dict) -> dict[str, str]:

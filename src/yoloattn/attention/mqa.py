@@ -53,9 +53,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .tf_compat import SameAvgPool2d, SamePad2d, keras_batch_norm
+from .tf_compat import KerasBatchNorm2d, SameAvgPool2d, SamePad2d
 
-__all__ = ["COMPAT", "MobileMQA", "MultiQueryAttentionLayerWithDownSampling"]
+__all__ = ["COMPAT", "MobileMQA", "MultiQueryAttentionLayerWithDownSampling", "check_compat", "compat_batch_norm"]
 
 #: The reference conventions MobileMQA can follow; the first is the default.
 COMPAT = ("timm", "tf")
@@ -64,6 +64,19 @@ COMPAT = ("timm", "tf")
 # beyond it the fused SDPA kernels keep memory O(N). Measured on CPU: at 20x20 with 8 heads the
 # dense path is ~4x faster than the CPU flash kernel's backward, at 40x40 the fused path is ~2x faster.
 _DENSE_LOGITS_LIMIT = 1 << 22
+
+
+def check_compat(compat: object) -> str:
+    """``compat`` lower-cased and checked: one of ``COMPAT``; ValueError otherwise."""
+    compat = compat.lower() if isinstance(compat, str) else compat
+    if compat not in COMPAT:
+        raise ValueError(f"MobileMQA: compat must be one of {COMPAT}, got {compat!r}.")
+    return compat
+
+
+def compat_batch_norm(channels: int, compat: str) -> nn.BatchNorm2d:
+    """The convention's BatchNorm over `channels` maps: PyTorch's for "timm", Keras' for "tf"."""
+    return KerasBatchNorm2d(channels) if check_compat(compat) == "tf" else nn.BatchNorm2d(channels)
 
 
 def _positive_int(name: str, value: object) -> int:
@@ -119,10 +132,7 @@ class MobileMQA(nn.Module):
         compat: str = "timm",
     ) -> None:
         super().__init__()
-        compat = compat.lower() if isinstance(compat, str) else compat
-        if compat not in COMPAT:
-            raise ValueError(f"MobileMQA: compat must be one of {COMPAT}, got {compat!r}.")
-        self.compat = compat
+        self.compat = compat = check_compat(compat)
         c1 = _positive_int("c1 (input channels)", c1)
         c2 = c1 if c2 is None else _positive_int("c2 (output channels)", c2)
         self.num_heads = _positive_int("num_heads", num_heads)
@@ -151,7 +161,7 @@ class MobileMQA(nn.Module):
                 # ceil_mode averages the partial windows at the end over their valid pixels only, so
                 # odd maps keep their last row/column (timm's pool drops it).
                 query["down_pool"] = nn.AvgPool2d(self.query_stride, ceil_mode=True)
-            query["norm"] = self._norm(c1)
+            query["norm"] = compat_batch_norm(c1, compat)
         query["proj"] = nn.Conv2d(c1, self.num_heads * self.key_dim, 1, bias=False)
         self.query = nn.Sequential(query)
         self.key = self._kv_path(c1, self.key_dim, dw_kernel_size)
@@ -180,12 +190,9 @@ class MobileMQA(nn.Module):
                 groups=channels,
                 bias=False,
             )
-            layers["norm"] = self._norm(channels)
+            layers["norm"] = compat_batch_norm(channels, self.compat)
         layers["proj"] = nn.Conv2d(channels, out_dim, 1, bias=False)
         return nn.Sequential(layers)
-
-    def _norm(self, channels: int) -> nn.BatchNorm2d:
-        return keras_batch_norm(channels) if self.compat == "tf" else nn.BatchNorm2d(channels)
 
     def _init_weights(self) -> None:
         # Xavier on every projection and downsampling conv, as timm does for the MNv4 hybrids (stability).

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["KERAS_BN_EPS", "KERAS_BN_MOMENTUM", "KerasBatchNorm2d", "SameAvgPool2d", "SamePad2d", "keras_batch_norm", "same_padding"]
+__all__ = ["KERAS_BN_EPS", "KERAS_BN_MOMENTUM", "KerasBatchNorm2d", "SameAvgPool2d", "SamePad2d", "same_padding"]
 
 #: Keras ``BatchNormalization`` defaults used by tensorflow/models' vision layers, in PyTorch terms
 #: (Keras momentum 0.99 weighs the old moving statistic; PyTorch's momentum weighs the new batch).
@@ -45,11 +45,6 @@ class KerasBatchNorm2d(nn.BatchNorm2d):
 
     def __init__(self, num_features: int, eps: float = KERAS_BN_EPS, momentum: float = KERAS_BN_MOMENTUM) -> None:
         super().__init__(num_features, eps=eps, momentum=momentum)
-
-
-def keras_batch_norm(channels: int) -> KerasBatchNorm2d:
-    """Keras' ``BatchNormalization()`` over `channels` feature maps, (B, C, H, W) -> (B, C, H, W)."""
-    return KerasBatchNorm2d(channels)
 
 
 def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:

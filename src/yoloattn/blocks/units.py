@@ -30,7 +30,7 @@ from ultralytics.nn.modules.block import PSABlock
 
 from .. import modules
 from ..attention import ACmix, MLLABlock, MobileMQA, iRMB
-from ..attention.tf_compat import keras_batch_norm
+from ..attention.mqa import compat_batch_norm
 
 
 def mqa_key_dim(c: int) -> int:
@@ -51,7 +51,7 @@ class MQABlock(nn.Module):
         super().__init__()
         c2 = c1 if c2 is None else c2
         key_dim = key_dim or mqa_key_dim(c1)
-        self.norm = keras_batch_norm(c1) if compat == "tf" else nn.BatchNorm2d(c1)
+        self.norm = compat_batch_norm(c1, compat)  # "TF" too: the convention is checked in one place
         self.attn = MobileMQA(c1, c2, num_heads=num_heads, key_dim=key_dim, value_dim=value_dim or key_dim,
                               kv_stride=kv_stride, compat=compat)
         self.add = c1 == c2

@@ -22,8 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import yaml
-
 from .settings import cost_code_hash, digest, versions
 from .worker import write_json_atomic
 
@@ -54,15 +52,11 @@ def progress_line(step: str, eta_s: float | None) -> str:
 
 
 def _cost_fields(spec: ModelSpec, imgsz: int, nc: int, threads: int) -> dict:
-    from ..plugins import used_plugins
+    from ..plugins import plugin_key_fields
 
     text = spec.yaml_path.read_text()
-    fields = {"yaml": text, "imgsz": imgsz, "nc": nc, "threads": threads, "versions": versions(),
-              "cost code": cost_code_hash()}
-    plugins = used_plugins(yaml.safe_load(text) or {})
-    if plugins:
-        fields["plug-ins"] = plugins
-    return fields
+    return {"yaml": text, "imgsz": imgsz, "nc": nc, "threads": threads, "versions": versions(),
+            "cost code": cost_code_hash(), **plugin_key_fields(text)}
 
 
 def measure_all(specs: list[ModelSpec], imgsz: int, nc: int, threads: int, out_dir: Path,

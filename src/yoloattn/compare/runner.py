@@ -113,10 +113,11 @@ def parse_modules(text: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
     """
     from .. import modules
 
+    everyday = (*modules.builtin_names(), *modules.names("plug-in"))  # what 'all' means
     items = text.split(",") if isinstance(text, str) else list(text)
     items = [item.strip() for item in items if item.strip()]
     if not items or [i.lower() for i in items] == ["all"]:
-        return (*modules.builtin_names(), *modules.names("plug-in"))
+        return everyday
     known = {m.lower(): m for m in modules.names()}
     unknown = [i for i in items if i.lower() not in known]
     if unknown:
@@ -124,7 +125,6 @@ def parse_modules(text: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
 
         close = [m for u in unknown for m in difflib.get_close_matches(u, modules.names(), n=2, cutoff=0.6)]
         hint = f" (did you mean {', '.join(dict.fromkeys(close))}? `yoloattn modules` lists timm's and plug-in modules)" if close else ""
-        everyday = (*modules.builtin_names(), *modules.names("plug-in"))
         raise CompareError(f"unknown module(s) {', '.join(unknown)}; choose from {', '.join(everyday)} or 'all'{hint}")
     return tuple(dict.fromkeys(known[i.lower()] for i in items))
 
@@ -289,7 +289,7 @@ def plan_variants(settings: CompareSettings) -> VariantPlan:
     for rule in rules:
         zoo.parse_rule(rule)  # a misspelt rule is an error even in a list, never "does not apply"
     strict = where is None or (len(where) == 1 and where != ("all",))
-    variants, skipped = [], []
+    variants, skipped = [], {}  # skipped: rule -> {module: why}
     for rule in rules:
         for module in settings.modules:
             try:
@@ -297,28 +297,26 @@ def plan_variants(settings: CompareSettings) -> VariantPlan:
             except zoo.VariantError as err:
                 if strict:
                     raise
-                skipped.append(f"{module}@{rule} skipped: {err}")
+                skipped.setdefault(rule, {})[module] = str(err)
                 continue
             variants.append((module, rule, variant_stem(stem, module, rule), variant))
+    lines = _skip_lines(skipped, len(settings.modules))
     if not variants:
         raise zoo.VariantError(f"no placement of --where {','.join(rules)} applies to {settings.base}: "
-                               + "; ".join(skipped))
+                               + "; ".join(lines))
     used = tuple(dict.fromkeys(rule for _, rule, _, _ in variants))
-    return VariantPlan(base, stem, used, tuple(variants), tuple(_merge_skips(skipped, settings.modules)))
+    return VariantPlan(base, stem, used, tuple(variants), tuple(lines))
 
 
-def _merge_skips(lines: list[str], modules: tuple[str, ...]) -> list[str]:
-    """A rule that applies to no module is one line, not one per module."""
-    by_rule: dict[str, list[str]] = {}
-    for line in lines:
-        by_rule.setdefault(line.split(" skipped: ")[0].split("@", 1)[1], []).append(line)
-    out = []
-    for rule, found in by_rule.items():
-        if len(found) == len(modules) and len({f.split(" skipped: ", 1)[1] for f in found}) == 1:
-            out.append(f"placement {rule} skipped: {found[0].split(' skipped: ', 1)[1]}")
+def _skip_lines(skipped: dict[str, dict[str, str]], n_modules: int) -> list[str]:
+    """One line per rule that applies to no module for one reason, else one per module x rule pair."""
+    lines = []
+    for rule, reasons in skipped.items():
+        if len(reasons) == n_modules and len(set(reasons.values())) == 1:
+            lines.append(f"placement {rule} skipped: {next(iter(reasons.values()))}")
         else:
-            out.extend(found)
-    return out
+            lines.extend(f"{module}@{rule} skipped: {reason}" for module, reason in reasons.items())
+    return lines
 
 
 def plan_models(settings: CompareSettings, out: Path, plan: VariantPlan | None = None) -> tuple[list[ModelSpec], str]:
@@ -350,24 +348,22 @@ def _write_if_changed(path: Path, text: str) -> None:
 
 
 def plan_runs(settings: CompareSettings, models: list[ModelSpec], data: PreparedData, out: Path) -> list[RunSpec]:
-    from ..plugins import used_plugins
+    from ..plugins import plugin_key_fields
 
     runs, stamp = [], versions()
+    texts = {spec.label: spec.yaml_path.read_text() for spec in models}
+    plugin_fields = {label: plugin_key_fields(text) for label, text in texts.items()}
     for seed in range(settings.seeds):
         for spec in models:
-            text = spec.yaml_path.read_text()
-            fields = {
-                "model_yaml": text,
+            key = digest({
+                "model_yaml": texts[spec.label],
                 "model_file": spec.yaml_path.name,  # carries the scale letter
                 "data": data.fingerprint,
                 "eval_split": data.eval_split,
                 "train_args": settings.train_args(seed),
                 "versions": stamp,
-            }
-            plugins = used_plugins(yaml.safe_load(text) or {})
-            if plugins:  # only models of plug-in modules: built-in runs keep their keys
-                fields["plug-ins"] = plugins
-            key = digest(fields)[:10]
+                **plugin_fields[spec.label],
+            })[:10]
             runs.append(RunSpec(spec, seed, key, out / "runs" / f"{spec.label}-s{seed}-{key}"))
     return runs
 
