@@ -62,6 +62,17 @@ def _at_least(minimum: int):
 POSITIVE, NON_NEGATIVE = _at_least(1), _at_least(0)
 
 
+def _fraction(text: str) -> float:
+    """A number in (0, 1), e.g. a Δ mAP50-95."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1 (a Δ mAP50-95 such as 0.01), got {text}")
+    return value
+
+
 def _parse_pairs(items: list[str], what: str) -> dict:
     """["epochs=3", "lr0=0.02", "name=None"] -> {"epochs": 3, "lr0": 0.02, "name": None}: YAML scalars and lists."""
     import yaml
@@ -466,7 +477,8 @@ def _compare_settings(args: argparse.Namespace):
     preset = args.preset or embedded_preset or "demo"
     settings = DEMO if data == "embedded" and preset == "demo" else CompareSettings(data=data, preset=preset)
     chosen = {k: getattr(args, k) for k in ("base", "where", "epochs", "seeds", "imgsz", "jobs", "out", "device",
-                                           "latency_threads", "allow_skipped") if getattr(args, k, None) is not None}
+                                           "latency_threads", "allow_skipped", "threads_per_run", "val_every")
+              if getattr(args, k, None) is not None}
     if args.modules is not None:
         chosen["modules"] = args.modules
     if args.set:
@@ -490,7 +502,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     settings = _compare_settings(args)
     command = " ".join([PROG, *map(shlex.quote, args.argv)])
-    outcome = run_compare(settings, command=command, dry_run=args.dry_run)
+    outcome = run_compare(settings, command=command, dry_run=args.dry_run, target_delta=args.target_delta)
     if outcome.interrupted:
         return EXIT_INTERRUPTED
     if outcome.dry_run:
@@ -629,7 +641,7 @@ def _subparser(sub, name: str, help_text: str, handler, plugins: bool = True) ->
 
 
 _COMPARE_ONLY = ("data", "preset", "base", "modules", "where", "epochs", "seeds", "imgsz", "device",
-                 "latency_threads", "set", "data_opt")
+                 "latency_threads", "set", "data_opt", "val_every")
 
 
 def _add_compare_options(p: argparse.ArgumentParser, demo: bool = False) -> None:
@@ -652,9 +664,19 @@ def _add_compare_options(p: argparse.ArgumentParser, demo: bool = False) -> None
         p.add_argument("--data-opt", nargs="+", metavar="KEY=VALUE", help="embedded dataset knobs, e.g. n_train=600")
         p.add_argument("--allow-skipped", action="store_true", default=None,
                        help="compare even when Ultralytics would skip images of --data (counts go in the report)")
+        p.add_argument("--val-every", type=NON_NEGATIVE, metavar="K",
+                       help="also validate every K epochs, for the per-epoch mAP curves (default 0: after the "
+                            "last epoch only)")
     p.add_argument("--dry-run", action="store_true",
                    help="check every option and the dataset, write the plan into --out, train nothing")
-    p.add_argument("--jobs", type=POSITIVE, help="parallel runs (default: fits the CPU cores)")
+    p.add_argument("--jobs", type=POSITIVE, help="parallel runs (default: fits the CPU cores); does not change "
+                   "the numbers")
+    p.add_argument("--threads-per-run", type=POSITIVE, metavar="N",
+                   help="torch threads per training run (default 1 on up to 4 cores, else 2); part of the run "
+                        "key, since the thread count changes the numbers")
+    p.add_argument("--target-delta", type=_fraction, metavar="D",
+                   help="also print how many seeds per model would detect a Δ mAP50-95 of D, from this "
+                        "comparison's seed spread")
     p.add_argument("--out", help="output folder (default runs/demo for the demo preset, else runs/compare)")
 
 

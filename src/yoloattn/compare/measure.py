@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Callable
 
 from .settings import cost_code_hash, digest, versions
-from .worker import write_json_atomic
+from .records import write_json_atomic
 
 WARMUP, ITERS = 3, 30
 
@@ -61,7 +61,7 @@ def _cost_fields(spec: ModelSpec, imgsz: int, nc: int, threads: int) -> dict:
 
 def measure_all(specs: list[ModelSpec], imgsz: int, nc: int, threads: int, out_dir: Path,
                 progress: Callable[[str], None] | None = None) -> dict[str, dict]:
-    """{label: {"params", "gflops", "latency_ms", "latency_ort_ms", ...}}; uncached models are timed together.
+    """{label: {"params", "gflops", "latency_p50_ms", "latency_p90_ms", "latency_ort_p50_ms", ...}}; uncached models are timed together.
 
     ``progress`` (e.g. ``print``) gets a plan line, a ``progress_line`` per model and per timed round, and
     the time it took, only when something is measured.
@@ -109,9 +109,9 @@ def _measure(specs: list[ModelSpec], imgsz: int, nc: int, threads: int,
             "params": eager.params,  # fused, nc classes
             "nc": nc,
             "gflops": round(eager.gflops, 4),
-            "latency_ms": round(eager.latency_ms, 3),
+            "latency_p50_ms": round(eager.latency_ms, 3),  # bench's latency is the median
             "latency_p90_ms": round(eager.p90_ms, 3),
-            "latency_ort_ms": round(ort.latency_ms, 3),
+            "latency_ort_p50_ms": round(ort.latency_ms, 3),
             "latency_ort_p90_ms": round(ort.p90_ms, 3),
             "peak_mem_mb": round(eager.peak_mem_mb, 2),
             "efficiency": round(eager.efficiency, 4),

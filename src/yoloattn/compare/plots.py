@@ -4,8 +4,10 @@
   PyTorch and one for ONNX Runtime. A model is on the Pareto front when no other model is at least
   as fast and strictly more accurate, or strictly faster and at least as accurate; the front is drawn
   as a step line and its points are ringed.
-- ``curves.png``: the per-epoch training losses from each run's Ultralytics ``results.csv`` (box,
-  cls, dfl), the mean over seeds per model.
+- ``curves.png``: per epoch, all models overlaid: mAP50-95 on the evaluation split (each run's
+  ``val_curve``: after the last epoch, and every ``--val-every`` epochs) and the training losses from
+  Ultralytics' ``results.csv`` (box, cls, dfl); per model the mean over seeds as a line and the
+  min-max over seeds as a band.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ def point_label(entry: dict, baseline: str) -> str:
 def plot_pareto(summary: list[dict], path: Path, baseline: str) -> Path:
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
-    for ax, key, title in zip(axes, ("latency_ms", "latency_ort_ms"), ("PyTorch (fused, eval)", "ONNX Runtime")):
+    for ax, key, title in zip(axes, ("latency_p50_ms", "latency_ort_p50_ms"), ("PyTorch (fused, eval)", "ONNX Runtime")):
         points = [(s[key], s["map50_95_mean"]) for s in summary]
         front = pareto_front(points)
         for i, s in enumerate(summary):
@@ -55,7 +57,7 @@ def plot_pareto(summary: list[dict], path: Path, baseline: str) -> Path:
         fx, fy = zip(*(points[i] for i in front))
         ax.step(fx, fy, where="post", color="tab:red", alpha=0.6, lw=1.5, label="Pareto front")
         ax.scatter(fx, fy, s=160, facecolors="none", edgecolors="tab:red", lw=1.5)
-        ax.set_xlabel(f"batch-1 CPU latency, {title} (ms)")
+        ax.set_xlabel(f"batch-1 CPU latency p50, {title} (ms)")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("mAP50-95 (mean over seeds)")
     axes[1].legend(fontsize=7, loc="best")
@@ -66,25 +68,40 @@ def plot_pareto(summary: list[dict], path: Path, baseline: str) -> Path:
     return path
 
 
+def seed_band(series: list[dict[int, float]]) -> tuple[list[int], list[float], list[float], list[float]]:
+    """(epochs, mean, min, max) over seeds at the epochs every seed has a finite value for."""
+    import math
+
+    epochs = sorted(set.intersection(*(set(e for e, v in s.items() if math.isfinite(v)) for s in series))) if series else []
+    values = [[s[e] for s in series] for e in epochs]
+    return epochs, [sum(v) / len(v) for v in values], [min(v) for v in values], [max(v) for v in values]
+
+
 def plot_curves(runs: list[dict], path: Path, baseline: str) -> Path:
-    """``runs``: dicts with "model" and "curve" (the run's per-epoch Ultralytics results as dicts)."""
+    """``runs``: dicts with "model", "curve" (the run's per-epoch Ultralytics results) and "val_curve"."""
     plt = _pyplot()
-    fig, axes = plt.subplots(1, len(LOSSES), figsize=(13, 3.8))
+    panels = ("map50_95", *LOSSES)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8))
     models = list(dict.fromkeys(r["model"] for r in runs))
-    for ax, loss in zip(axes, LOSSES):
+    colors = {baseline: "black", **{m: f"C{i}" for i, m in enumerate(m for m in models if m != baseline)}}
+    for ax, panel in zip(axes, panels):
         for model in models:
-            curves = [r["curve"] for r in runs if r["model"] == model and r["curve"]]
-            epochs = min((len(c) for c in curves), default=0)
+            mine = [r for r in runs if r["model"] == model]
+            if panel == "map50_95":
+                series = [{int(p["epoch"]): p["map50_95"] for p in r.get("val_curve") or []} for r in mine]
+            else:
+                series = [{int(p["epoch"]): p.get(panel, float("nan")) for p in r.get("curve") or []} for r in mine]
+            epochs, mean, low, high = seed_band([s for s in series if s])
             if not epochs:
                 continue
-            x = [curves[0][e]["epoch"] for e in range(epochs)]
-            y = [sum(c[e].get(loss, float("nan")) for c in curves) / len(curves) for e in range(epochs)]
-            ax.plot(x, y, marker="o", ms=3, label=model, color="black" if model == baseline else None)
-        ax.set_title(loss)
+            ax.plot(epochs, mean, marker="o", ms=3, label=model, color=colors[model])
+            if len(series) > 1:
+                ax.fill_between(epochs, low, high, color=colors[model], alpha=0.15, lw=0)
+        ax.set_title("mAP50-95 (evaluation split)" if panel == "map50_95" else panel)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
-    fig.suptitle("Training losses (mean over seeds)")
+    fig.suptitle("Per epoch, all runs: mean over seeds (line) and min-max over seeds (band)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

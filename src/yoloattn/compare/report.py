@@ -1,9 +1,9 @@
 """The comparison's outputs: ``results.csv``, ``summary.csv``, ``report.md``, ``report.html`` and a terminal table.
 
 ``results.csv`` has one row per model and seed (``RESULT_COLUMNS``); ``summary.csv`` one row per model
-(``SUMMARY_COLUMNS``: mean and sample std over seeds, the delta of the means against the baseline and
-Welch's test of that delta, see ``stats.py``). ``report.html`` is self-contained: the plots are
-embedded as base64 PNG.
+(``SUMMARY_COLUMNS``: mean and sample std over seeds, Δ of the means against the baseline with its
+bootstrap interval, Welch's and Holm's p, Hedges' g, the smallest detectable Δ and the verdict, see
+``stats.py``). ``report.html`` is self-contained: the plots and heatmaps are embedded as base64 PNG.
 
 ``params`` everywhere is the fused model's count at the dataset's class count; the tables say so once in
 their column header ("params (M, fused, 5 classes)", wording from ``bench.param_basis``) and the
@@ -21,12 +21,17 @@ from pathlib import Path
 from ..bench import param_basis
 from ..flops import DESCRIPTION
 
-RESULT_COLUMNS = ("model", "module", "where", "seed", "params", "gflops", "latency_ms", "latency_ort_ms",
-                  "map50", "map50_95", "precision", "recall", "train_s", "threads", "epochs", "imgsz", "run_key",
-                  "run_dir")
-SUMMARY_COLUMNS = ("model", "module", "where", "seeds", "params", "gflops", "latency_ms", "latency_ort_ms",
-                   "map50_mean", "map50_std", "map50_95_mean", "map50_95_std", "delta_map50", "delta_map50_95",
-                   "p_map50", "p_map50_95", "significant_map50", "significant_map50_95", "train_s_mean")
+from .stats import ALPHA, CONFIDENCE, POWER, SIZE_METRICS, pooled_seed_sd, seeds_needed
+
+_LATENCY = ("latency_p50_ms", "latency_p90_ms", "latency_ort_p50_ms", "latency_ort_p90_ms")
+RESULT_COLUMNS = ("model", "module", "where", "seed", "params", "gflops", *_LATENCY, "map50", "map50_95",
+                  *SIZE_METRICS, "precision", "recall", "train_s", "threads", "torch", "ultralytics", "epochs",
+                  "imgsz", "run_key", "run_dir")
+SUMMARY_COLUMNS = ("model", "module", "where", "seeds", "planned_seeds", "params", "gflops", *_LATENCY,
+                   "map50_mean", "map50_std", "map50_95_mean", "map50_95_std",
+                   *(f"{m}_{stat}" for m in SIZE_METRICS for stat in ("mean", "std")),
+                   "delta_map50", "delta_map50_95", "delta_ci_low", "delta_ci_high", "p_map50_95", "p_holm",
+                   "effect_size", "min_detectable_delta", "verdict", "train_s_mean")
 
 
 def _cell(value) -> str:
@@ -50,13 +55,19 @@ def _pm(mean: float, std: float | None) -> str:
     return f"{mean:.3f} ± {std:.3f}" if std is not None else f"{mean:.3f}"
 
 
-def _signed(value: float | None) -> str:
-    return "" if value is None else f"{value:+.3f}"
+def _delta_ci(entry: dict) -> str:
+    """``"+0.012 [-0.004, +0.027]"``; just the Δ without an interval; empty for the baseline."""
+    delta = entry.get("delta_map50_95")
+    if delta is None:
+        return ""
+    if entry.get("delta_ci_low") is None:
+        return f"{delta:+.3f}"
+    return f"{delta:+.3f} [{entry['delta_ci_low']:+.3f}, {entry['delta_ci_high']:+.3f}]"
 
 
-def _verdict(entry: dict, metric: str) -> str:
-    verdict, p = entry.get(f"significant_{metric}", ""), entry.get(f"p_{metric}")
-    return f"{verdict} (p={p:.3f})" if p is not None else verdict
+def _verdict(entry: dict) -> str:
+    p = entry.get("p_holm")
+    return entry.get("verdict", "") + (f" (p_Holm={p:.3f})" if p is not None else "")
 
 
 def params_header(nc: int | None) -> str:
@@ -66,13 +77,59 @@ def params_header(nc: int | None) -> str:
 
 def summary_table(summary: list[dict], nc: int | None = None) -> tuple[list[str], list[list[str]]]:
     """The summary as (header, rows); ``nc``, the dataset's class count, goes into the params header."""
-    header = ["model", params_header(nc), "GFLOPs", "torch ms", "ORT ms", "mAP50", "mAP50-95", "Δ mAP50-95",
-              "Δ > seed noise?"]
-    body = [[s["model"], f"{s['params'] / 1e6:.3f}", f"{s['gflops']:.3f}", f"{s['latency_ms']:.1f}",
-             f"{s['latency_ort_ms']:.1f}", _pm(s["map50_mean"], s["map50_std"]),
-             _pm(s["map50_95_mean"], s["map50_95_std"]), _signed(s.get("delta_map50_95")),
-             _verdict(s, "map50_95")] for s in summary]
+    header = ["model", params_header(nc), "GFLOPs", "torch ms p50/p90", "ORT ms p50/p90", "mAP50", "mAP50-95",
+              f"Δ mAP50-95 [{CONFIDENCE:.0%} CI]", "verdict"]
+    body = [[s["model"], f"{s['params'] / 1e6:.3f}", f"{s['gflops']:.3f}",
+             f"{s['latency_p50_ms']:.1f}/{s['latency_p90_ms']:.1f}",
+             f"{s['latency_ort_p50_ms']:.1f}/{s['latency_ort_p90_ms']:.1f}", _pm(s["map50_mean"], s["map50_std"]),
+             _pm(s["map50_95_mean"], s["map50_95_std"]), _delta_ci(s), _verdict(s)] for s in summary]
     return header, body
+
+
+def size_table(summary: list[dict], rows: list[dict]) -> tuple[list[str], list[list[str]]] | None:
+    """COCO AP@[.50:.95] per object size (mean ± std over seeds); the header gives each size's box count
+    on the evaluation split. None when no run measured it."""
+    counts = next((r["objects_by_size"] for r in rows if r.get("objects_by_size")), None)
+    if counts is None:
+        return None
+    header = ["model", *(f"AP {size} ({n} boxes)" for size, n in zip(("small", "medium", "large"), counts))]
+    body = []
+    for s in summary:
+        cells = [s["model"]]
+        for metric, n in zip(SIZE_METRICS, counts):
+            mean = s.get(f"{metric}_mean")
+            cells.append("n/a" if not n or mean is None else _pm(mean, s.get(f"{metric}_std")))
+        body.append(cells)
+    return header, body
+
+
+def power_lines(summary: list[dict], target_delta: float | None = None) -> list[str]:
+    """What this comparison could detect, and (``target_delta``) the seeds a given Δ mAP50-95 needs."""
+    pooled = pooled_seed_sd(summary)
+    seeds = sorted({s["seeds"] for s in summary})
+    if pooled is None:
+        lines = [f"seed spread unknown ({'1 seed per model' if seeds == [1] else 'no variation between seeds'}): "
+                 "no interval, test or detectable Δ; run with --seeds 3 or more"]
+        if target_delta is not None:
+            lines.append(f"--target-delta {target_delta:g}: needs the seed spread of a pilot comparison with "
+                         "--seeds 2 or more; rerun with more seeds and the finished runs are reused")
+        return lines
+    sd, models = pooled
+    detectable = sorted({f"{s['min_detectable_delta']:.3f}" for s in summary if s.get("min_detectable_delta")})
+    lines = [f"seed standard deviation of mAP50-95: {sd:.4f} (pooled over {models} model(s), "
+             f"{'/'.join(map(str, seeds))} seeds each); this comparison can detect Δ ≥ "
+             f"{' to '.join(detectable) if detectable else 'n/a'} (two-sided α {ALPHA}, power {POWER}, "
+             "before Holm's adjustment)"]
+    if target_delta is not None:
+        n = seeds_needed(target_delta, sd)
+        lines.append(f"to detect Δ mAP50-95 = {target_delta:g} with power {POWER} at this spread: {n} seeds per "
+                     f"model (rerun with --seeds {n}; finished seeds are reused)")
+    return lines
+
+
+def problem_lines(problems) -> list[str]:
+    """One line per run left out of the statistics (or flagged), for the report's notes."""
+    return [str(p) + (" — left out of the statistics" if p.kind != "identical" else "") for p in problems]
 
 
 def placement_table(summary: list[dict]) -> tuple[list[str], list[list[str]]] | None:
@@ -96,9 +153,9 @@ def placement_table(summary: list[dict]) -> tuple[list[str], list[list[str]]] | 
                 row.append("—")
                 continue
             mark = " ★" if best is not None and len(deltas) > 1 and s["delta_map50_95"] == best else ""
-            row.append(f"{s['delta_map50_95']:+.3f}, {s.get('significant_map50_95', '')}{mark}")
+            row.append(f"{s['delta_map50_95']:+.3f}, {s.get('verdict', '')}{mark}")
         body.append(row)
-    return ["Δ mAP50-95, Δ > seed noise?", *rules], body
+    return ["Δ mAP50-95, verdict", *rules], body
 
 
 def run_table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
@@ -157,16 +214,22 @@ def _sections(context: dict) -> list[tuple[str, str]]:
         f"base: {s.base}; modules: {', '.join(s.modules)}; placement: {context['where']}",
         f"training (identical for every model): {recipe}",
         f"torch threads per training run: {', '.join(sorted({str(r['threads']) for r in context['rows']}))} "
-        "(see train_s in results.csv for each run's time)",
+        "(part of every run key: --threads-per-run with this value reproduces these numbers bit for bit; "
+        "train_s in results.csv is each run's time)",
         f"latency: batch 1, {s.imgsz}x{s.imgsz}, fused eval model, {s.latency_threads} thread(s), no pre/post-"
         f"processing or NMS; matmul peak {context['matmul_peak']:.1f} GFLOP/s",
         f"versions: {', '.join(f'{k} {v}' for k, v in context['versions'].items())}; "
         f"{context['machine']}",
     ]
     notes = [
-        "Δ is the difference of the means against the baseline. 'Δ > seed noise?' is Welch's t-test of the "
-        "per-seed mAP50-95 values, significant at p < 0.05; it needs >= 2 seeds per model, and with few seeds "
-        "a 'no' means the effect is not shown, not that there is none.",
+        f"Δ is the difference of the means against the baseline, with its {CONFIDENCE:.0%} percentile bootstrap "
+        "interval over seeds. A variant is 'better' or 'worse' only when Welch's t-test, Holm-adjusted across "
+        f"this comparison's variants, gives p < {ALPHA} and the interval excludes 0; otherwise 'not shown (could "
+        f"detect Δ ≥ X)', X being the smallest Δ a t-test with these seeds and this spread detects with power "
+        f"{POWER}. 'Not shown' is not 'no effect'. summary.csv adds Hedges' g (effect_size).",
+        "AP small / medium / large: COCO AP@[.50:.95] (pycocotools) of each run's final weights on the evaluation "
+        "split, over objects of area < 32², 32²-96² and > 96² pixels in the original images; Ultralytics' mAP in "
+        "the other columns interpolates differently, so the two differ slightly.",
         f"GFLOPs: {DESCRIPTION}.",
         "params (here and in results.csv / summary.csv) count the fused model, as it is timed: BatchNorm "
         "folded into the convolutions, with the dataset's classes in the Detect head; `yoloattn info` prints "
@@ -175,15 +238,27 @@ def _sections(context: dict) -> list[tuple[str, str]]:
     return [("Setup", "\n".join(setup)), ("Notes", "\n".join(notes))]
 
 
-def _placement_markdown(summary: list[dict]) -> list[str]:
-    table = placement_table(summary)
-    if table is None:
-        return []
-    return ["## Module × placement", "", PLACEMENT_NOTE, "", _markdown_table(*table), ""]
+def _extra_tables(context: dict) -> list[tuple[str, str, tuple[list[str], list[list[str]]] | None]]:
+    """(title, intro, table or None) of the sections after the summary, shared by both reports."""
+    return [
+        ("Module × placement", PLACEMENT_NOTE, placement_table(context["summary"])),
+        ("AP by object size", "COCO AP@[.50:.95] per COCO area range, mean ± std over seeds; n/a: no box of that "
+         "size in the evaluation split.", size_table(context["summary"], context["rows"])),
+    ]
+
+
+def _problems_text(context: dict) -> str:
+    lines = problem_lines(context.get("problems") or [])
+    return "\n".join(["every planned run finished and is in the statistics"] if not lines else lines)
+
+
+HEATMAP_NOTE = ("EigenCAM (grad-cam package): the first principal component of each model's activations at the "
+                "layer its attention module changed (the baseline at the layer that feeds or is replaced by it), "
+                "seed 0's final weights, on the first evaluation images.")
 
 
 PLACEMENT_NOTE = ("Δ mAP50-95 of each module at each placement against the one baseline (mean over seeds), with "
-                  "Welch's test against the seed noise; ★ marks the largest Δ (none on a tie), — a placement the "
+                  "the verdict of the summary; ★ marks the largest Δ (none on a tie), — a placement the "
                   "base does not have.")
 
 
@@ -198,7 +273,14 @@ def write_markdown(path: Path, context: dict) -> Path:
         "",
         _markdown_table(summary_header, summary_body),
         "",
-        *_placement_markdown(context["summary"]),
+        *[f"- {line}" for line in context.get("power", [])],
+        "",
+        "## Runs left out or flagged",
+        "",
+        *[f"- {line}" for line in _problems_text(context).splitlines()],
+        "",
+        *[line for title, intro, table in _extra_tables(context) if table is not None
+          for line in (f"## {title}", "", intro, "", _markdown_table(*table), "")],
         f"## {setup[0]}",
         "",
         *[f"- {line}" for line in setup[1].splitlines()],
@@ -207,6 +289,8 @@ def write_markdown(path: Path, context: dict) -> Path:
         "",
         *[f"![{p.stem}]({p.name})" for p in context["plots"]],
         "",
+        *(["## Where the models look", "", HEATMAP_NOTE, "", f"![heatmaps]({context['heatmaps'].name})", ""]
+          if context.get("heatmaps") else []),
         "## Runs",
         "",
         _markdown_table(runs_header, runs_body),
@@ -228,29 +312,31 @@ text-align:right}th:first-child,td:first-child{text-align:left}thead{background:
 code{background:#f4f4f4;padding:1px 4px}li{margin:.2em 0}"""
 
 
-def _placement_html(summary: list[dict]) -> str:
-    table = placement_table(summary)
-    if table is None:
-        return ""
-    return f"<h2>Module × placement</h2><p>{html.escape(PLACEMENT_NOTE)}</p>{_html_table(*table)}"
+def _image_html(path: Path) -> str:
+    return (f'<p><img alt="{html.escape(path.stem)}" src="data:image/png;base64,'
+            f'{base64.b64encode(path.read_bytes()).decode()}"></p>')
 
 
 def write_html(path: Path, context: dict) -> Path:
     summary_header, summary_body = summary_table(context["summary"], context.get("nc"))
     runs_header, runs_body = run_table(context["rows"])
     setup, notes = _sections(context)
-    images = "".join(
-        f'<p><img alt="{html.escape(p.stem)}" src="data:image/png;base64,'
-        f'{base64.b64encode(p.read_bytes()).decode()}"></p>' for p in context["plots"]
-    )
+    images = "".join(_image_html(p) for p in context["plots"])
+    extra = "".join(f"<h2>{html.escape(title)}</h2><p>{html.escape(intro)}</p>{_html_table(*table)}"
+                    for title, intro, table in _extra_tables(context) if table is not None)
+    heatmaps = (f"<h2>Where the models look</h2><p>{html.escape(HEATMAP_NOTE)}</p>{_image_html(context['heatmaps'])}"
+                if context.get("heatmaps") else "")
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(context['title'])}</title>
 <style>{_CSS}</style></head><body>
 <h1>{html.escape(context['title'])}</h1>
 <h2>Summary</h2>{_html_table(summary_header, summary_body)}
-{_placement_html(context["summary"])}
+{_html_list(chr(10).join(context.get("power", [])))}
+<h2>Runs left out or flagged</h2>{_html_list(_problems_text(context))}
+{extra}
 <h2>{setup[0]}</h2>{_html_list(setup[1])}
 <h2>Plots</h2>{images}
+{heatmaps}
 <h2>Runs</h2>{_html_table(runs_header, runs_body)}
 <h2>{notes[0]}</h2>{_html_list(notes[1])}
 <p>Reproduce (reuses finished runs): <code>{html.escape(context['command'])}</code></p>

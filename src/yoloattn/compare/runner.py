@@ -48,8 +48,8 @@ from ..offline import offline_env
 from . import plots, report, stats
 from .measure import ModelSpec, format_duration, measure_all
 from .models import default_placement, imgsz_error, load_model_dict, model_file, resolve_model, variant_stem
-from .settings import CompareSettings, dataset_fingerprint, default_jobs, digest, threads_per_job, versions
-from .worker import write_json_atomic
+from .records import RecordError, RunResult, WorkerSpec
+from .settings import CompareSettings, dataset_fingerprint, default_jobs, digest, versions
 
 POLL_S = 1.0
 QUIET_LOG_EVERY_S = 30.0  # progress lines when the output is not a terminal
@@ -86,10 +86,16 @@ class RunSpec:
         return self.run_dir / "result.json"
 
     def finished(self) -> bool:
+        return self.result() is not None
+
+    def result(self) -> RunResult | None:
+        """The run's result when it finished under this key; None otherwise (a result of an older
+        yoloattn without this version's fields counts as unfinished: the run is redone)."""
         try:
-            return json.loads(self.result_path.read_text()).get("key") == self.key
-        except (OSError, ValueError):
-            return False
+            result = RunResult.read(self.result_path)
+        except (OSError, ValueError, TypeError, RecordError):
+            return None
+        return result if result.key == self.key else None
 
 
 @dataclass
@@ -101,6 +107,7 @@ class CompareOutcome:
     trained: list[str] = dataclasses.field(default_factory=list)
     reused: list[str] = dataclasses.field(default_factory=list)
     failed: list[str] = dataclasses.field(default_factory=list)
+    problems: list[stats.RunProblem] = dataclasses.field(default_factory=list)  # missing / diverged / identical
     interrupted: bool = False
     dry_run: bool = False
 
@@ -141,9 +148,13 @@ def check_settings(settings: CompareSettings) -> CompareSettings:
     from ..integration.config import UltralyticsArgumentError, check_device, check_ultralytics_args
 
     for option, value in (("--seeds", settings.seeds), ("--epochs", settings.epochs), ("--jobs", settings.jobs),
-                          ("--latency-threads", settings.latency_threads), ("--imgsz", settings.imgsz)):
+                          ("--latency-threads", settings.latency_threads), ("--imgsz", settings.imgsz),
+                          ("--threads-per-run", settings.threads_per_run)):
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
             raise CompareError(f"{option} must be an integer >= 1, got {value!r}")
+    if not isinstance(settings.val_every, int) or isinstance(settings.val_every, bool) or settings.val_every < 0:
+        raise CompareError(f"--val-every must be an integer >= 0 (0: validate after the last epoch only), "
+                           f"got {settings.val_every!r}")
     try:
         check_ultralytics_args(settings.recipe)
     except UltralyticsArgumentError as err:
@@ -361,6 +372,8 @@ def plan_runs(settings: CompareSettings, models: list[ModelSpec], data: Prepared
                 "data": data.fingerprint,
                 "eval_split": data.eval_split,
                 "train_args": settings.train_args(seed),
+                "threads_per_run": settings.threads_per_run,  # a thread count changes the numbers (settings.py)
+                "val_every": settings.val_every,
                 "versions": stamp,
                 **plugin_fields[spec.label],
             })[:10]
@@ -483,10 +496,12 @@ def _read_state(run: RunSpec) -> dict:
         return {"phase": "starting"}
 
 
-def _child_env() -> dict[str, str]:
+def _child_env(threads: int) -> dict[str, str]:
     from ..plugins import ENV_VAR, loaded
 
     env = offline_env()
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):  # every math library, same count
+        env[var] = str(threads)
     package_parent = str(Path(__file__).resolve().parents[2])  # makes an uninstalled checkout importable
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH", "")) if p)
     if loaded():  # the workers build the same plug-in modules (--plugin or YOLOATTN_PLUGINS here)
@@ -494,26 +509,20 @@ def _child_env() -> dict[str, str]:
     return env
 
 
-def _start(run: RunSpec, data: PreparedData, settings: CompareSettings, threads: int) -> subprocess.Popen:
+def _start(run: RunSpec, data: PreparedData, settings: CompareSettings) -> subprocess.Popen:
     if run.run_dir.exists():
         shutil.rmtree(run.run_dir)  # an interrupted or failed attempt: start clean
     run.run_dir.mkdir(parents=True)
-    spec = {
-        "key": run.key,
-        "model": run.model.label,
-        "seed": run.seed,
-        "model_yaml": str(run.model.yaml_path),
-        "data_yaml": str(data.run_yaml),
-        "run_dir": str(run.run_dir),
-        "threads": threads,
-        "train_args": settings.train_args(run.seed),
-    }
+    spec = WorkerSpec(key=run.key, model=run.model.label, seed=run.seed, model_yaml=str(run.model.yaml_path),
+                      data_yaml=str(data.run_yaml), run_dir=str(run.run_dir), threads=settings.threads_per_run,
+                      train_args=settings.train_args(run.seed), val_every=settings.val_every)
     spec_path = run.run_dir / "spec.json"
-    write_json_atomic(spec_path, spec)
+    spec.write(spec_path)
     log = open(run.run_dir / "log.txt", "w")
     try:
         return subprocess.Popen([sys.executable, "-m", "yoloattn.compare.worker", str(spec_path)], stdout=log,
-                                stderr=subprocess.STDOUT, env=_child_env(), start_new_session=True)
+                                stderr=subprocess.STDOUT, env=_child_env(settings.threads_per_run),
+                                start_new_session=True)
     finally:
         log.close()  # the child holds its own descriptor
 
@@ -545,15 +554,15 @@ def _log_tail(run: RunSpec, lines: int = 6) -> str:
     return "\n".join("    " + line for line in text[-lines:])
 
 
-def execute(runs: list[RunSpec], data: PreparedData, settings: CompareSettings, threads: int,
-            progress: _Progress, outcome: CompareOutcome, done_before: int) -> None:
+def execute(runs: list[RunSpec], data: PreparedData, settings: CompareSettings, progress: _Progress,
+            outcome: CompareOutcome, done_before: int) -> None:
     pending, running = list(runs), {}
     done = done_before
     try:
         while pending or running:
             while pending and len(running) < settings.jobs:
                 run = pending.pop(0)
-                running[run] = _start(run, data, settings, threads)
+                running[run] = _start(run, data, settings)
                 progress.say(f"started  {run.label}  ({run.run_dir.name})")
             time.sleep(POLL_S)
             for run, proc in list(running.items()):
@@ -561,11 +570,11 @@ def execute(runs: list[RunSpec], data: PreparedData, settings: CompareSettings, 
                     continue
                 del running[run]
                 done += 1
-                if proc.returncode == 0 and run.finished():
-                    result = json.loads(run.result_path.read_text())
+                result = run.result() if proc.returncode == 0 else None
+                if result is not None:
                     outcome.trained.append(run.label)
-                    progress.say(f"finished {run.label}  mAP50 {result['map50']:.3f}  mAP50-95 "
-                                 f"{result['map50_95']:.3f}  ({result['train_s']:.0f} s)")
+                    progress.say(f"finished {run.label}  mAP50 {result.map50:.3f}  mAP50-95 "
+                                 f"{result.map50_95:.3f}  ({result.train_s:.0f} s)")
                 else:
                     outcome.failed.append(run.label)
                     progress.say(f"FAILED   {run.label} (exit code {proc.returncode}); end of "
@@ -588,24 +597,71 @@ def _measure_models(models: list[ModelSpec], settings: CompareSettings, data: Pr
     costs = measure_all(models, settings.imgsz, data.nc, settings.latency_threads, out / "measure", progress=say)
     for label, c in costs.items():
         say(f"cost     {label}: {c['params'] / 1e6:.3f} M params ({param_basis(True, data.nc)}), "
-            f"{c['gflops']:.3f} GFLOPs, {c['latency_ms']:.1f} ms torch, {c['latency_ort_ms']:.1f} ms ORT "
+            f"{c['gflops']:.3f} GFLOPs, {c['latency_p50_ms']:.1f} ms torch, {c['latency_ort_p50_ms']:.1f} ms ORT "
             f"at {settings.imgsz}px")
     return costs
 
 
-def _result_rows(runs: list[RunSpec], costs: dict[str, dict], settings: CompareSettings) -> list[dict]:
+COST_COLUMNS = ("params", "gflops", "latency_p50_ms", "latency_p90_ms", "latency_ort_p50_ms", "latency_ort_p90_ms")
+
+
+def _result_rows(runs: list[tuple[RunSpec, RunResult]], costs: dict[str, dict], settings: CompareSettings) -> list[dict]:
     rows = []
-    for run in runs:
-        result = json.loads(run.result_path.read_text())
+    for run, result in runs:
         rows.append({
             "model": run.model.label, "module": run.model.module, "where": run.model.where, "seed": run.seed,
-            **{k: costs[run.model.label][k] for k in ("params", "gflops", "latency_ms", "latency_ort_ms")},
-            **{k: result[k] for k in ("map50", "map50_95", "precision", "recall", "train_s")},
-            "threads": result.get("threads"),
+            **{k: costs[run.model.label][k] for k in COST_COLUMNS},
+            **{k: getattr(result, k) for k in ("map50", "map50_95", "precision", "recall", *stats.SIZE_METRICS,
+                                                "train_s")},
+            "threads": result.env.threads, "torch": result.env.torch, "ultralytics": result.env.ultralytics,
             "epochs": settings.epochs, "imgsz": settings.imgsz, "run_key": run.key, "run_dir": str(run.run_dir),
-            "curve": result["curve"],
+            "curve": result.curve, "val_curve": result.val_curve, "objects_by_size": result.objects_by_size,
+            "weights": result.weights,
         })
     return rows
+
+
+HEATMAP_IMAGES = 4  # evaluation images in the heatmap panel
+
+
+def _heatmaps(models: list[ModelSpec], rows: list[dict], data: PreparedData, settings: CompareSettings, out: Path,
+              say: Callable[[str], None]) -> Path | None:
+    """``OUT/heatmaps.png``: EigenCAM of each model's lowest finished seed at the layer its module changed,
+    the baseline at each of those layers; None (and a line saying why) when it cannot be drawn. A failure
+    here costs the panel, never the report of runs that took hours."""
+    from .heatmaps import changed_layers, heatmap_panel
+    from .sizes import split_images
+
+    weights = {}
+    for row in sorted(rows, key=lambda r: r["seed"]):
+        weights.setdefault(row["model"], row["weights"])
+    base = models[0]
+    variants = [spec for spec in models[1:] if spec.label in weights]
+    if base.label not in weights or not variants:
+        return None
+    try:
+        from ultralytics import YOLO
+
+        def layers(spec: ModelSpec) -> list:
+            d = yaml.safe_load(spec.yaml_path.read_text())
+            return [*d["backbone"], *d["head"]]
+
+        def load(label: str):
+            return YOLO(weights[label]).model.float().eval()
+
+        base_rows, base_model = layers(base), load(base.label)
+        columns, seen = [], set()
+        for spec in variants:
+            base_layer, layer = changed_layers(base_rows, layers(spec))
+            if base_layer not in seen:
+                seen.add(base_layer)
+                columns.append((f"{base.label} (layer {base_layer})", base_model, base_layer))
+            columns.append((f"{spec.module}@{spec.where} (layer {layer})", load(spec.label), layer))
+        images = [Path(p) for p in split_images(data.run_yaml, "val")[:HEATMAP_IMAGES]]
+        return heatmap_panel(columns, images, settings.imgsz, out / "heatmaps.png")
+    except Exception as err:  # noqa: BLE001 - see the docstring
+        say(f"heatmaps skipped: {type(err).__name__}: {err}")
+        return None
 
 
 def _write_outputs(out: Path, rows: list[dict], summary: list[dict], baseline: str, context: dict) -> tuple[Path, Path]:
@@ -617,8 +673,12 @@ def _write_outputs(out: Path, rows: list[dict], summary: list[dict], baseline: s
 
 
 def run_compare(settings: CompareSettings, command: str = "", stream: TextIO | None = None,
-                dry_run: bool = False) -> CompareOutcome:
+                dry_run: bool = False, target_delta: float | None = None) -> CompareOutcome:
     """Run (or resume) a comparison and write its report; see the module docstring.
+
+    ``target_delta``: also say how many seeds per model would detect a Δ mAP50-95 of that size, from
+    this comparison's seed spread (a pilot run with 2-3 seeds is enough; rerunning with more seeds
+    reuses its runs).
 
     ``dry_run``: check every option, prepare and check the dataset, write the model YAMLs and the plan
     (``OUT/models``, ``OUT/data``), print what would be trained and stop before measuring or training.
@@ -645,8 +705,8 @@ def run_compare(settings: CompareSettings, command: str = "", stream: TextIO | N
     data = prepare_data(settings, out)
     runs = plan_runs(settings, models, data, out)
     todo = [r for r in runs if not r.finished()]
-    settings = dataclasses.replace(settings, jobs=settings.jobs or default_jobs(len(todo) or 1, settings.device))
-    threads = threads_per_job(settings.jobs)
+    settings = dataclasses.replace(settings, jobs=settings.jobs or default_jobs(len(todo) or 1, settings.threads_per_run,
+                                                                              settings.device))
     outcome = CompareOutcome(out, reused=[r.label for r in runs if r not in todo])
 
     say(f"data: {data.data_yaml} (evaluating on '{data.eval_split}'); models: "
@@ -654,7 +714,7 @@ def run_compare(settings: CompareSettings, command: str = "", stream: TextIO | N
     if data.report and data.report.skipped:
         say(f"data: going on without {len(data.report.skipped)} images that Ultralytics skips (--allow-skipped) "
             f"{data.report.describe_skipped()}")
-    plan = f", {settings.jobs} in parallel with {threads} thread(s) each" if todo else ""
+    plan = f", {settings.jobs} in parallel with {settings.threads_per_run} torch thread(s) each" if todo else ""
     say(f"runs: {len(runs)} ({len(runs) - len(todo)} already finished, {len(todo)} to train){plan}")
     if dry_run:
         say("dry run: every option and the dataset are checked; nothing was measured or trained")
@@ -662,29 +722,38 @@ def run_compare(settings: CompareSettings, command: str = "", stream: TextIO | N
         return outcome
     costs = _measure_models(models, settings, data, out, say)
     if todo:
-        execute(todo, data, settings, threads, _Progress(stream, len(runs)), outcome, len(runs) - len(todo))
+        execute(todo, data, settings, _Progress(stream, len(runs)), outcome, len(runs) - len(todo))
     if outcome.interrupted:
         say("\ninterrupted: finished runs are kept; rerun the same command to resume")
         return outcome
 
-    rows = _result_rows([r for r in runs if r.finished()], costs, settings)
+    results = [(run, result) for run in runs if (result := run.result()) is not None]
+    rows = _result_rows(results, costs, settings)
     if not rows:
         say("no finished runs: nothing to report")
         return outcome
     baseline = models[0].label
-    outcome.summary = stats.summarize(rows, baseline)
+    planned = {spec.label: list(range(settings.seeds)) for spec in models}
+    outcome.summary = stats.summarize(rows, baseline, planned)
+    outcome.problems = stats.run_problems(rows, planned)
     context = {
         "title": f"{baseline} + attention modules on {_data_label(settings, data)}",
         "settings": settings, "summary": outcome.summary, "rows": rows, "data_yaml": data.data_yaml,
         "eval_split": data.eval_split, "where": where, "data_report": data.report,
         "matmul_peak": costs[baseline]["matmul_peak_gflops_s"], "versions": versions(), "machine": _machine(),
-        "command": command or "yoloattn compare ...", "nc": data.nc,
+        "command": command or "yoloattn compare ...", "nc": data.nc, "problems": outcome.problems,
+        "power": report.power_lines(outcome.summary, target_delta),
+        "heatmaps": _heatmaps(models, rows, data, settings, out, say),
     }
     outcome.report_md, outcome.report_html = _write_outputs(out, rows, outcome.summary, baseline, context)
     say("\n" + report.text_table(*report.summary_table(outcome.summary, data.nc)))
     grid = report.placement_table(outcome.summary)
     if grid is not None and (len(grid[0]) > 2 or len(grid[1]) > 1):  # more than one cell: worth a grid
         say("\n" + report.text_table(*grid))
+    for line in context["power"]:
+        say(line)
+    if outcome.problems:
+        say("\nleft out of the statistics or flagged:\n" + "\n".join(f"  {p}" for p in outcome.problems))
     if outcome.failed:
         say(f"\n{len(outcome.failed)} run(s) failed: {', '.join(outcome.failed)}; their logs are in {out / 'runs'}")
     return outcome

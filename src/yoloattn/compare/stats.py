@@ -1,15 +1,28 @@
-"""Per-model summary over seeds and the test of "is this delta larger than the seed noise".
+"""Is a variant's Δ mAP50-95 larger than the seed noise? Intervals, tests, effect sizes and power.
 
-For metric values a (variant, n_a seeds) and b (baseline, n_b seeds) with sample means m and sample
-variances s^2 (ddof 1), Welch's unequal-variance t-test:
+For one metric (``PRIMARY``, mAP50-95), a variant's per-seed values a (n_a seeds) and the baseline's b
+(n_b seeds), all from well-kept libraries (scipy, statsmodels), nothing hand-written but Δ itself:
 
-    t  = (m_a - m_b) / sqrt(s_a^2 / n_a + s_b^2 / n_b)
-    df = (s_a^2/n_a + s_b^2/n_b)^2 / ((s_a^2/n_a)^2 / (n_a - 1) + (s_b^2/n_b)^2 / (n_b - 1))
-    p  = 2 * (1 - F_t(|t|; df))             (two-sided, F_t the Student-t CDF, from scipy)
+- Δ = mean(a) - mean(b);
+- its 95 % confidence interval: percentile bootstrap over seeds, each group resampled independently
+  (``scipy.stats.bootstrap``, 9999 resamples, a fixed generator so a report is reproducible);
+- Welch's unequal-variance t-test, two-sided (``scipy.stats.ttest_ind(equal_var=False)``);
+- Holm's step-down adjustment of those p-values across the variants of one comparison
+  (``statsmodels.stats.multitest.multipletests(method="holm")``): testing five variants at α = 0.05
+  would otherwise call one of five null variants "better" about a fifth of the time;
+- effect size: Hedges' g, the bias-corrected standardised mean difference
+  (``statsmodels.stats.meta_analysis.effectsize_smd``);
+- the smallest detectable Δ: the Δ a two-sided two-sample t-test at α = 0.05 detects with power 0.8,
+  given the pooled seed standard deviation and the seed counts (``statsmodels.stats.power.TTestIndPower``;
+  for many seeds it tends to the normal approximation (z_{1-α/2} + z_power) · σ · sqrt(1/n_a + 1/n_b)).
 
-A delta is called significant when p < ALPHA (0.05). It needs >= 2 seeds per model; with one seed the
-test is reported as "n/a (1 seed)", and when both models have zero seed variance as "n/a (no spread)".
-With few seeds the test has little power: a "no" means "not shown", not "no effect".
+A variant is called "better" or "worse" only when the Holm-adjusted p < α *and* the interval excludes 0;
+otherwise its verdict is "not shown (could detect Δ ≥ X)": the comparison could not have seen a smaller
+effect, which is not the same as "no effect". With one seed a model has no spread to test against
+("n/a (1 seed)"); when every seed of both models gives the same value, "n/a (no spread)".
+
+Runs that diverged (NaN or inf loss or metric) or are missing are excluded before any of this and
+listed (``RunProblem``); a verdict from fewer seeds than planned says so ("2 of 3 seeds").
 """
 
 from __future__ import annotations
@@ -19,63 +32,246 @@ import statistics
 from dataclasses import dataclass
 
 ALPHA = 0.05
+POWER = 0.8
+CONFIDENCE = 0.95
+BOOTSTRAP_RESAMPLES = 9999
+PRIMARY = "map50_95"  # the metric verdicts are about
 METRICS = ("map50", "map50_95")
+SIZE_METRICS = ("map50_95_small", "map50_95_medium", "map50_95_large")
 
 
 @dataclass(frozen=True)
-class Test:
-    p: float | None
-    verdict: str  # "yes", "no", "baseline", "n/a (1 seed)", "n/a (no spread)"
+class DeltaTest:
+    """A variant against the baseline on one metric (units: the metric's, e.g. mAP50-95 in [0, 1])."""
+
+    delta: float | None  # mean(variant) - mean(baseline)
+    ci: tuple[float, float] | None  # bootstrap interval of delta (CONFIDENCE)
+    p: float | None  # Welch, two-sided, unadjusted
+    p_holm: float | None  # Holm-adjusted across the comparison's variants
+    effect_size: float | None  # Hedges' g
+    min_detectable: float | None  # smallest |delta| detectable at ALPHA with POWER
+    verdict: str  # "better", "worse", "not shown (could detect Δ ≥ 0.031)", "n/a (1 seed)", "n/a (no spread)"
+
+
+@dataclass(frozen=True)
+class RunProblem:
+    """A planned run that the statistics leave out (or, for "identical", a model whose seeds did not vary)."""
+
+    model: str
+    seed: int | None  # None: the whole model ("identical")
+    kind: str  # "missing", "diverged" or "identical"
+    detail: str
+
+    def __str__(self) -> str:
+        who = self.model if self.seed is None else f"{self.model} s{self.seed}"
+        return f"{who}: {self.kind} ({self.detail})"
 
 
 def mean_std(values: list[float]) -> tuple[float, float | None]:
-    """Mean and sample standard deviation (None for a single value)."""
+    """Mean and sample standard deviation (ddof 1; None for a single value)."""
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
 
 
+def _spread(a: list[float], b: list[float]) -> bool:
+    return len(a) >= 2 and len(b) >= 2 and (statistics.variance(a) + statistics.variance(b)) > 0
+
+
 def welch_p(a: list[float], b: list[float]) -> float | None:
-    """Two-sided Welch t-test p-value; None when undefined (fewer than 2 values or no variance)."""
+    """Two-sided Welch t-test p-value; None with fewer than 2 values per group or no variance at all."""
+    if not _spread(a, b):
+        return None
+    from scipy.stats import ttest_ind
+
+    return float(ttest_ind(a, b, equal_var=False).pvalue)
+
+
+def bootstrap_ci(a: list[float], b: list[float], confidence: float = CONFIDENCE,
+                 resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> tuple[float, float] | None:
+    """Percentile bootstrap interval of mean(a) - mean(b), groups resampled independently; None with
+    fewer than 2 values in a group. Without any spread the interval is the point (Δ, Δ)."""
     if len(a) < 2 or len(b) < 2:
         return None
-    va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
-    if va + vb == 0:
+    delta = statistics.fmean(a) - statistics.fmean(b)
+    if not _spread(a, b):
+        return delta, delta
+    import numpy as np
+    from scipy.stats import bootstrap
+
+    def mean_difference(x, y, axis=-1):
+        return np.mean(x, axis=axis) - np.mean(y, axis=axis)
+
+    result = bootstrap((np.asarray(a, float), np.asarray(b, float)), mean_difference, confidence_level=confidence,
+                       n_resamples=resamples, method="percentile", rng=np.random.default_rng(seed), vectorized=True)
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def pooled_sd(a: list[float], b: list[float]) -> float | None:
+    """sqrt(((n_a-1)s_a² + (n_b-1)s_b²) / (n_a+n_b-2)); None with fewer than 2 values in a group."""
+    if len(a) < 2 or len(b) < 2:
         return None
-    t = (statistics.fmean(a) - statistics.fmean(b)) / math.sqrt(va + vb)
-    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
-    from scipy.stats import t as student_t
-
-    return float(2 * student_t.sf(abs(t), df))
+    return math.sqrt(((len(a) - 1) * statistics.variance(a) + (len(b) - 1) * statistics.variance(b))
+                     / (len(a) + len(b) - 2))
 
 
-def compare_to_baseline(variant: list[float], baseline: list[float]) -> Test:
-    if min(len(variant), len(baseline)) < 2:
-        return Test(None, "n/a (1 seed)")
-    p = welch_p(variant, baseline)
-    if p is None:
-        return Test(None, "n/a (no spread)")
-    return Test(p, "yes" if p < ALPHA else "no")
+def hedges_g(a: list[float], b: list[float]) -> float | None:
+    """Hedges' g of a against b (statsmodels' bias-corrected SMD); None without spread."""
+    if not _spread(a, b):
+        return None
+    from statsmodels.stats.meta_analysis import effectsize_smd
+
+    g, _ = effectsize_smd(statistics.fmean(a), statistics.stdev(a), len(a),
+                          statistics.fmean(b), statistics.stdev(b), len(b))
+    return float(g)
 
 
-def summarize(rows: list[dict], baseline: str) -> list[dict]:
-    """One summary dict per model (in first-seen order) from per-run rows (see report.RESULT_COLUMNS)."""
-    by_model: dict[str, list[dict]] = {}
+def min_detectable_delta(sd: float, n_a: int, n_b: int, alpha: float = ALPHA, power: float = POWER) -> float:
+    """Smallest |Δ| (the metric's units) a two-sided two-sample t-test detects with ``power``, for seed
+    standard deviation ``sd`` and ``n_a``/``n_b`` seeds (each >= 2)."""
+    from statsmodels.stats.power import TTestIndPower
+
+    d = TTestIndPower().solve_power(effect_size=None, nobs1=n_a, alpha=alpha, power=power, ratio=n_b / n_a,
+                                    alternative="two-sided")
+    return float(d) * sd
+
+
+def seeds_needed(delta: float, sd: float, alpha: float = ALPHA, power: float = POWER) -> int:
+    """Seeds per model (baseline and variant alike) for a two-sided t-test to detect ``delta`` with ``power``.
+
+    Raises ValueError when ``delta`` or ``sd`` is not positive.
+    """
+    if delta <= 0 or sd <= 0:
+        raise ValueError(f"need a positive Δ and seed standard deviation, got Δ={delta}, σ={sd}")
+    from statsmodels.stats.power import TTestIndPower
+
+    n = TTestIndPower().solve_power(effect_size=delta / sd, nobs1=None, alpha=alpha, power=power, ratio=1.0,
+                                    alternative="two-sided")
+    return max(2, math.ceil(float(n)))
+
+
+def holm(pvalues: list[float | None]) -> list[float | None]:
+    """Holm-adjusted p-values (statsmodels); None entries are not part of the family and stay None."""
+    tested = [p for p in pvalues if p is not None]
+    if not tested:
+        return list(pvalues)
+    from statsmodels.stats.multitest import multipletests
+
+    adjusted = iter(multipletests(tested, alpha=ALPHA, method="holm")[1])
+    return [None if p is None else float(next(adjusted)) for p in pvalues]
+
+
+def _verdict(delta: float, ci, p_holm: float | None, detectable: float | None, n: int, n_base: int) -> str:
+    if min(n, n_base) < 2:
+        return "n/a (1 seed)"
+    if p_holm is None:
+        return "n/a (no spread)"
+    if p_holm < ALPHA and ci is not None and not ci[0] <= 0 <= ci[1]:
+        return "better" if delta > 0 else "worse"
+    return f"not shown (could detect Δ ≥ {detectable:.3f})"
+
+
+def compare_variants(variants: dict[str, list[float]], baseline: list[float]) -> dict[str, DeltaTest]:
+    """Every variant's values against the baseline's, Holm-adjusted as one family (see the module docstring)."""
+    names = list(variants)
+    raw = [welch_p(variants[name], baseline) for name in names]
+    tests = {}
+    for name, p, p_adj in zip(names, raw, holm(raw)):
+        values = variants[name]
+        delta = statistics.fmean(values) - statistics.fmean(baseline) if values and baseline else None
+        sd = pooled_sd(values, baseline)
+        detectable = min_detectable_delta(sd, len(values), len(baseline)) if sd else None
+        ci = bootstrap_ci(values, baseline)
+        verdict = _verdict(delta, ci, p_adj, detectable, len(values), len(baseline)) if delta is not None else "n/a"
+        tests[name] = DeltaTest(delta, ci, p, p_adj, hedges_g(values, baseline), detectable, verdict)
+    return tests
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def run_problems(rows: list[dict], planned: dict[str, list[int]]) -> list[RunProblem]:
+    """What keeps planned runs out of the statistics, in ``planned`` order.
+
+    ``rows``: finished runs (``report.RESULT_COLUMNS`` plus ``curve``); ``planned``: {model: seeds}.
+    A run is "diverged" when a metric or any per-epoch loss is NaN or inf, "missing" when it has no
+    finished row (failed, interrupted or not run); a model with >= 2 seeds whose metrics are all
+    identical is "identical" and stays in (its test is "n/a (no spread)"); the detail says whether the
+    final losses are identical too (the seed does not take effect) or differ (the metric is too coarse).
+    """
+    finished = {(r["model"], r["seed"]): r for r in rows}
+    problems = []
+    for model, seeds in planned.items():
+        for seed in seeds:
+            row = finished.get((model, seed))
+            if row is None:
+                problems.append(RunProblem(model, seed, "missing", "no finished run: failed, interrupted or not run"))
+                continue
+            bad = [k for k in METRICS if not _finite(row.get(k))]
+            bad += sorted({k for epoch in row.get("curve") or [] for k, v in epoch.items()
+                           if "loss" in k and not _finite(v)})
+            if bad:
+                problems.append(RunProblem(model, seed, "diverged", f"non-finite {', '.join(bad)}"))
+        done = [finished[model, s] for s in seeds if (model, s) in finished]
+        if len(done) >= 2 and len({tuple(r.get(k) for k in METRICS) for r in done}) == 1:
+            losses = {tuple(sorted((k, v) for k, v in (r.get("curve") or [{}])[-1].items() if "loss" in k)) for r in done}
+            why = ("the seed does not take effect: the training losses are identical too" if len(losses) == 1 else
+                   "the losses differ, so the seeds took effect; the metric does not resolve them (train longer)")
+            problems.append(RunProblem(model, None, "identical", f"all {len(done)} seeds give the same metrics: {why}"))
+    return problems
+
+
+def summarize(rows: list[dict], baseline: str, planned: dict[str, list[int]] | None = None) -> list[dict]:
+    """One summary dict per model (``report.SUMMARY_COLUMNS``), in ``planned`` (else first-seen) order.
+
+    Diverged runs are left out of every mean and test; a model's ``seeds`` counts the runs used and
+    ``planned_seeds`` the runs planned.
+    """
+    planned = planned or {}
     for row in rows:
-        by_model.setdefault(row["model"], []).append(row)
-    base_rows = by_model.get(baseline, [])
+        planned.setdefault(row["model"], [])
+        if row["seed"] not in planned[row["model"]]:
+            planned[row["model"]].append(row["seed"])
+    excluded = {(p.model, p.seed) for p in run_problems(rows, planned) if p.kind == "diverged"}
+    by_model: dict[str, list[dict]] = {model: [] for model in planned}
+    for row in rows:
+        if (row["model"], row["seed"]) not in excluded:
+            by_model[row["model"]].append(row)
+    base_values = [r[PRIMARY] for r in by_model.get(baseline, [])]
+    variants = {m: [r[PRIMARY] for r in runs] for m, runs in by_model.items() if m != baseline and runs}
+    tests = compare_variants(variants, base_values) if base_values else {}
     summary = []
     for model, runs in by_model.items():
+        if not runs:
+            continue
         first = runs[0]
-        entry = {k: first[k] for k in ("model", "module", "where", "params", "gflops", "latency_ms",
-                                       "latency_ort_ms")}
-        entry["seeds"] = len(runs)
-        for metric in METRICS:
-            values = [r[metric] for r in runs]
-            entry[f"{metric}_mean"], entry[f"{metric}_std"] = mean_std(values)
-            if base_rows:
-                base_values = [r[metric] for r in base_rows]
-                entry[f"delta_{metric}"] = entry[f"{metric}_mean"] - statistics.fmean(base_values)
-                test = Test(None, "baseline") if model == baseline else compare_to_baseline(values, base_values)
-                entry[f"p_{metric}"], entry[f"significant_{metric}"] = test.p, test.verdict
+        entry = {k: first.get(k) for k in ("model", "module", "where", "params", "gflops", "latency_p50_ms",
+                                           "latency_p90_ms", "latency_ort_p50_ms", "latency_ort_p90_ms")}
+        entry["seeds"], entry["planned_seeds"] = len(runs), len(planned[model])
+        for metric in (*METRICS, *SIZE_METRICS):
+            values = [r[metric] for r in runs if _finite(r.get(metric))]
+            entry[f"{metric}_mean"], entry[f"{metric}_std"] = mean_std(values) if values else (None, None)
+        if base_values:
+            entry["delta_map50"] = entry["map50_mean"] - statistics.fmean(r["map50"] for r in by_model[baseline])
+        test = tests.get(model)
+        if model == baseline:
+            entry["verdict"] = "baseline"
+        elif test is not None:
+            entry.update(delta_map50_95=test.delta, delta_ci_low=test.ci[0] if test.ci else None,
+                         delta_ci_high=test.ci[1] if test.ci else None, p_map50_95=test.p, p_holm=test.p_holm,
+                         effect_size=test.effect_size, min_detectable_delta=test.min_detectable, verdict=test.verdict)
+            if len(runs) < len(planned[model]):
+                entry["verdict"] += f" ({len(runs)} of {len(planned[model])} seeds)"
         entry["train_s_mean"] = statistics.fmean(r["train_s"] for r in runs)
         summary.append(entry)
     return summary
+
+
+def pooled_seed_sd(summary: list[dict], metric: str = PRIMARY) -> tuple[float, int] | None:
+    """(σ, models): the seed standard deviation of ``metric`` pooled over the models with >= 2 seeds
+    (root mean of their variances, weighted by degrees of freedom); None when no model has a spread."""
+    parts = [(s["seeds"] - 1, s[f"{metric}_std"] ** 2) for s in summary
+             if s.get(f"{metric}_std") is not None and s["seeds"] >= 2]
+    dof = sum(d for d, _ in parts)
+    if not dof or not any(v for _, v in parts):
+        return None
+    return math.sqrt(sum(d * v for d, v in parts) / dof), len(parts)

@@ -1,34 +1,34 @@
 """One training run of a comparison, in its own process: ``python -m yoloattn.compare.worker SPEC.json``.
 
-The spec (written by the runner into the run's folder) names the model YAML, the run's data.yaml,
-the Ultralytics arguments and the torch thread count. The worker trains with
+The spec (``records.WorkerSpec``, written by the runner into the run's folder) names the model YAML,
+the run's data.yaml, the Ultralytics arguments and the torch thread count, which is set before
+anything runs and again wherever Ultralytics resets it, so a run's numbers do not depend on how many
+runs share the machine. The worker trains with
 ``yoloattn.DetectionTrainer``, reports progress into ``progress.json`` from Ultralytics callbacks
 (epoch, batch, phase), and, only when everything succeeded, writes ``result.json`` by
 write-temp-then-rename: its presence is what marks the run finished. Ultralytics' runs, datasets and
 weights folders are pinned to the comparison's output folder (``integration/locations.py``).
+After training it measures COCO AP per object size on the evaluation split (``sizes.py``) and writes a
+``records.RunResult`` with the run's environment (``records.RunEnv``).
 
 The run's data.yaml maps ``val:`` to the evaluation split. With ``val=False`` Ultralytics evaluates
 only the final weights (after the last epoch, and again as ``best.pt``, which then equals
 ``last.pt``), so nothing is selected on that split; the final evaluation is the run's measurement.
+``val_every`` k adds a validation of the EMA weights every k epochs for the mAP curve; it calls the
+trainer's validator directly (not ``trainer.validate``), so ``best.pt`` and the fitness that picks it
+are untouched.
 """
 
 from __future__ import annotations
 
 import csv
-import json
-import os
 import sys
 import time
 from pathlib import Path
 
+from .records import RunEnv, RunResult, WorkerSpec, write_json_atomic
+
 PROGRESS_EVERY_S = 1.0
-
-
-def write_json_atomic(path: Path, obj) -> None:
-    """Write JSON so that readers see either the old file or the complete new one."""
-    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    partial.write_text(json.dumps(obj, indent=2, default=str) + "\n")
-    os.replace(partial, path)
 
 
 class Progress:
@@ -83,41 +83,65 @@ def read_curve(results_csv: Path) -> list[dict]:
         return [{k.strip(): float(v) for k, v in row.items() if v not in (None, "")} for row in csv.DictReader(f)]
 
 
+class Validation:
+    """Ultralytics callback that validates every ``every`` epochs into ``curve`` (and records the final one)."""
+
+    def __init__(self, every: int):
+        self.every, self.curve = every, []
+
+    def on_fit_epoch_end(self, trainer) -> None:
+        epoch = trainer.epoch + 1
+        if epoch >= trainer.epochs:  # the trainer validated the last epoch itself
+            metrics = trainer.metrics
+        elif self.every and epoch % self.every == 0:
+            metrics = trainer.validator(trainer=trainer)
+        else:
+            return
+        self.curve.append({"epoch": epoch, "map50": float(metrics["metrics/mAP50(B)"]),
+                           "map50_95": float(metrics["metrics/mAP50-95(B)"])})
+
+
 def run(spec_path: Path) -> None:
-    spec = json.loads(spec_path.read_text())
-    run_dir = Path(spec["run_dir"])
+    spec = WorkerSpec.read(spec_path)
+    run_dir = Path(spec.run_dir)
+
+    import torch
+
+    torch.set_num_threads(spec.threads)  # before the model is built: every op runs on the same thread count
 
     import yoloattn  # the runner passed the offline environment (yoloattn.offline) to this process
     from ultralytics import YOLO
 
     from yoloattn.integration.locations import pin_output_dirs
 
+    from .sizes import evaluate_sizes
+
     pin_output_dirs(run_dir.parents[1])  # the comparison's OUT (runs live in OUT/runs/<run>), not the git checkout
 
-    progress = Progress(run_dir / "progress.json", spec["threads"])
-    model = YOLO(spec["model_yaml"])
-    for event, callback in progress.callbacks().items():
+    progress = Progress(run_dir / "progress.json", spec.threads)
+    validation = Validation(spec.val_every)
+    model = YOLO(spec.model_yaml)
+    for event, callback in {**progress.callbacks(), "on_fit_epoch_end": validation.on_fit_epoch_end}.items():
         model.add_callback(event, callback)
-    args = {"verbose": False, **spec["train_args"], "data": spec["data_yaml"], "project": str(run_dir),
+    args = {"verbose": False, **spec.train_args, "data": spec.data_yaml, "project": str(run_dir),
             "name": "train", "exist_ok": True}
     started = time.perf_counter()
     metrics = model.train(trainer=yoloattn.DetectionTrainer, **args)
     train_s = time.perf_counter() - started
-    result = {
-        "key": spec["key"],
-        "model": spec["model"],
-        "seed": spec["seed"],
-        "map50": float(metrics.box.map50),
-        "map50_95": float(metrics.box.map),
-        "precision": float(metrics.box.mp),
-        "recall": float(metrics.box.mr),
-        "train_s": round(train_s, 2),
-        "threads": spec["threads"],
-        "curve": read_curve(run_dir / "train" / "results.csv"),
-        "weights": str(run_dir / "train" / "weights" / "last.pt"),
-    }
+    progress.mark("sizes")
+    weights = run_dir / "train" / "weights" / "last.pt"
+    sizes = evaluate_sizes(weights, spec.data_yaml, "val", spec.train_args["imgsz"], device=spec.train_args["device"])
+    result = RunResult(
+        key=spec.key, model=spec.model, seed=spec.seed,
+        map50=float(metrics.box.map50), map50_95=float(metrics.box.map),
+        precision=float(metrics.box.mp), recall=float(metrics.box.mr),
+        map50_95_small=sizes.small, map50_95_medium=sizes.medium, map50_95_large=sizes.large,
+        objects_by_size=sizes.objects, train_s=round(train_s, 2),
+        env=RunEnv.current(torch.get_num_threads(), str(spec.train_args["device"])),
+        weights=str(weights), curve=read_curve(run_dir / "train" / "results.csv"), val_curve=validation.curve,
+    )
     progress.mark("done")
-    write_json_atomic(run_dir / "result.json", result)
+    result.write(run_dir / "result.json")
 
 
 if __name__ == "__main__":
