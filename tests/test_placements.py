@@ -56,13 +56,13 @@ def test_inapplicable_rules_are_skipped_in_lists_and_refused_alone():
 def test_placement_grid_marks_the_best_cell_and_missing_pairs():
     summary = [
         {"model": "b", "module": "", "where": "", "delta_map50_95": 0.0},
-        {"model": "x", "module": "iRMB", "where": "csp", "delta_map50_95": 0.01, "significant_map50_95": "no"},
-        {"model": "y", "module": "iRMB", "where": "psa", "delta_map50_95": 0.03, "significant_map50_95": "yes"},
-        {"model": "z", "module": "MLLA", "where": "csp", "delta_map50_95": -0.02, "significant_map50_95": "no"},
+        {"model": "x", "module": "iRMB", "where": "csp", "delta_map50_95": 0.01, "verdict": "not shown"},
+        {"model": "y", "module": "iRMB", "where": "psa", "delta_map50_95": 0.03, "verdict": "better"},
+        {"model": "z", "module": "MLLA", "where": "csp", "delta_map50_95": -0.02, "verdict": "not shown"},
     ]
     header, body = placement_table(summary)
     assert header[1:] == ["csp", "psa"]
-    assert body == [["iRMB", "+0.010, no", "+0.030, yes ★"], ["MLLA", "-0.020, no", "—"]]
+    assert body == [["iRMB", "+0.010, not shown", "+0.030, better ★"], ["MLLA", "-0.020, not shown", "—"]]
     assert placement_table(summary[:1]) is None
     tied = [summary[0], {**summary[1], "delta_map50_95": 0.03}, summary[2]]
     assert "★" not in str(placement_table(tied)[1])

@@ -67,7 +67,7 @@ def _delta_ci(entry: dict) -> str:
 
 def _verdict(entry: dict) -> str:
     p = entry.get("p_holm")
-    return entry.get("verdict", "") + (f" (p_Holm={p:.3f})" if p is not None else "")
+    return entry.get("verdict", "") + (f", p_Holm {p:.3f}" if p is not None else "")
 
 
 def params_header(nc: int | None) -> str:
@@ -213,6 +213,8 @@ def _sections(context: dict) -> list[tuple[str, str]]:
         _skipped_line(context.get("data_report")),
         f"base: {s.base}; modules: {', '.join(s.modules)}; placement: {context['where']}",
         f"training (identical for every model): {recipe}",
+        "validation on the evaluation split: after the last epoch" + (f", and every {s.val_every} epochs for the "
+                                                                      "curves" if s.val_every else ""),
         f"torch threads per training run: {', '.join(sorted({str(r['threads']) for r in context['rows']}))} "
         "(part of every run key: --threads-per-run with this value reproduces these numbers bit for bit; "
         "train_s in results.csv is each run's time)",

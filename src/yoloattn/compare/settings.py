@@ -94,9 +94,12 @@ DEMO = CompareSettings(
     preset="demo",
     data_overrides={"n_train": 1000, "n_test": 200},
     base="yolov8n",
-    epochs=6,
-    seeds=1,
-    imgsz=160,
+    modules=("MLLA",),
+    where="csp",
+    epochs=8,
+    seeds=3,
+    imgsz=128,
+    val_every=2,
     out="runs/demo",
 )
 

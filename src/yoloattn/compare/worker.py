@@ -91,7 +91,9 @@ class Validation:
 
     def on_fit_epoch_end(self, trainer) -> None:
         epoch = trainer.epoch + 1
-        if epoch >= trainer.epochs:  # the trainer validated the last epoch itself
+        if epoch > trainer.epochs:  # final_eval logs the best.pt metrics again, as epoch epochs + 1
+            return
+        if epoch == trainer.epochs:  # the trainer validated the last epoch itself
             metrics = trainer.metrics
         elif self.every and epoch % self.every == 0:
             metrics = trainer.validator(trainer=trainer)
