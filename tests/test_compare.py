@@ -106,6 +106,14 @@ def test_report_html_is_self_contained(compared):
     html = (out / "report.html").read_text()
     assert html.count('src="data:image/png;base64,') == 3  # pareto, curves, heatmaps
     assert "Where the models look" in html and "AP by object size" in html
+    from matplotlib.image import imread
+
+    from yoloattn.compare.heatmaps import CELL_INCHES, DPI
+    from yoloattn.compare.runner import HEATMAP_IMAGES
+
+    # every variant changes yolo11n's C2PSA (layer 10): one baseline column, then one column per variant
+    cell = round(CELL_INCHES * DPI)
+    assert imread(out / "heatmaps.png").shape[:2] == (HEATMAP_IMAGES * cell, len(MODELS) * cell)
     assert not re.search(r'src="(?!data:)', html) and "<link" not in html
     for model in MODELS:
         assert model in html and model in (out / "report.md").read_text()
