@@ -3,12 +3,14 @@
 ``yoloattn compare`` (and ``yoloattn demo``) call :func:`run_compare`: it builds one variant per
 attention module with ``zoo.make_variant``, trains the base model and every variant with the same
 explicit recipe and seeds in parallel subprocesses (resumable), measures parameters, GFLOPs and
-batch-1 CPU latency, and writes ``results.csv``, ``summary.csv``, plots, ``report.md`` and a
+batch-1 CPU latency, and writes ``results.csv``, ``summary.csv``, plots, heatmaps, ``report.md`` and a
 self-contained ``report.html``. See ``docs/compare.md``.
 
 Modules: ``settings`` (what runs, the recipe, ``DEMO``), ``models`` (model names), ``measure``
-(cost), ``worker`` (one training run), ``runner`` (planning, parallel execution, resume),
-``stats`` (mean, std, Welch's test), ``plots`` and ``report``.
+(cost), ``records`` (the typed spec / result records between processes), ``worker`` (one training
+run), ``sizes`` (COCO AP per object size), ``runner`` (planning, parallel execution, resume),
+``stats`` (intervals, Welch, Holm, Hedges' g, detectable Δ, flagged runs), ``plots``, ``heatmaps``
+(EigenCAM panel) and ``report``.
 """
 
 from .runner import CompareError, CompareOutcome, parse_modules, run_compare

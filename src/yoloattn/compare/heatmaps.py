@@ -118,7 +118,7 @@ def heatmap_panel(columns: list[tuple[str, torch.nn.Module, int]], images: list[
     """
     from pytorch_grad_cam.utils.image import show_cam_on_image
 
-    from .plots import _pyplot
+    from .plots import pyplot
 
     if not columns:
         raise YoloattnError("no models to draw heatmaps for; pass at least one (title, model, layer) column")
@@ -130,7 +130,7 @@ def heatmap_panel(columns: list[tuple[str, torch.nn.Module, int]], images: list[
     tensor, arrays = letterbox_images(list(images), imgsz)
     maps = [eigencam(model, layer, tensor) for _, model, layer in columns]
 
-    plt = _pyplot()
+    plt = pyplot()
     rows, cols = len(arrays), len(columns)
     fig, axes = plt.subplots(rows, cols, figsize=(CELL_INCHES * cols, CELL_INCHES * rows), squeeze=False)
     for r, rgb in enumerate(arrays):

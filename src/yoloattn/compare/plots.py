@@ -29,7 +29,8 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
     return sorted(front, key=lambda i: points[i][0])
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (files only, no display), for every figure of a comparison."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -44,7 +45,7 @@ def point_label(entry: dict, baseline: str) -> str:
 
 
 def plot_pareto(summary: list[dict], path: Path, baseline: str) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     for ax, key, title in zip(axes, ("latency_p50_ms", "latency_ort_p50_ms"), ("PyTorch (fused, eval)", "ONNX Runtime")):
         points = [(s[key], s["map50_95_mean"]) for s in summary]
@@ -79,7 +80,7 @@ def seed_band(series: list[dict[int, float]]) -> tuple[list[int], list[float], l
 
 def plot_curves(runs: list[dict], path: Path, baseline: str) -> Path:
     """``runs``: dicts with "model", "curve" (the run's per-epoch Ultralytics results) and "val_curve"."""
-    plt = _pyplot()
+    plt = pyplot()
     panels = ("map50_95", *LOSSES)
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8))
     models = list(dict.fromkeys(r["model"] for r in runs))

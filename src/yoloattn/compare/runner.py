@@ -15,9 +15,13 @@ Pipeline of :func:`run_compare`:
 4. runs: one per model and seed, in ``OUT/runs/<model>-s<seed>-<key>/``; ``key`` hashes every setting
    that decides the result (``settings.py``). A run is finished when its ``result.json`` exists (the
    worker writes it by rename, last). Unfinished run folders are deleted and the run starts over.
-   Runs execute as ``jobs`` parallel subprocesses; their ``progress.json`` feeds the progress line;
-5. report: ``results.csv``, ``summary.csv``, ``pareto.png``, ``curves.png``, ``report.md`` and a
-   self-contained ``report.html`` in OUT, and the summary table on the terminal.
+   Runs execute as ``jobs`` parallel subprocesses on ``threads_per_run`` torch threads each (part of the
+   key: the thread count changes the numbers, ``jobs`` does not); their ``progress.json`` feeds the
+   progress line, their ``result.json`` is a typed ``records.RunResult``;
+5. report: ``results.csv``, ``summary.csv`` (``stats.summarize``: intervals, Holm, detectable Δ, with
+   diverged and missing runs left out and listed), ``pareto.png``, ``curves.png``, ``heatmaps.png``
+   (EigenCAM, ``heatmaps.py``), ``report.md`` and a self-contained ``report.html`` in OUT, and the
+   summary table on the terminal.
 
 Only one comparison should write to a given OUT at a time.
 """

@@ -111,8 +111,9 @@ def digest(obj) -> str:
 def versions() -> dict[str, str]:
     """Package versions, plus a hash of the yoloattn code that builds and trains the models.
 
-    The hash covers ``yoloattn.attention``, ``yoloattn.blocks`` and ``yoloattn.integration``, so an edited
-    module invalidates earlier runs even when the version number did not change.
+    The hash covers ``yoloattn.attention``, ``yoloattn.blocks``, ``yoloattn.integration`` and the run's
+    worker (``compare/worker.py``, ``compare/sizes.py``), so an edited module invalidates earlier runs
+    even when the version number did not change.
     """
     from importlib.metadata import PackageNotFoundError, version
 
@@ -128,10 +129,12 @@ def versions() -> dict[str, str]:
 
 
 def model_code_hash() -> str:
-    """Hash of the code that builds and trains the models (attention/, blocks/, integration/, modules.py)."""
+    """Hash of the code that builds, trains and measures the models in a run (attention/, blocks/,
+    integration/, modules.py, and the worker with its per-size evaluation)."""
     package = Path(__file__).resolve().parents[1]
     code = [p for sub in ("attention", "blocks", "integration") for p in (package / sub).rglob("*.py")]
-    return _code_hash([*code, package / "modules.py"])
+    return _code_hash([*code, package / "modules.py", package / "compare" / "worker.py",
+                       package / "compare" / "sizes.py"])
 
 
 def cost_code_hash() -> str:
