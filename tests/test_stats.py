@@ -62,7 +62,7 @@ def test_bootstrap_interval_covers_the_true_delta_about_95_percent_of_the_time()
         hits += low <= true_delta <= high
     assert 0.88 <= hits / trials <= 0.99  # percentile bootstrap: close to nominal at n = 40
     assert bootstrap_ci([0.1], [0.2, 0.3]) is None
-    assert bootstrap_ci([0.2, 0.2], [0.1, 0.1]) == pytest.approx((0.1, 0.1))  # no spread: the point
+    assert bootstrap_ci([0.2, 0.2], [0.1, 0.1]) is None  # no spread: no interval, not a zero-width one
 
 
 def test_verdicts_need_holm_and_an_interval_excluding_zero():
@@ -144,3 +144,5 @@ def test_power_lines_state_the_detectable_delta_and_the_seeds_a_target_needs():
     assert f"{seeds_needed(0.01, 0.01)} seeds per model" in lines[1]
     single = report.power_lines(summarize([row("base", 0, 0.1), row("v", 0, 0.2)], "base"), target_delta=0.01)
     assert "1 seed per model" in single[0] and "pilot" in single[1]
+    flat = report.power_lines(summarize([row(m, s, 0.0) for m in ("base", "v") for s in (0, 1)], "base"), 0.01)
+    assert "gave the same mAP50-95" in flat[0] and "train longer" in flat[1]

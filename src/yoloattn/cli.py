@@ -597,7 +597,9 @@ _EPILOGS = {
     "compare": """
         Trains the base model and one variant per module and placement with identical hyper-parameters and seeds (in
         parallel subprocesses), measures params, GFLOPs and batch-1 CPU latency (torch and ONNX Runtime),
-        and writes results.csv, summary.csv, report.md, report.html, pareto.png and curves.png into --out.
+        and writes results.csv, summary.csv, report.md, report.html, pareto.png, curves.png and heatmaps.png
+        into --out. The report gives Δ mAP50-95 with a 95% interval, Holm-adjusted Welch p, Hedges' g and
+        the smallest Δ the seeds could detect; per-size COCO AP; per-epoch curves; EigenCAM heatmaps.
         Rerunning the same command reuses finished runs; changed settings train new runs. --dry-run checks
         every option and the dataset, writes the plan into --out and trains nothing.
         Without options it is the calibrated demo (`yoloattn demo`); the embedded presets tiny and bench and
@@ -655,7 +657,7 @@ def _add_compare_options(p: argparse.ArgumentParser, demo: bool = False) -> None
         p.add_argument("--modules", help="'all' or a comma list, e.g. mlla,irmb")
         p.add_argument("--where", help="placement rule(s): one, a comma list (csp,psa,head; csp@16,32 is one rule) "
                        "or 'all' (every rule the base has); default: psa for YOLO11-style bases, csp otherwise")
-        p.add_argument("--epochs", type=POSITIVE)
+        p.add_argument("--epochs", type=POSITIVE, help="training epochs of every run")
         p.add_argument("--seeds", type=POSITIVE, help="number of seeds: 0 .. N-1")
         p.add_argument("--imgsz", type=POSITIVE, help="training and latency image size, a multiple of the "
                        "base model's largest stride (default: the preset's, 640 for a data.yaml)")
@@ -678,7 +680,8 @@ def _add_compare_options(p: argparse.ArgumentParser, demo: bool = False) -> None
     p.add_argument("--target-delta", type=_fraction, metavar="D",
                    help="also print how many seeds per model would detect a Δ mAP50-95 of D, from this "
                         "comparison's seed spread")
-    p.add_argument("--out", help="output folder (default runs/demo for the demo preset, else runs/compare)")
+    p.add_argument("--out", help="output folder (default runs/demo for the demo and the demo preset, else "
+                   "runs/compare)")
 
 
 def build_parser() -> argparse.ArgumentParser:

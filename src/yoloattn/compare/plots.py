@@ -80,6 +80,8 @@ def seed_band(series: list[dict[int, float]]) -> tuple[list[int], list[float], l
 
 def plot_curves(runs: list[dict], path: Path, baseline: str) -> Path:
     """``runs``: dicts with "model", "curve" (the run's per-epoch Ultralytics results) and "val_curve"."""
+    from matplotlib.ticker import MaxNLocator
+
     plt = pyplot()
     panels = ("map50_95", *LOSSES)
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8))
@@ -100,6 +102,7 @@ def plot_curves(runs: list[dict], path: Path, baseline: str) -> Path:
                 ax.fill_between(epochs, low, high, color=colors[model], alpha=0.15, lw=0)
         ax.set_title("mAP50-95 (evaluation split)" if panel == "map50_95" else panel)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
     fig.suptitle("Per epoch, all runs: mean over seeds (line) and min-max over seeds (band)")

@@ -108,11 +108,16 @@ def power_lines(summary: list[dict], target_delta: float | None = None) -> list[
     pooled = pooled_seed_sd(summary)
     seeds = sorted({s["seeds"] for s in summary})
     if pooled is None:
-        lines = [f"seed spread unknown ({'1 seed per model' if seeds == [1] else 'no variation between seeds'}): "
-                 "no interval, test or detectable Δ; run with --seeds 3 or more"]
+        if seeds == [1]:
+            lines = ["seed spread unknown (1 seed per model): no interval, test or detectable Δ; run with --seeds 3 "
+                     "or more (the finished seed is reused)"]
+            fix = "a pilot comparison with --seeds 2 or more"
+        else:
+            lines = ["seed spread unknown (every seed of every model gave the same mAP50-95, e.g. all 0): no "
+                     "interval, test or detectable Δ; train longer or on more data so that seeds differ"]
+            fix = "seeds whose mAP50-95 differ: train longer or on more data"
         if target_delta is not None:
-            lines.append(f"--target-delta {target_delta:g}: needs the seed spread of a pilot comparison with "
-                         "--seeds 2 or more; rerun with more seeds and the finished runs are reused")
+            lines.append(f"--target-delta {target_delta:g}: needs the seed spread of {fix}")
         return lines
     sd, models = pooled
     detectable = sorted({f"{s['min_detectable_delta']:.3f}" for s in summary if s.get("min_detectable_delta")})
@@ -213,8 +218,9 @@ def _sections(context: dict) -> list[tuple[str, str]]:
         _skipped_line(context.get("data_report")),
         f"base: {s.base}; modules: {', '.join(s.modules)}; placement: {context['where']}",
         f"training (identical for every model): {recipe}",
-        "validation on the evaluation split: after the last epoch" + (f", and every {s.val_every} epochs for the "
-                                                                      "curves" if s.val_every else ""),
+        "validation on the evaluation split: after the last epoch" + (
+            "" if not s.val_every else ", and after every epoch for the curves" if s.val_every == 1 else
+            f", and every {s.val_every} epochs for the curves"),
         f"torch threads per training run: {', '.join(sorted({str(r['threads']) for r in context['rows']}))} "
         "(part of every run key: --threads-per-run with this value reproduces these numbers bit for bit; "
         "train_s in results.csv is each run's time)",

@@ -80,20 +80,21 @@ def welch_p(a: list[float], b: list[float]) -> float | None:
     """Two-sided Welch t-test p-value; None with fewer than 2 values per group or no variance at all."""
     if not _spread(a, b):
         return None
+    import warnings
+
     from scipy.stats import ttest_ind
 
-    return float(ttest_ind(a, b, equal_var=False).pvalue)
+    with warnings.catch_warnings():  # one model's seeds all equal: scipy warns, the p-value is still right
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(ttest_ind(a, b, equal_var=False).pvalue)
 
 
 def bootstrap_ci(a: list[float], b: list[float], confidence: float = CONFIDENCE,
                  resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> tuple[float, float] | None:
     """Percentile bootstrap interval of mean(a) - mean(b), groups resampled independently; None with
-    fewer than 2 values in a group. Without any spread the interval is the point (Δ, Δ)."""
-    if len(a) < 2 or len(b) < 2:
-        return None
-    delta = statistics.fmean(a) - statistics.fmean(b)
+    fewer than 2 values in a group or no spread at all (a zero-width interval would claim certainty)."""
     if not _spread(a, b):
-        return delta, delta
+        return None
     import numpy as np
     from scipy.stats import bootstrap
 
