@@ -42,6 +42,7 @@ else:
             raise SystemExit(2) from None
         raise
     from .integration import REGISTRY, DetectionTrainer, UnknownModuleError, install, ray_runtime_env
+    from .integration.transfer import TransferReport, WeightsError, transfer_weights
 
     install()
     from .plugins import load_environment as _load_plugins

@@ -392,6 +392,20 @@ def cmd_train(args: argparse.Namespace) -> int:
                                       bool(overrides.get("single_cls")))
     model = model or YOLO(resolve_model(args.model))
     _check_imgsz(overrides.get("imgsz"), {args.model: model.model}, option="imgsz=")
+    pretrained = overrides.get("pretrained")
+    if isinstance(pretrained, str) and not overrides.get("resume"):
+        import yaml
+        from ultralytics.nn.tasks import DetectionModel
+
+        from .integration.transfer import transfer_weights
+
+        # a missing or foreign file fails here in one line; the dry run also shows what will transfer into
+        # the model as training builds it, with the dataset's classes
+        with open(overrides["data"]) as f:
+            nc = len(yaml.safe_load(f)["names"])
+        report = transfer_weights(DetectionModel(model.model.yaml, nc=nc, verbose=False), pretrained)
+        if args.dry_run:
+            print(f"pretrained {pretrained}: {report}")
     if args.dry_run:
         print(f"dry run: {args.model} builds, the dataset and every option are checked; nothing was trained. "
               f"Training would run with {overrides}")
@@ -460,7 +474,7 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
-_MANAGED_BY_COMPARE = {"data", "epochs", "imgsz", "seed", "device", "project", "name", "exist_ok", "resume",
+_MANAGED_BY_COMPARE = {"data", "pretrained", "epochs", "imgsz", "seed", "device", "project", "name", "exist_ok", "resume",
                        "model", "mode", "task"}
 
 
@@ -477,7 +491,8 @@ def _compare_settings(args: argparse.Namespace):
     preset = args.preset or embedded_preset or "demo"
     settings = DEMO if data == "embedded" and preset == "demo" else CompareSettings(data=data, preset=preset)
     chosen = {k: getattr(args, k) for k in ("base", "where", "epochs", "seeds", "imgsz", "jobs", "out", "device",
-                                           "latency_threads", "allow_skipped", "threads_per_run", "val_every")
+                                           "latency_threads", "allow_skipped", "threads_per_run", "val_every",
+                                           "weights")
               if getattr(args, k, None) is not None}
     if args.modules is not None:
         chosen["modules"] = args.modules
@@ -486,7 +501,7 @@ def _compare_settings(args: argparse.Namespace):
         managed = sorted(set(recipe) & _MANAGED_BY_COMPARE)
         if managed:
             raise CLIError(f"--set cannot change {', '.join(managed)}: compare sets them itself "
-                           "(use --epochs, --imgsz, --seeds, --device, --data, --out)")
+                           "(use --epochs, --imgsz, --seeds, --device, --data, --weights, --out)")
         chosen["recipe"] = {**settings.recipe, **recipe}
     if args.data_opt:
         if data != "embedded":
@@ -644,7 +659,7 @@ def _subparser(sub, name: str, help_text: str, handler, plugins: bool = True) ->
 
 
 _COMPARE_ONLY = ("data", "preset", "base", "modules", "where", "epochs", "seeds", "imgsz", "device",
-                 "latency_threads", "set", "data_opt", "val_every")
+                 "latency_threads", "set", "data_opt", "val_every", "weights")
 
 
 def _add_compare_options(p: argparse.ArgumentParser, demo: bool = False) -> None:
@@ -667,6 +682,9 @@ def _add_compare_options(p: argparse.ArgumentParser, demo: bool = False) -> None
         p.add_argument("--data-opt", nargs="+", metavar="KEY=VALUE", help="embedded dataset knobs, e.g. n_train=600")
         p.add_argument("--allow-skipped", action="store_true", default=None,
                        help="compare even when Ultralytics would skip images of --data (counts go in the report)")
+        p.add_argument("--weights", metavar="BASE.pt",
+                       help="start every run from this checkpoint of the base model: the baseline loads it whole, "
+                            "each variant through yoloattn.transfer_weights (docs/finetune.md)")
         p.add_argument("--val-every", type=NON_NEGATIVE, metavar="K",
                        help="also validate every K epochs, for the per-epoch mAP curves (default 0: after the "
                             "last epoch only)")

@@ -113,6 +113,9 @@ class RunResult:
     weights: str
     curve: list[dict] = field(default_factory=list)
     val_curve: list[dict] = field(default_factory=list)
+    transferred: int | None = None  # with --weights: tensors that started from the checkpoint (transfer.py)
+    total_tensors: int | None = None  # the model's state-dict tensors
+    base_kept: float | None = None  # share of the checkpoint's tensors that found a home (0..1)
 
     def write(self, path: Path) -> None:
         write_json_atomic(path, dataclasses.asdict(self))

@@ -26,12 +26,13 @@ from .stats import ALPHA, CONFIDENCE, POWER, SIZE_METRICS, pooled_seed_sd, seeds
 _LATENCY = ("latency_p50_ms", "latency_p90_ms", "latency_ort_p50_ms", "latency_ort_p90_ms")
 RESULT_COLUMNS = ("model", "module", "where", "seed", "params", "gflops", *_LATENCY, "map50", "map50_95",
                   *SIZE_METRICS, "precision", "recall", "train_s", "threads", "torch", "ultralytics", "epochs",
-                  "imgsz", "run_key", "run_dir")
+                  "imgsz", "transferred", "total_tensors", "base_kept", "run_key", "run_dir")
 SUMMARY_COLUMNS = ("model", "module", "where", "seeds", "planned_seeds", "params", "gflops", *_LATENCY,
                    "map50_mean", "map50_std", "map50_95_mean", "map50_95_std",
                    *(f"{m}_{stat}" for m in SIZE_METRICS for stat in ("mean", "std")),
                    "delta_map50", "delta_map50_95", "delta_ci_low", "delta_ci_high", "p_map50_95", "p_holm",
-                   "effect_size", "min_detectable_delta", "verdict", "train_s_mean")
+                   "effect_size", "min_detectable_delta", "verdict", "transferred", "total_tensors", "base_kept",
+                   "train_s_mean")
 
 
 def _cell(value) -> str:
@@ -129,6 +130,27 @@ def power_lines(summary: list[dict], target_delta: float | None = None) -> list[
         n = seeds_needed(target_delta, sd)
         lines.append(f"to detect Δ mAP50-95 = {target_delta:g} with power {POWER} at this spread: {n} seeds per "
                      f"model (rerun with --seeds {n}; finished seeds are reused)")
+    return lines
+
+
+MIN_BASE_KEPT = 0.9  # below this share of the checkpoint's tensors, a fine-tuned variant is not comparable
+
+
+def transfer_lines(summary: list[dict], weights: str | None) -> list[str]:
+    """With ``--weights``: per model, the tensors that started from the checkpoint, and a warning for each
+    variant that kept less than ``MIN_BASE_KEPT`` of the checkpoint's tensors."""
+    if not weights:
+        return []
+    lines = [f"every run started from {weights}: the baseline loads it whole, each variant through "
+             "yoloattn.transfer_weights (layers matched by structure, not index)"]
+    for s in summary:
+        if s.get("transferred") is None:
+            continue
+        lines.append(f"{s['model']}: {s['transferred']}/{s['total_tensors']} tensors from the checkpoint, "
+                     f"{s['base_kept']:.0%} of its tensors kept")
+        if s.get("module") and s["base_kept"] < MIN_BASE_KEPT:
+            lines.append(f"WARNING: {s['model']} kept only {s['base_kept']:.0%} of the checkpoint's tensors: its Δ "
+                         "mixes the module with weights that started from scratch")
     return lines
 
 
@@ -281,7 +303,7 @@ def write_markdown(path: Path, context: dict) -> Path:
         "",
         _markdown_table(summary_header, summary_body),
         "",
-        *[f"- {line}" for line in context.get("power", [])],
+        *[f"- {line}" for line in context.get("summary_notes", [])],
         "",
         "## Runs left out or flagged",
         "",
@@ -339,7 +361,7 @@ def write_html(path: Path, context: dict) -> Path:
 <style>{_CSS}</style></head><body>
 <h1>{html.escape(context['title'])}</h1>
 <h2>Summary</h2>{_html_table(summary_header, summary_body)}
-{_html_list(chr(10).join(context.get("power", [])))}
+{_html_list(chr(10).join(context.get("summary_notes", [])))}
 <h2>Runs left out or flagged</h2>{_html_list(_problems_text(context))}
 {extra}
 <h2>{setup[0]}</h2>{_html_list(setup[1])}

@@ -169,6 +169,13 @@ def check_settings(settings: CompareSettings) -> CompareSettings:
         raise CompareError(str(err)) from None
     if settings.data == "embedded":
         _embedded_config(settings)
+    if settings.weights:
+        from ..integration.transfer import WeightsError, load_weights_model
+
+        try:
+            load_weights_model(settings.weights)
+        except WeightsError as err:
+            raise CompareError(f"--weights: {err}") from None
     return dataclasses.replace(settings, modules=parse_modules(settings.modules), where=parse_where(settings.where))
 
 
@@ -366,6 +373,7 @@ def plan_runs(settings: CompareSettings, models: list[ModelSpec], data: Prepared
     from ..plugins import plugin_key_fields
 
     runs, stamp = [], versions()
+    weights_hash = _file_hash(settings.weights) if settings.weights else None
     texts = {spec.label: spec.yaml_path.read_text() for spec in models}
     plugin_fields = {label: plugin_key_fields(text) for label, text in texts.items()}
     for seed in range(settings.seeds):
@@ -378,11 +386,22 @@ def plan_runs(settings: CompareSettings, models: list[ModelSpec], data: Prepared
                 "train_args": settings.train_args(seed),
                 "threads_per_run": settings.threads_per_run,  # a thread count changes the numbers (settings.py)
                 "val_every": settings.val_every,
+                "weights_sha256": weights_hash,  # the checkpoint's content, not only its path
                 "versions": stamp,
                 **plugin_fields[spec.label],
             })[:10]
             runs.append(RunSpec(spec, seed, key, out / "runs" / f"{spec.label}-s{seed}-{key}"))
     return runs
+
+
+def _file_hash(path: str) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(Path(path).expanduser(), "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _train_fraction(state: dict) -> float | None:
@@ -620,7 +639,8 @@ def _result_rows(runs: list[tuple[RunSpec, RunResult]], costs: dict[str, dict], 
             "threads": result.env.threads, "torch": result.env.torch, "ultralytics": result.env.ultralytics,
             "epochs": settings.epochs, "imgsz": settings.imgsz, "run_key": run.key, "run_dir": str(run.run_dir),
             "curve": result.curve, "val_curve": result.val_curve, "objects_by_size": result.objects_by_size,
-            "weights": result.weights,
+            "weights": result.weights, "transferred": result.transferred, "total_tensors": result.total_tensors,
+            "base_kept": result.base_kept,
         })
     return rows
 
@@ -746,7 +766,8 @@ def run_compare(settings: CompareSettings, command: str = "", stream: TextIO | N
         "eval_split": data.eval_split, "where": where, "data_report": data.report,
         "matmul_peak": costs[baseline]["matmul_peak_gflops_s"], "versions": versions(), "machine": _machine(),
         "command": command or "yoloattn compare ...", "nc": data.nc, "problems": outcome.problems,
-        "power": report.power_lines(outcome.summary, target_delta),
+        "summary_notes": [*report.power_lines(outcome.summary, target_delta),
+                          *report.transfer_lines(outcome.summary, settings.weights)],
         "heatmaps": _heatmaps(models, rows, data, settings, out, say),
     }
     outcome.report_md, outcome.report_html = _write_outputs(out, rows, outcome.summary, baseline, context)
@@ -754,7 +775,7 @@ def run_compare(settings: CompareSettings, command: str = "", stream: TextIO | N
     grid = report.placement_table(outcome.summary)
     if grid is not None and (len(grid[0]) > 2 or len(grid[1]) > 1):  # more than one cell: worth a grid
         say("\n" + report.text_table(*grid))
-    for line in context["power"]:
+    for line in context["summary_notes"]:
         say(line)
     if outcome.problems:
         say("\nleft out of the statistics or flagged:\n" + "\n".join(f"  {p}" for p in outcome.problems))

@@ -50,6 +50,7 @@ class CompareSettings:
     jobs: int | None = None  # None: see default_jobs
     threads_per_run: int | None = None  # torch threads per training run; None: default_threads_per_run()
     val_every: int = 0  # validate every k epochs for the mAP curves (0: only after the last epoch)
+    weights: str | None = None  # a base checkpoint every run starts from (None: from scratch); see transfer.py
     latency_threads: int = 1  # torch / ONNX Runtime threads for the batch-1 latency
     out: str = "runs/compare"
     allow_skipped: bool = False  # go on when Ultralytics would skip images of a user dataset (not in run keys)
@@ -60,7 +61,10 @@ class CompareSettings:
         return dataclasses.replace(self, imgsz=imgsz, threads_per_run=self.threads_per_run or default_threads_per_run())
 
     def train_args(self, seed: int) -> dict:
-        return {**self.recipe, "epochs": self.epochs, "imgsz": self.imgsz, "seed": seed, "device": self.device}
+        args = {**self.recipe, "epochs": self.epochs, "imgsz": self.imgsz, "seed": seed, "device": self.device}
+        if self.weights:  # the baseline loads it whole, a variant through yoloattn.transfer_weights
+            args["pretrained"] = str(Path(self.weights).expanduser().resolve())
+        return args
 
 
 def default_threads_per_run() -> int:

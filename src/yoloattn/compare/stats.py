@@ -246,7 +246,8 @@ def summarize(rows: list[dict], baseline: str, planned: dict[str, list[int]] | N
             continue
         first = runs[0]
         entry = {k: first.get(k) for k in ("model", "module", "where", "params", "gflops", "latency_p50_ms",
-                                           "latency_p90_ms", "latency_ort_p50_ms", "latency_ort_p90_ms")}
+                                           "latency_p90_ms", "latency_ort_p50_ms", "latency_ort_p90_ms",
+                                           "transferred", "total_tensors", "base_kept")}
         entry["seeds"], entry["planned_seeds"] = len(runs), len(planned[model])
         for metric in (*METRICS, *SIZE_METRICS):
             values = [r[metric] for r in runs if _finite(r.get(metric))]

@@ -103,6 +103,12 @@ class Validation:
                            "map50_95": float(metrics["metrics/mAP50-95(B)"])})
 
 
+def _transfer_fields(report) -> dict:
+    if report is None:
+        return {}
+    return {"transferred": report.transferred, "total_tensors": report.total, "base_kept": round(report.fraction_of_base, 4)}
+
+
 def run(spec_path: Path) -> None:
     spec = WorkerSpec.read(spec_path)
     run_dir = Path(spec.run_dir)
@@ -141,6 +147,7 @@ def run(spec_path: Path) -> None:
         objects_by_size=sizes.objects, train_s=round(train_s, 2),
         env=RunEnv.current(torch.get_num_threads(), str(spec.train_args["device"])),
         weights=str(weights), curve=read_curve(run_dir / "train" / "results.csv"), val_curve=validation.curve,
+        **_transfer_fields(getattr(model.trainer, "transfer_report", None)),
     )
     progress.mark("done")
     result.write(run_dir / "result.json")

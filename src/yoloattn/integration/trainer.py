@@ -16,10 +16,31 @@ from ultralytics.models.yolo.detect import DetectionTrainer as _UltralyticsDetec
 
 
 class DetectionTrainer(_UltralyticsDetectionTrainer):
-    """Ultralytics' DetectionTrainer, importable from yoloattn so spawned workers import yoloattn.
+    """Ultralytics' DetectionTrainer, importable from yoloattn so spawned workers import yoloattn, and
+    loading pretrained weights into a changed architecture by structure rather than by layer index.
 
-    Pass it to every training call: ``YOLO(cfg).train(trainer=yoloattn.DetectionTrainer, ...)``.
+    Pass it to every training call: ``YOLO(cfg).train(trainer=yoloattn.DetectionTrainer, ...)``. With
+    ``pretrained=PATH`` (or a ``.pt`` model) whose layers differ from the model's, the weights go through
+    :func:`yoloattn.transfer_weights` instead of Ultralytics' index-keyed load, and the report is logged
+    and kept in ``trainer.transfer_report``; the same architecture loads exactly as in Ultralytics.
     """
+
+    transfer_report = None
+
+    def get_model(self, cfg=None, weights=None, verbose=True):
+        from ultralytics.utils import LOGGER
+
+        from .transfer import same_architecture, transfer_weights
+
+        if weights is None or same_architecture(cfg, weights):
+            model = super().get_model(cfg=cfg, weights=weights, verbose=verbose)
+            if weights is not None:  # loaded by Ultralytics; counted the same way as a transfer
+                self.transfer_report = transfer_weights(model, weights)
+            return model
+        model = super().get_model(cfg=cfg, weights=None, verbose=verbose)
+        self.transfer_report = transfer_weights(model, weights)
+        LOGGER.info(f"yoloattn: {self.transfer_report}")
+        return model
 
 
 def ray_runtime_env(extra: dict | None = None) -> dict:

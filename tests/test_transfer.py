@@ -1,0 +1,210 @@
+"""transfer_weights: every base tensor with a home in a variant arrives bit-identical, whatever the indices.
+
+The expected homes come from an alignment written independently of the one in transfer.py: the YAML
+rows of base and variant, without their ``from`` column, compared with difflib; equal rows pair one to
+one, a replaced block pairs with the block it replaced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import io
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+import yoloattn
+from yoloattn import zoo
+from yoloattn.cli import main
+from yoloattn.compare.models import load_model_dict
+from yoloattn.integration.transfer import WeightsError, transfer_weights
+
+# every zoo placement of each family, with one module that changes a block and one that is inserted
+CASES = [("yolov8n", "iRMB", rule) for rule in ("csp", "sppf", "head", "csp@16,32")] + \
+        [("yolov9t", "iRMB", rule) for rule in ("csp", "sppf", "head")] + \
+        [("yolo11n", module, rule) for module in ("MLLA", "MQA") for rule in ("csp", "psa", "sppf", "head")]
+
+# The tutorials' style: C2f_iRMB at P5 and an iRMB row after SPPF, every later `from` shifted by hand.
+TUTORIAL = """
+nc: 80
+scales:
+  n: [0.33, 0.25, 1024]
+backbone:
+  - [-1, 1, Conv, [64, 3, 2]]
+  - [-1, 1, Conv, [128, 3, 2]]
+  - [-1, 3, C2f, [128, True]]
+  - [-1, 1, Conv, [256, 3, 2]]
+  - [-1, 6, C2f, [256, True]]
+  - [-1, 1, Conv, [512, 3, 2]]
+  - [-1, 6, C2f, [512, True]]
+  - [-1, 1, Conv, [1024, 3, 2]]
+  - [-1, 3, C2f_iRMB, [1024, True]]
+  - [-1, 1, SPPF, [1024, 5]]
+  - [-1, 1, iRMB, [1024]]
+head:
+  - [-1, 1, nn.Upsample, [None, 2, "nearest"]]
+  - [[-1, 6], 1, Concat, [1]]
+  - [-1, 3, C2f, [512]]
+  - [-1, 1, nn.Upsample, [None, 2, "nearest"]]
+  - [[-1, 4], 1, Concat, [1]]
+  - [-1, 3, C2f, [256]]
+  - [-1, 1, Conv, [256, 3, 2]]
+  - [[-1, 13], 1, Concat, [1]]
+  - [-1, 3, C2f, [512]]
+  - [-1, 1, Conv, [512, 3, 2]]
+  - [[-1, 10], 1, Concat, [1]]
+  - [-1, 3, C2f, [1024]]
+  - [[16, 19, 22], 1, Detect, [nc]]
+"""
+
+
+def build(yaml_text: str, path: Path, nc: int = 80):
+    from ultralytics.nn.tasks import DetectionModel
+
+    path.write_text(yaml_text)
+    torch.manual_seed(1)  # other weights than the base's
+    return DetectionModel(str(path), nc=nc, verbose=False)
+
+
+def randomised_base(name: str, nc: int = 80):
+    """A base model whose every tensor (BatchNorm buffers included) holds random values."""
+    from ultralytics.nn.tasks import DetectionModel
+
+    torch.manual_seed(0)
+    model = DetectionModel(f"{name}.yaml", nc=nc, verbose=False)
+    with torch.no_grad():
+        for tensor in model.state_dict().values():
+            if tensor.is_floating_point():
+                tensor.copy_(torch.rand_like(tensor) + 0.5)
+    return model
+
+
+def expected_homes(base_yaml: dict, variant_yaml: dict) -> list[tuple[int, int]]:
+    """(base row, variant row) pairs by difflib over the rows without ``from``."""
+    rows = lambda d: [json.dumps(r[1:]) for r in [*d["backbone"], *d["head"]]]  # noqa: E731
+    b, v = rows(base_yaml), rows(variant_yaml)
+    pairs = []
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(a=b, b=v, autojunk=False).get_opcodes():
+        if tag == "equal" or (tag == "replace" and i2 - i1 == j2 - j1):
+            pairs += list(zip(range(i1, i2), range(j1, j2)))
+    return pairs
+
+
+def check_bit_identical(base, variant, pairs) -> int:
+    """Every base tensor of a paired layer that fits its variant twin was copied exactly; returns their count."""
+    bs, vs = base.state_dict(), variant.state_dict()
+    copied = 0
+    for i, j in pairs:
+        for key, tensor in bs.items():
+            if not key.startswith(f"model.{i}."):
+                continue
+            twin = f"model.{j}." + key.split(".", 2)[2]
+            if twin in vs and vs[twin].shape == tensor.shape:
+                assert torch.equal(vs[twin], tensor.to(vs[twin].dtype)), (key, twin)
+                copied += 1
+    return copied
+
+
+@pytest.mark.parametrize("base_name,module,rule", CASES, ids=[f"{b}-{m}-{r}" for b, m, r in CASES])
+def test_every_zoo_placement_gets_every_base_tensor_with_a_home(base_name, module, rule, tmp_path):
+    base_dict, _, _ = load_model_dict(base_name)
+    variant_dict = zoo.make_variant(base_dict, module, rule)
+    variant = build(zoo.render(variant_dict, "test"), tmp_path / f"{base_name}-x.yaml")
+    base = randomised_base(base_name)
+    report = transfer_weights(variant, base)
+    copied = check_bit_identical(base, variant, expected_homes(base_dict, variant_dict))
+    assert report.transferred == copied and report.total == len(variant.state_dict())
+    assert report.stock <= report.transferred
+    if "csp" not in rule and rule != "psa":  # an inserted layer: every base tensor has a home
+        assert report.transferred == report.base_total and not report.unmatched_base
+    assert str(report).startswith(f"transferred {copied}/{report.total} variant tensors")
+
+
+def test_the_issue_counts_for_yolov8n_and_irmb(tmp_path):
+    base_dict, _, _ = load_model_dict("yolov8n")
+    base = randomised_base("yolov8n")
+    counts = {}
+    for rule in ("sppf", "head", "csp"):
+        variant = build(zoo.render(zoo.make_variant(base_dict, "iRMB", rule), "t"), tmp_path / f"yolov8n-{rule}.yaml")
+        report = transfer_weights(variant, base)
+        counts[rule] = (report.stock, report.transferred, report.total)
+    assert counts == {"sppf": (162, 355, 369), "head": (270, 355, 397), "csp": (343, 343, 357)}
+
+
+def test_a_hand_written_tutorial_yaml_is_aligned_by_structure(tmp_path):
+    variant = build(TUTORIAL, tmp_path / "yolov8n-tutorial.yaml")
+    base = randomised_base("yolov8n")
+    report = transfer_weights(variant, base)
+    base_dict, _, _ = load_model_dict("yolov8n")
+    copied = check_bit_identical(base, variant, expected_homes(base_dict, yaml.safe_load(TUTORIAL)))
+    assert report.transferred == copied and report.fresh_layers == (10,)  # the inserted iRMB
+    assert report.unmatched_base and all(k.startswith("model.8.") for k in report.unmatched_base)  # C2f's bottlenecks
+    assert report.stock < 200 < report.transferred
+
+
+def test_another_class_count_leaves_the_classification_branch_at_init(tmp_path):
+    base = randomised_base("yolov8n", nc=80)
+    variant = build(zoo.render(zoo.make_variant(load_model_dict("yolov8n")[0], "iRMB", "sppf"), "t"),
+                    tmp_path / "yolov8n-v.yaml", nc=5)
+    report = transfer_weights(variant, base)
+    # YOLOv8's classification branch is max(ch, min(nc, 100)) wide: at 5 classes it starts at init, all else arrives
+    assert report.unmatched_base and all(k.startswith("model.22.cv3.") for k in report.unmatched_base)
+    assert report.transferred == report.base_total - len(report.unmatched_base)
+
+
+def test_unrelated_models_match_little_and_raise_nothing():
+    from ultralytics.nn.tasks import DetectionModel
+
+    report = transfer_weights(DetectionModel("yolo11n.yaml", verbose=False), randomised_base("yolov8n"))
+    assert report.transferred < report.total / 2 and "found a home" in str(report)
+
+
+def test_missing_or_foreign_weights_give_one_line(tmp_path):
+    from ultralytics.nn.tasks import DetectionModel
+
+    model = DetectionModel("yolov8n.yaml", verbose=False)
+    with pytest.raises(WeightsError, match="weights file not found: .*missing.pt"):
+        transfer_weights(model, tmp_path / "missing.pt")
+    junk = tmp_path / "junk.pt"
+    junk.write_text("not a checkpoint")
+    with pytest.raises(WeightsError, match=r"junk.pt is not an Ultralytics checkpoint") as err:
+        transfer_weights(model, junk)
+    assert "\n" not in str(err.value)
+
+
+@pytest.fixture(scope="module")
+def base_checkpoint(tmp_path_factory):
+    """yolov8n trained for one tiny epoch: a real Ultralytics checkpoint with the tiny preset's 5 classes."""
+    out = tmp_path_factory.mktemp("base")
+    data = yoloattn.data.generate("tiny", out=out / "tiny")
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["train", "yolov8n.yaml", f"data={data}", "epochs=1", "imgsz=64", f"project={out}",
+                     "name=base", "plots=False", "val=False"]) == 0
+    return out / "base" / "weights" / "last.pt"
+
+
+@pytest.mark.slow
+def test_train_pretrained_uses_the_transfer_and_compare_weights_writes_the_columns(base_checkpoint, tmp_path, capsys):
+    variant = tmp_path / "yolov8n-irmb-sppf.yaml"
+    variant.write_text(zoo.render(zoo.make_variant(load_model_dict("yolov8n")[0], "iRMB", "sppf"), "t"))
+    assert main(["train", str(variant), "data=embedded:tiny", "epochs=1", "imgsz=64", f"pretrained={base_checkpoint}",
+                 "--dry-run"]) == 0
+    assert "transferred 355/369 variant tensors" in capsys.readouterr().out
+    out = tmp_path / "cmp"
+    assert main(["compare", "--preset", "tiny", "--base", "yolov8n", "--modules", "irmb", "--where", "sppf",
+                 "--epochs", "1", "--seeds", "1", "--imgsz", "64", "--weights", str(base_checkpoint),
+                 "--out", str(out)]) == 0
+    stdout = capsys.readouterr().out
+    import csv
+
+    rows = {r["model"]: r for r in csv.DictReader(open(out / "results.csv"))}
+    assert (rows["yolov8n"]["transferred"], rows["yolov8n"]["total_tensors"]) == ("355", "355")
+    assert (rows["yolov8n-irmb-sppf"]["transferred"], rows["yolov8n-irmb-sppf"]["total_tensors"]) == ("355", "369")
+    assert "yolov8n-irmb-sppf: 355/369 tensors from the checkpoint, 100% of its tensors kept" in stdout
+    assert main(["compare", "--preset", "tiny", "--weights", str(tmp_path / "nope.pt"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--weights: weights file not found" in err[0]
