@@ -8,6 +8,7 @@ one, a replaced block pairs with the block it replaced.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import difflib
 import io
 import json
@@ -197,7 +198,7 @@ def test_train_pretrained_uses_the_transfer_and_compare_weights_writes_the_colum
     out = tmp_path / "cmp"
     assert main(["compare", "--preset", "tiny", "--base", "yolov8n", "--modules", "irmb", "--where", "sppf",
                  "--epochs", "1", "--seeds", "1", "--imgsz", "64", "--weights", str(base_checkpoint),
-                 "--out", str(out)]) == 0
+                 "--freeze", "13", "--out", str(out)]) == 0
     stdout = capsys.readouterr().out
     import csv
 
@@ -205,6 +206,29 @@ def test_train_pretrained_uses_the_transfer_and_compare_weights_writes_the_colum
     assert (rows["yolov8n"]["transferred"], rows["yolov8n"]["total_tensors"]) == ("355", "355")
     assert (rows["yolov8n-irmb-sppf"]["transferred"], rows["yolov8n-irmb-sppf"]["total_tensors"]) == ("355", "369")
     assert "yolov8n-irmb-sppf: 355/369 tensors from the checkpoint, 100% of its tensors kept" in stdout
+    args = yaml.safe_load(next((out / "runs").glob("yolov8n-irmb-sppf-s0-*/train/args.yaml")).read_text())
+    assert args["freeze"] == [*range(10), 13] and args["pretrained"] == str(base_checkpoint.resolve())
     assert main(["compare", "--preset", "tiny", "--weights", str(tmp_path / "nope.pt"), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--weights: weights file not found" in err[0]
+
+
+def test_freeze_follows_the_base_layers_into_every_variant(tmp_path):
+    from yoloattn.compare import CompareSettings
+    from yoloattn.compare.runner import plan_models, plan_runs, prepare_data
+
+    settings = CompareSettings(preset="tiny", base="yolov8n", modules=("iRMB",), where=("csp", "sppf", "head"),
+                               epochs=1, seeds=1, imgsz=64, threads_per_run=1, freeze=10, out=str(tmp_path))
+    data = prepare_data(settings, tmp_path)
+    models, _ = plan_models(settings, tmp_path)
+    frozen = {run.model.label: dict(run.extra_args)["freeze"] for run in plan_runs(settings, models, data, tmp_path)}
+    assert frozen["yolov8n"] == tuple(range(10))
+    assert frozen["yolov8n-irmb-sppf"] == tuple(range(10))  # the iRMB row 10 is new: trainable
+    assert frozen["yolov8n-irmb-head"] == tuple(range(10))  # inserted after the neck: nothing shifts here
+    csp = frozen["yolov8n-irmb-csp"]  # C2f_iRMB at 8: only the parts that came from the base C2f
+    assert csp[:8] == tuple(range(8)) and csp[-1] == 9  # iRMB replaced the bottlenecks (8.m): trainable
+    assert set(csp[8:-1]) == {"8.cv1.conv", "8.cv1.bn", "8.cv2.conv", "8.cv2.bn"}
+    later = dataclasses.replace(settings, freeze=13)  # past SPPF: the sppf variant's indices shift by one
+    frozen = {run.model.label: dict(run.extra_args)["freeze"] for run in plan_runs(later, models, data, tmp_path)}
+    # base 12 (the first neck C2f) is the variant's 13; base 10 and 11 (Upsample, Concat) hold nothing to freeze
+    assert frozen["yolov8n-irmb-sppf"] == (*range(10), 13) and frozen["yolov8n"] == tuple(range(13))

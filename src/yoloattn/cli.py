@@ -474,7 +474,7 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
-_MANAGED_BY_COMPARE = {"data", "pretrained", "epochs", "imgsz", "seed", "device", "project", "name", "exist_ok", "resume",
+_MANAGED_BY_COMPARE = {"data", "pretrained", "freeze", "epochs", "imgsz", "seed", "device", "project", "name", "exist_ok", "resume",
                        "model", "mode", "task"}
 
 
@@ -492,7 +492,7 @@ def _compare_settings(args: argparse.Namespace):
     settings = DEMO if data == "embedded" and preset == "demo" else CompareSettings(data=data, preset=preset)
     chosen = {k: getattr(args, k) for k in ("base", "where", "epochs", "seeds", "imgsz", "jobs", "out", "device",
                                            "latency_threads", "allow_skipped", "threads_per_run", "val_every",
-                                           "weights")
+                                           "weights", "freeze")
               if getattr(args, k, None) is not None}
     if args.modules is not None:
         chosen["modules"] = args.modules
@@ -501,7 +501,7 @@ def _compare_settings(args: argparse.Namespace):
         managed = sorted(set(recipe) & _MANAGED_BY_COMPARE)
         if managed:
             raise CLIError(f"--set cannot change {', '.join(managed)}: compare sets them itself "
-                           "(use --epochs, --imgsz, --seeds, --device, --data, --weights, --out)")
+                           "(use --epochs, --imgsz, --seeds, --device, --data, --weights, --freeze, --out)")
         chosen["recipe"] = {**settings.recipe, **recipe}
     if args.data_opt:
         if data != "embedded":
@@ -659,7 +659,7 @@ def _subparser(sub, name: str, help_text: str, handler, plugins: bool = True) ->
 
 
 _COMPARE_ONLY = ("data", "preset", "base", "modules", "where", "epochs", "seeds", "imgsz", "device",
-                 "latency_threads", "set", "data_opt", "val_every", "weights")
+                 "latency_threads", "set", "data_opt", "val_every", "weights", "freeze")
 
 
 def _add_compare_options(p: argparse.ArgumentParser, demo: bool = False) -> None:
@@ -685,6 +685,9 @@ def _add_compare_options(p: argparse.ArgumentParser, demo: bool = False) -> None
         p.add_argument("--weights", metavar="BASE.pt",
                        help="start every run from this checkpoint of the base model: the baseline loads it whole, "
                             "each variant through yoloattn.transfer_weights (docs/finetune.md)")
+        p.add_argument("--freeze", type=NON_NEGATIVE, metavar="N",
+                       help="freeze the first N layers of the base and the same layers of every variant (their "
+                            "indices shift when a layer is inserted; Ultralytics' freeze=N would not follow)")
         p.add_argument("--val-every", type=NON_NEGATIVE, metavar="K",
                        help="also validate every K epochs, for the per-epoch mAP curves (default 0: after the "
                             "last epoch only)")

@@ -80,6 +80,7 @@ class RunSpec:
     seed: int
     key: str
     run_dir: Path
+    extra_args: tuple = ()  # (name, value) Ultralytics arguments of this model only (the aligned freeze list)
 
     @property
     def label(self) -> str:
@@ -156,6 +157,8 @@ def check_settings(settings: CompareSettings) -> CompareSettings:
                           ("--threads-per-run", settings.threads_per_run)):
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
             raise CompareError(f"{option} must be an integer >= 1, got {value!r}")
+    if settings.freeze is not None and (not isinstance(settings.freeze, int) or settings.freeze < 0):
+        raise CompareError(f"--freeze must be an integer >= 0 (the first N layers of the base), got {settings.freeze!r}")
     if not isinstance(settings.val_every, int) or isinstance(settings.val_every, bool) or settings.val_every < 0:
         raise CompareError(f"--val-every must be an integer >= 0 (0: validate after the last epoch only), "
                            f"got {settings.val_every!r}")
@@ -374,6 +377,7 @@ def plan_runs(settings: CompareSettings, models: list[ModelSpec], data: Prepared
 
     runs, stamp = [], versions()
     weights_hash = _file_hash(settings.weights) if settings.weights else None
+    frozen = frozen_layers(models, settings.freeze, data.nc) if settings.freeze else {}
     texts = {spec.label: spec.yaml_path.read_text() for spec in models}
     plugin_fields = {label: plugin_key_fields(text) for label, text in texts.items()}
     for seed in range(settings.seeds):
@@ -383,15 +387,34 @@ def plan_runs(settings: CompareSettings, models: list[ModelSpec], data: Prepared
                 "model_file": spec.yaml_path.name,  # carries the scale letter
                 "data": data.fingerprint,
                 "eval_split": data.eval_split,
-                "train_args": settings.train_args(seed),
+                "train_args": {**settings.train_args(seed), **frozen.get(spec.label, {})},
                 "threads_per_run": settings.threads_per_run,  # a thread count changes the numbers (settings.py)
                 "val_every": settings.val_every,
                 "weights_sha256": weights_hash,  # the checkpoint's content, not only its path
                 "versions": stamp,
                 **plugin_fields[spec.label],
             })[:10]
-            runs.append(RunSpec(spec, seed, key, out / "runs" / f"{spec.label}-s{seed}-{key}"))
+            extra = tuple((name, tuple(value)) for name, value in frozen.get(spec.label, {}).items())  # hashable
+            runs.append(RunSpec(spec, seed, key, out / "runs" / f"{spec.label}-s{seed}-{key}", extra))
     return runs
+
+
+def frozen_layers(models: list[ModelSpec], n: int, nc: int) -> dict[str, dict]:
+    """{label: {"freeze": [...]}}: the first ``n`` layers of the base (models[0]) and, in each variant, what
+    the transfer aligns with them (``transfer.frozen_in_variant``), so an inserted layer shifts nothing and
+    the new attention stays trainable."""
+    from ultralytics.nn.tasks import DetectionModel
+
+    from ..integration.transfer import frozen_in_variant
+
+    def build(spec: ModelSpec):
+        return DetectionModel(str(spec.yaml_path), nc=nc, verbose=False)
+
+    base = build(models[0])
+    frozen = {models[0].label: {"freeze": list(range(n))}}
+    for spec in models[1:]:
+        frozen[spec.label] = {"freeze": frozen_in_variant(base, build(spec), n)}
+    return frozen
 
 
 def _file_hash(path: str) -> str:
@@ -538,7 +561,8 @@ def _start(run: RunSpec, data: PreparedData, settings: CompareSettings) -> subpr
     run.run_dir.mkdir(parents=True)
     spec = WorkerSpec(key=run.key, model=run.model.label, seed=run.seed, model_yaml=str(run.model.yaml_path),
                       data_yaml=str(data.run_yaml), run_dir=str(run.run_dir), threads=settings.threads_per_run,
-                      train_args=settings.train_args(run.seed), val_every=settings.val_every)
+                      train_args={**settings.train_args(run.seed), **{k: list(v) for k, v in run.extra_args}},
+                      val_every=settings.val_every)
     spec_path = run.run_dir / "spec.json"
     spec.write(spec_path)
     log = open(run.run_dir / "log.txt", "w")

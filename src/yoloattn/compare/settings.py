@@ -51,6 +51,7 @@ class CompareSettings:
     threads_per_run: int | None = None  # torch threads per training run; None: default_threads_per_run()
     val_every: int = 0  # validate every k epochs for the mAP curves (0: only after the last epoch)
     weights: str | None = None  # a base checkpoint every run starts from (None: from scratch); see transfer.py
+    freeze: int | None = None  # freeze the first N layers of the base, and the same (aligned) layers of each variant
     latency_threads: int = 1  # torch / ONNX Runtime threads for the batch-1 latency
     out: str = "runs/compare"
     allow_skipped: bool = False  # go on when Ultralytics would skip images of a user dataset (not in run keys)

@@ -151,6 +151,25 @@ def align(base_layers: list[tuple[str, dict]], variant_layers: list[tuple[str, d
     return pairs
 
 
+def frozen_in_variant(base, variant, n: int) -> list[int | str]:
+    """What to pass as Ultralytics' ``freeze`` list so that ``variant`` freezes what ``freeze=n`` freezes in
+    ``base``: the aligned index of each of the first ``n`` base layers, and for a block the variant replaced
+    (``C2f`` -> ``C2f_iRMB``) only its parts that came from the base (``"8.cv1"``, ``"8.m.0"``): the new
+    attention stays trainable. Ultralytics freezes a parameter whose name contains ``model.{entry}.``."""
+    base_layers, variant_layers = _layers(detection_model(base)), _layers(detection_model(variant))
+    frozen: list[int | str] = []
+    for i, j in align(base_layers, variant_layers):
+        if i >= n:
+            continue
+        shared = {s for s, t in base_layers[i][1].items()
+                  if s in variant_layers[j][1] and variant_layers[j][1][s].shape == t.shape}
+        if shared == set(variant_layers[j][1]):
+            frozen.append(j)
+        else:
+            frozen += sorted({f"{j}.{s.rsplit('.', 1)[0]}" for s in shared})
+    return frozen
+
+
 def transfer_weights(model, weights) -> TransferReport:
     """Copy every tensor of the base checkpoint ``weights`` that has a home in ``model``, in place.
 
