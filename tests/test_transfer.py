@@ -232,3 +232,25 @@ def test_freeze_follows_the_base_layers_into_every_variant(tmp_path):
     frozen = {run.model.label: dict(run.extra_args)["freeze"] for run in plan_runs(later, models, data, tmp_path)}
     # base 12 (the first neck C2f) is the variant's 13; base 10 and 11 (Upsample, Concat) hold nothing to freeze
     assert frozen["yolov8n-irmb-sppf"] == (*range(10), 13) and frozen["yolov8n"] == tuple(range(13))
+
+
+@pytest.mark.bridge
+def test_python_route_transfers_on_every_supported_ultralytics(tmp_path):
+    """YOLO(variant).train(pretrained=PATH, trainer=yoloattn.DetectionTrainer): 8.4 passes the file's model,
+    8.3 its own index-keyed load of it; both end with the structural transfer."""
+    from ultralytics import YOLO
+
+    from yoloattn.integration.locations import pin_output_dirs
+
+    pin_output_dirs(tmp_path)
+    data = yoloattn.data.generate("tiny", out=tmp_path / "tiny")
+    base = YOLO("yolov8n.yaml")
+    base.train(data=str(data), epochs=1, imgsz=64, trainer=yoloattn.DetectionTrainer, val=False, plots=False,
+               project=str(tmp_path), name="base", workers=0)
+    path = tmp_path / "yolov8n-irmb-sppf.yaml"
+    path.write_text(zoo.render(zoo.make_variant(load_model_dict("yolov8n")[0], "iRMB", "sppf"), "t"))
+    variant = YOLO(str(path))
+    variant.train(data=str(data), epochs=1, imgsz=64, pretrained=str(base.trainer.last), val=False, plots=False,
+                  trainer=yoloattn.DetectionTrainer, project=str(tmp_path), name="variant", workers=0)
+    report = variant.trainer.transfer_report
+    assert (report.transferred, report.total) == (355, 369)

@@ -30,8 +30,12 @@ class DetectionTrainer(_UltralyticsDetectionTrainer):
     def get_model(self, cfg=None, weights=None, verbose=True):
         from ultralytics.utils import LOGGER
 
-        from .transfer import same_architecture, transfer_weights
+        from .transfer import load_weights_model, same_architecture, transfer_weights
 
+        pretrained = getattr(self.args, "pretrained", None)
+        if weights is not None and isinstance(pretrained, (str, Path)) and not getattr(self.args, "resume", False):
+            # Ultralytics 8.3 hands over the model after its own index-keyed load of that file: start from the file
+            weights = load_weights_model(pretrained)
         if weights is None or same_architecture(cfg, weights):
             model = super().get_model(cfg=cfg, weights=weights, verbose=verbose)
             if weights is not None:  # loaded by Ultralytics; counted the same way as a transfer

@@ -104,7 +104,7 @@ def same_architecture(cfg, weights) -> bool:
 
     try:
         mine = cfg if isinstance(cfg, dict) else yaml_model_load(cfg)
-        theirs = detection_model(weights, "weights").yaml
+        theirs = load_weights_model(weights).yaml
     except (WeightsError, AttributeError, OSError, TypeError):
         return False
     return [*mine.get("backbone", []), *mine.get("head", [])] == [*theirs.get("backbone", []), *theirs.get("head", [])]
