@@ -123,6 +123,7 @@ def test_every_zoo_placement_gets_every_base_tensor_with_a_home(base_name, modul
     if "csp" not in rule and rule != "psa":  # an inserted layer: every base tensor has a home
         assert report.transferred == report.base_total and not report.unmatched_base
     assert str(report).startswith(f"transferred {copied}/{report.total} variant tensors")
+    assert "classes" not in str(report) and "share little" not in str(report)
 
 
 def test_the_issue_counts_for_yolov8n_and_irmb(tmp_path):
@@ -155,13 +156,14 @@ def test_another_class_count_leaves_the_classification_branch_at_init(tmp_path):
     # YOLOv8's classification branch is max(ch, min(nc, 100)) wide: at 5 classes it starts at init, all else arrives
     assert report.unmatched_base and all(k.startswith("model.22.cv3.") for k in report.unmatched_base)
     assert report.transferred == report.base_total - len(report.unmatched_base)
+    assert "the checkpoint has 80 classes and the model 5" in str(report)
 
 
 def test_unrelated_models_match_little_and_raise_nothing():
     from ultralytics.nn.tasks import DetectionModel
 
     report = transfer_weights(DetectionModel("yolo11n.yaml", verbose=False), randomised_base("yolov8n"))
-    assert report.transferred < report.total / 2 and "found a home" in str(report)
+    assert report.transferred < report.total / 2 and "the two models share little" in str(report)
 
 
 def test_missing_or_foreign_weights_give_one_line(tmp_path):
@@ -205,7 +207,8 @@ def test_train_pretrained_uses_the_transfer_and_compare_weights_writes_the_colum
     rows = {r["model"]: r for r in csv.DictReader(open(out / "results.csv"))}
     assert (rows["yolov8n"]["transferred"], rows["yolov8n"]["total_tensors"]) == ("355", "355")
     assert (rows["yolov8n-irmb-sppf"]["transferred"], rows["yolov8n-irmb-sppf"]["total_tensors"]) == ("355", "369")
-    assert "yolov8n-irmb-sppf: 355/369 tensors from the checkpoint, 100% of its tensors kept" in stdout
+    assert "yolov8n-irmb-sppf: 355/369 tensors from the checkpoint, 100.0% of its tensors kept" in stdout
+    assert "the first 13 base layers frozen" in (out / "report.md").read_text()
     args = yaml.safe_load(next((out / "runs").glob("yolov8n-irmb-sppf-s0-*/train/args.yaml")).read_text())
     assert args["freeze"] == [*range(10), 13] and args["pretrained"] == str(base_checkpoint.resolve())
     assert main(["compare", "--preset", "tiny", "--weights", str(tmp_path / "nope.pt"), "--out", str(out)]) == 2
@@ -254,3 +257,11 @@ def test_python_route_transfers_on_every_supported_ultralytics(tmp_path):
                   trainer=yoloattn.DetectionTrainer, project=str(tmp_path), name="variant", workers=0)
     report = variant.trainer.transfer_report
     assert (report.transferred, report.total) == (355, 369)
+
+
+def test_freeze_needs_weights():
+    from yoloattn.compare import CompareError, CompareSettings
+    from yoloattn.compare.runner import check_settings
+
+    with pytest.raises(CompareError, match="--freeze needs --weights BASE.pt"):
+        check_settings(CompareSettings(preset="tiny", freeze=3))

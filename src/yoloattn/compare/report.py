@@ -147,9 +147,9 @@ def transfer_lines(summary: list[dict], weights: str | None) -> list[str]:
         if s.get("transferred") is None:
             continue
         lines.append(f"{s['model']}: {s['transferred']}/{s['total_tensors']} tensors from the checkpoint, "
-                     f"{s['base_kept']:.0%} of its tensors kept")
+                     f"{s['base_kept']:.1%} of its tensors kept")
         if s.get("module") and s["base_kept"] < MIN_BASE_KEPT:
-            lines.append(f"WARNING: {s['model']} kept only {s['base_kept']:.0%} of the checkpoint's tensors: its Δ "
+            lines.append(f"WARNING: {s['model']} kept only {s['base_kept']:.1%} of the checkpoint's tensors: its Δ "
                          "mixes the module with weights that started from scratch")
     return lines
 
@@ -240,6 +240,9 @@ def _sections(context: dict) -> list[tuple[str, str]]:
         _skipped_line(context.get("data_report")),
         f"base: {s.base}; modules: {', '.join(s.modules)}; placement: {context['where']}",
         f"training (identical for every model): {recipe}",
+        *([f"started from {s.weights} (the baseline whole, each variant through yoloattn.transfer_weights)"
+           + (f"; the first {s.freeze} base layers frozen, and their aligned twins in every variant" if s.freeze
+              else "")] if s.weights else []),
         "validation on the evaluation split: after the last epoch" + (
             "" if not s.val_every else ", and after every epoch for the curves" if s.val_every == 1 else
             f", and every {s.val_every} epochs for the curves"),

@@ -159,6 +159,8 @@ def check_settings(settings: CompareSettings) -> CompareSettings:
             raise CompareError(f"{option} must be an integer >= 1, got {value!r}")
     if settings.freeze is not None and (not isinstance(settings.freeze, int) or settings.freeze < 0):
         raise CompareError(f"--freeze must be an integer >= 0 (the first N layers of the base), got {settings.freeze!r}")
+    if settings.freeze and not settings.weights:
+        raise CompareError("--freeze needs --weights BASE.pt: frozen layers of a model trained from scratch stay random")
     if not isinstance(settings.val_every, int) or isinstance(settings.val_every, bool) or settings.val_every < 0:
         raise CompareError(f"--val-every must be an integer >= 0 (0: validate after the last epoch only), "
                            f"got {settings.val_every!r}")

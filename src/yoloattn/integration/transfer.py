@@ -45,6 +45,7 @@ class TransferReport:
     unmatched_base: tuple[str, ...] = field(default=())  # base keys that found no home
     fresh_layers: tuple[int, ...] = field(default=())  # variant layers with nothing copied (new or changed)
     stock: int | None = None  # what Ultralytics' key-and-shape load would copy, for comparison
+    classes: tuple[int, int] | None = None  # (checkpoint, model) class counts
 
     @property
     def fraction_of_base(self) -> float:
@@ -54,7 +55,12 @@ class TransferReport:
     def __str__(self) -> str:
         kept = self.base_total - len(self.unmatched_base)
         text = (f"transferred {self.transferred}/{self.total} variant tensors from the base checkpoint "
-                f"({kept} of its {self.base_total} tensors found a home, {self.fraction_of_base:.0%})")
+                f"({kept} of its {self.base_total} tensors found a home, {self.fraction_of_base:.1%})")
+        if self.classes and self.classes[0] != self.classes[1]:
+            text += (f"; the checkpoint has {self.classes[0]} classes and the model {self.classes[1]}, so the "
+                     "Detect head's classification layers that depend on the class count start at init")
+        if self.fraction_of_base < 0.5:
+            text += "; the two models share little: is the checkpoint one of this model's base?"
         if self.stock is not None:
             text += f"; Ultralytics' index-keyed load would copy {self.stock}"
         if self.fresh_layers:
@@ -200,5 +206,7 @@ def transfer_weights(model, weights) -> TransferReport:
                   if tensors and not any(f"model.{j}.{s}" in copied for s in tensors))
     source_state, target_state = source.state_dict(), target.state_dict()
     stock = sum(1 for k, t in source_state.items() if k in target_state and target_state[k].shape == t.shape)
+    classes = (source.yaml.get("nc"), target.yaml.get("nc")) if hasattr(source, "yaml") and hasattr(target, "yaml") \
+        else None
     return TransferReport(len(copied), len(target_state), len(base_keys), tuple(pairs),
-                          tuple(k for k in base_keys if k not in homed), fresh, stock)
+                          tuple(k for k in base_keys if k not in homed), fresh, stock, classes)
