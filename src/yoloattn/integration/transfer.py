@@ -14,7 +14,7 @@ and the neck and head of a variant silently start from random weights (yolov8n -
    they replaced);
 4. every tensor of a matched pair whose suffix and shape agree is copied; inside a replaced block the
    unchanged parts (cv1, cv2, the bottlenecks that stayed, ...) transfer, the attention starts fresh;
-   a Detect head for another class count keeps its classification branch at init, as Ultralytics does.
+   a Detect head for another class count keeps the classification layers whose width depends on it at init.
 
 It works on any two models, zoo or hand-written (shifted ``from`` indices need no provenance: the
 alignment follows the layer classes and shapes); between unrelated models it matches little and says
