@@ -227,7 +227,7 @@ def summarize(rows: list[dict], baseline: str, planned: dict[str, list[int]] | N
     Diverged runs are left out of every mean and test; a model's ``seeds`` counts the runs used and
     ``planned_seeds`` the runs planned.
     """
-    planned = planned or {}
+    planned = {model: list(seeds) for model, seeds in (planned or {}).items()}  # the caller's stays as it was
     for row in rows:
         planned.setdefault(row["model"], [])
         if row["seed"] not in planned[row["model"]]:
