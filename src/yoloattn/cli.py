@@ -394,18 +394,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     _check_imgsz(overrides.get("imgsz"), {args.model: model.model}, option="imgsz=")
     pretrained = overrides.get("pretrained")
     if isinstance(pretrained, str) and not overrides.get("resume"):
-        import yaml
-        from ultralytics.nn.tasks import DetectionModel
+        from .integration.transfer import load_weights_model, transfer_weights
 
-        from .integration.transfer import transfer_weights
+        weights = load_weights_model(pretrained)  # a missing or foreign file fails here, in one line
+        if args.dry_run:  # what training will transfer, into the model as it builds it: the dataset's classes
+            import yaml
+            from ultralytics.nn.tasks import DetectionModel
 
-        # a missing or foreign file fails here in one line; the dry run also shows what will transfer into
-        # the model as training builds it, with the dataset's classes
-        with open(overrides["data"]) as f:
-            nc = len(yaml.safe_load(f)["names"])
-        report = transfer_weights(DetectionModel(model.model.yaml, nc=nc, verbose=False), pretrained)
-        if args.dry_run:
-            print(f"pretrained {pretrained}: {report}")
+            with open(overrides["data"]) as f:
+                nc = len(yaml.safe_load(f)["names"])
+            print(f"pretrained {pretrained}: "
+                  f"{transfer_weights(DetectionModel(model.model.yaml, nc=nc, verbose=False), weights)}")
     if args.dry_run:
         print(f"dry run: {args.model} builds, the dataset and every option are checked; nothing was trained. "
               f"Training would run with {overrides}")

@@ -422,11 +422,8 @@ def frozen_layers(models: list[ModelSpec], n: int, nc: int) -> dict[str, dict]:
 def _file_hash(path: str) -> str:
     import hashlib
 
-    h = hashlib.sha256()
     with open(Path(path).expanduser(), "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _train_fraction(state: dict) -> float | None:

@@ -130,10 +130,13 @@ def _related(base_class: str, variant_class: str) -> bool:
     return base_class == variant_class or base_class in variant_class
 
 
+def _shared(base: tuple[str, dict], variant: tuple[str, dict]) -> list[str]:
+    """Key suffixes of ``base``'s tensors that ``variant`` holds with the same shape."""
+    return [k for k, t in base[1].items() if k in variant[1] and variant[1][k].shape == t.shape]
+
+
 def _score(base: tuple[str, dict], variant: tuple[str, dict]) -> int:
-    if not _related(base[0], variant[0]):
-        return 0
-    return sum(1 for k, t in base[1].items() if k in variant[1] and variant[1][k].shape == t.shape)
+    return len(_shared(base, variant)) if _related(base[0], variant[0]) else 0
 
 
 def align(base_layers: list[tuple[str, dict]], variant_layers: list[tuple[str, dict]]) -> list[tuple[int, int]]:
@@ -167,8 +170,7 @@ def frozen_in_variant(base, variant, n: int) -> list[int | str]:
     for i, j in align(base_layers, variant_layers):
         if i >= n:
             continue
-        shared = {s for s, t in base_layers[i][1].items()
-                  if s in variant_layers[j][1] and variant_layers[j][1][s].shape == t.shape}
+        shared = set(_shared(base_layers[i], variant_layers[j]))
         if shared == set(variant_layers[j][1]):
             frozen.append(j)
         else:
@@ -192,20 +194,17 @@ def transfer_weights(model, weights) -> TransferReport:
     pairs = align(base, variant)
     copied, homed = {}, set()
     for i, j in pairs:
-        for suffix, tensor in base[i][1].items():
-            mine = variant[j][1].get(suffix)
-            if mine is not None and mine.shape == tensor.shape:
-                copied[f"model.{j}.{suffix}"] = tensor
-                homed.add(f"model.{i}.{suffix}")
+        for suffix in _shared(base[i], variant[j]):
+            copied[f"model.{j}.{suffix}"] = base[i][1][suffix]
+            homed.add(f"model.{i}.{suffix}")
+    target_state = target.state_dict()  # views of the model's tensors: copying into them fills the model
     with torch.no_grad():
-        state = target.state_dict()
         for key, tensor in copied.items():
-            state[key].copy_(tensor.to(state[key].dtype))
+            target_state[key].copy_(tensor.to(target_state[key].dtype))
     base_keys = [f"model.{i}.{s}" for i, (_, tensors) in enumerate(base) for s in tensors]
     fresh = tuple(j for j, (_, tensors) in enumerate(variant)
                   if tensors and not any(f"model.{j}.{s}" in copied for s in tensors))
-    source_state, target_state = source.state_dict(), target.state_dict()
-    stock = sum(1 for k, t in source_state.items() if k in target_state and target_state[k].shape == t.shape)
+    stock = sum(1 for k, t in source.state_dict().items() if k in target_state and target_state[k].shape == t.shape)
     classes = (source.yaml.get("nc"), target.yaml.get("nc")) if hasattr(source, "yaml") and hasattr(target, "yaml") \
         else None
     return TransferReport(len(copied), len(target_state), len(base_keys), tuple(pairs),
