@@ -340,7 +340,7 @@ def test_bad_input_gives_one_line_and_exit_code_2(capsys, tmp_path, tiny_data):
     code, _, err = run_cli(capsys, "variant", "yolo11n", "--module", "transformer", "-o", str(tmp_path / "x.yaml"))
     assert_usage_error(code, err, r"unknown module 'transformer'; choose one of MQA, ACmix, MLLA, iRMB")
     code, _, err = run_cli(capsys, "variant", "yolov8n", "--module", "mqa", "--where", "psa")
-    assert_usage_error(code, err, r"no C2PSA layer")
+    assert_usage_error(code, err, r"no C2PSA or PSA layer")
     code, _, err = run_cli(capsys, "info", "yolo11q")
     assert_usage_error(code, err, r"unknown model 'yolo11q'\. Did you mean: .*yolo11n")
     code, _, err = run_cli(capsys, "bench", "yolov8n.pt")

@@ -37,9 +37,14 @@ def test_all_takes_every_rule_the_base_has_and_says_what_it_skipped():
     assert plan.rules == ("csp", "sppf", "head")
     assert [(m, w) for m, w, _, _ in plan.variants] == [
         ("iRMB", "csp"), ("MLLA", "csp"), ("iRMB", "sppf"), ("MLLA", "sppf"), ("iRMB", "head"), ("MLLA", "head")]
-    assert len(plan.skipped) == 1 and plan.skipped[0].startswith("placement psa skipped: ") and "no C2PSA" in plan.skipped[0]
+    # one line per rule of another family, each naming the family it is for
+    assert [line.split(":")[0] for line in plan.skipped] == [
+        "placement psa skipped", "placement a2c2f skipped", "placement aifi skipped"]
+    assert "no C2PSA or PSA" in plan.skipped[0] and "YOLO12" in plan.skipped[1] and "RT-DETR" in plan.skipped[2]
     eleven = plan_variants(CompareSettings(base="yolo11n", modules=("MLLA",), where="all"))
-    assert eleven.rules == ("csp", "psa", "sppf", "head") and not eleven.skipped
+    assert eleven.rules == ("csp", "psa", "sppf", "head") and len(eleven.skipped) == 2
+    twelve = plan_variants(CompareSettings(base="yolo12n", modules=("MLLA",), where="all"))
+    assert twelve.rules == ("a2c2f", "head")
 
 
 def test_inapplicable_rules_are_skipped_in_lists_and_refused_alone():

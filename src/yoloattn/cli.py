@@ -237,12 +237,20 @@ def cmd_zoo(args: argparse.Namespace) -> int:
 
     plan = {name: (base, module, rule) for base, module, rule, name in zoo.planned()}
     width = max(len(n) for n in zoo.names())
+    families: dict[str, list[str]] = {}
     for name in zoo.names():
-        base, module, rule = plan.get(name, ("?", "?", "?"))
-        print(f"  {name:<{width}}  {base.split('/')[-1]} + {module} ({rule} placement)")
+        base = plan.get(name, ("?",))[0]
+        families.setdefault(zoo.family_of(base) if base != "?" else "other", []).append(name)
+    order = [zoo.family_of(base) for base in zoo.PLACEMENTS]
+    for family in sorted(families, key=lambda f: order.index(f) if f in order else len(order)):
+        print(f"{family}:")
+        for name in families[family]:
+            base, module, rule = plan.get(name, ("?", "?", "?"))
+            print(f"  {name:<{width}}  {base.split('/')[-1]} + {module} ({rule} placement)")
     print(f"\n{len(zoo.names())} files, named <base>-<module>-<rule> as `yoloattn variant` and `compare` name "
-          "them. YOLOv8/YOLO11 files take a scale letter in the name: yolo11n-mlla-psa.yaml, yolov8s-irmb-csp.yaml. "
-          "The former names (yolov8-*-c2f, yolo11-*-c3k2, yolov9*-*-elan, yolov9t-*-sppelan) still work as aliases.")
+          "them. YOLOv8/YOLO11/YOLO26/YOLO12 files take a scale letter in the name: yolo26n-mlla-psa.yaml, "
+          "yolov8s-irmb-csp.yaml. RT-DETR files are built with RTDETR(...), not YOLO(...). The former names "
+          "(yolov8-*-c2f, yolo11-*-c3k2, yolov9*-*-elan, yolov9t-*-sppelan) still work as aliases.")
     return 0
 
 

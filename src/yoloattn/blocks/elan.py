@@ -4,7 +4,7 @@ Ultralytics' ``RepNCSPELAN4(c1, c2, c3, c4, n)``: cv1 (1x1, c1 -> c3) split in t
 cv2 = [RepCSP(c3/2 -> c4, n), Conv3x3(c4)]; cv3 = [RepCSP(c4 -> c4, n), Conv3x3(c4)];
 cv4 = 1x1 over cat(y0, y1, cv2(y1), cv3(cv2(y1))) -> c2. Only c2 is width-scaled by parse_model.
 
-- ``RepNCSPELAN4_M(c1, c2, c3, c4, n=1, attn=None)``: the 3x3 Conv after RepCSP in cv2 and cv3
+- ``RepNCSPELAN4_M(c1, c2, c3, c4, n=1, *, options=None)``: the 3x3 Conv after RepCSP in cv2 and cv3
   becomes a residual unit of M (``units.py``).
 - ``MMQARepNCSPELAN4(c1, c2, c3, c4, n=1)``: exactly the YOLOv9 tutorial: both of those 3x3 Convs
   are *replaced* by a bare Mobile MQA ``(c4, num_heads=8, key_dim=48, value_dim=48, strides 1)``
@@ -33,8 +33,8 @@ def _init_elan(block: nn.Module, c1: int, c2: int, c3: int, c4: int, n: int, mak
 
 
 def elan_family(module: str, bases: tuple = (), home: str = __name__) -> type:
-    def __init__(self, c1: int, c2: int, c3: int, c4: int, n: int = 1, attn: dict | None = None):
-        _init_elan(self, c1, c2, c3, c4, n, lambda c: unit(module, c, True, attn))
+    def __init__(self, c1: int, c2: int, c3: int, c4: int, n: int = 1, *, options: dict | None = None):
+        _init_elan(self, c1, c2, c3, c4, n, lambda c: unit(module, c, True, options))
 
     name = f"RepNCSPELAN4_{module}"
     cls = type(name, (*bases, RepNCSPELAN4), {

@@ -1,9 +1,9 @@
 """Every YOLO block of one attention module, from its table row: the YAML names a module gets.
 
-``FAMILIES`` declares the block families (``C2f_M``, ``C3k2_M``, ``C2PSA_M``, ``RepNCSPELAN4_M``):
-factory, Ultralytics channel contract and summary. ``block_classes(spec)`` returns
-``{yaml_name: class}`` for a module: the fixed classes of ``csp.py`` / ``elan.py`` for a built-in,
-classes made now for timm's and plug-in modules.
+``FAMILIES`` declares the block families (``C2f_M``, ``C3k2_M``, ``C2PSA_M``, ``PSA_M``,
+``A2C2f_M``, ``RepNCSPELAN4_M``): factory, Ultralytics channel contract and summary.
+``block_classes(spec)`` returns ``{yaml_name: class}`` for a module: the fixed classes of ``csp.py`` /
+``psa.py`` / ``a2c2f.py`` / ``elan.py`` for a built-in, classes made now for timm's and plug-in modules.
 
 Classes made at run time are not attributes of any module, so they pickle through
 :func:`rebuild_block` (``(origin, yaml_name, file)``): loading a checkpoint imports the module's origin
@@ -18,17 +18,23 @@ import importlib
 import sys
 
 from .. import modules
+from . import a2c2f, csp, elan, psa
+from .a2c2f import a2c2f_family
 from .csp import c2f_family, c2psa_family, c3k2_family
 from .elan import elan_family
+from .psa import psa_family
 from .units import AttentionLayer
 
 #: family -> (factory, Ultralytics channel contract (see integration/registry.py), summary)
 FAMILIES = {
     "C2f": (c2f_family, "csp", "YOLOv8 C2f, Bottlenecks -> {m} units"),
-    "C3k2": (c3k2_family, "c3k2", "YOLO11 C3k2, inner blocks -> {m} units"),
-    "C2PSA": (c2psa_family, "csp", "YOLO11 C2PSA, PSA attention -> {m} (FFN and residuals stay)"),
+    "C3k2": (c3k2_family, "c3k2", "YOLO11/YOLO26 C3k2, inner blocks -> {m} units"),
+    "C2PSA": (c2psa_family, "csp", "YOLO11/YOLO26 C2PSA, PSA attention -> {m} (FFN and residuals stay)"),
+    "PSA": (psa_family, "layer", "YOLOv10 PSA, attention -> {m} (FFN and residuals stay)"),
+    "A2C2f": (a2c2f_family, "a2c2f", "YOLO12 A2C2f, area attention -> {m} (MLPs, residuals, gamma stay)"),
     "RepNCSPELAN4": (elan_family, "layer", "YOLOv9 RepNCSPELAN4, post-RepCSP 3x3 convs -> {m} units"),
 }
+_BUILT_IN_HOMES = (csp, psa, a2c2f, elan)  # where the built-in modules' blocks live (their pickle paths)
 
 
 class Rebuilt:
@@ -69,12 +75,12 @@ def rebuild_block(origin: str, yaml_name: str, file: str = ""):
 
 
 def block_classes(spec: modules.AttentionModule) -> dict[str, type]:
-    """``{yaml_name: class}``: the four block families and the standalone layer of one module."""
+    """``{yaml_name: class}``: the block families and the standalone layer of one module."""
     if spec.source == "built-in":
-        from . import csp, elan
-
-        found = {f"{family}_{spec.name}": getattr(csp, f"{family}_{spec.name}", None)
-                 or getattr(elan, f"{family}_{spec.name}") for family in FAMILIES}
+        found = {}
+        for family in FAMILIES:
+            name = f"{family}_{spec.name}"
+            found[name] = next(getattr(home, name) for home in _BUILT_IN_HOMES if hasattr(home, name))
         found[spec.name] = modules.resolve(spec.layer or spec.target, spec)
         return found
     origin = spec.origin if spec.source == "plug-in" else "yoloattn"

@@ -2,14 +2,14 @@
 
 A *unit* maps (B, c, H, W) -> (B, c, H, W) and owns its residual: it is what replaces a
 ``Bottleneck`` inside C2f / C3k2 / RepNCSPELAN4. ``psa_block`` builds what replaces a ``PSABlock``
-inside C2PSA: the module's attention (without a residual of its own) in place of PSABlock's
-``Attention``, with PSABlock's residuals and FFN kept.
+inside C2PSA and YOLOv10's PSA (and an ``ABlock`` inside YOLO12's A2C2f): the module's attention
+(without a residual of its own) in place of the block's attention, with its residuals and FFN kept.
 
 The builders of the four built-ins are named in their table rows (``modules.py``); any other module
 (timm's, the user's) gets the generic ``AttentionUnit`` / ``PSAMixerBlock`` / ``AttentionLayer``.
 
 Default hyper-parameters are chosen from the width so that nano models (hidden widths 8..128)
-build and stay cheap; every one can be overridden through the block's ``attn`` dict.
+build and stay cheap; every one can be overridden through the block's ``options`` dict.
 
 - MQA: 4 query heads, key/value width clamp(c/2, 16, 64) (MobileNetV4-medium uses 4 heads of 64 at
   C=160..256). The unit is MobileNetV4's MobileAttention block (BN -> MQA -> residual) without its
@@ -78,29 +78,40 @@ class ACmixBottleneck(nn.Module):
 
 
 class PSAMixerBlock(PSABlock):
-    """Ultralytics' PSABlock (x + attn(x), then x + ffn(x)) with an attention module as ``attn``."""
+    """Ultralytics' PSABlock (x + attn(x), then x + ffn(x)) with an attention module as ``attn``.
 
-    def __init__(self, attn: nn.Module, c: int):
+    The FFN is ``Conv(c, c * mlp_ratio, 1) -> Conv(c * mlp_ratio, c, 1, act=False)``: PSABlock's is 2x,
+    YOLO12's ABlock takes the A2C2f row's ``mlp_ratio``.
+    """
+
+    def __init__(self, attn: nn.Module, c: int, mlp_ratio: float = 2.0):
         nn.Module.__init__(self)
         self.attn = attn
-        self.ffn = nn.Sequential(Conv(c, c * 2, 1), Conv(c * 2, c, 1, act=False))
+        hidden = int(c * mlp_ratio)
+        self.ffn = nn.Sequential(Conv(c, hidden, 1), Conv(hidden, c, 1, act=False))
         self.add = True
 
 
-def psa_block(module: str, c: int, attn: dict | None = None) -> nn.Module:
-    """What replaces a PSABlock: the module's attention inside PSABlock's residuals and FFN.
+def psa_block(module: str, c: int, options: dict | None = None, mlp_ratio: float = 2.0) -> nn.Module:
+    """What replaces a PSABlock (or YOLO12's ABlock): the module's attention inside the block's
+    residuals and FFN, (B, c, H, W) -> (B, c, H, W).
 
     The table's ``psa`` builder when the module has one (MLLA's block already is "attention + FFN,
-    each with a residual", so it replaces the PSABlock whole, as community C2PSA_MLLA does), else
-    ``PSAMixerBlock(M(c))``.
+    each with a residual", so it replaces the PSABlock whole, as community C2PSA_MLLA does, and keeps
+    its own MLP), else ``PSAMixerBlock(M(c))``. ``mlp_ratio`` is the host's FFN width (PSABlock 2.0,
+    ABlock the A2C2f row's); a builder's ``PSAMixerBlock`` gets that FFN too.
     """
     spec = modules.get(module)
-    if spec.psa is not None:
-        return modules.resolve(spec.psa, spec)(c, **dict(attn or {}))
-    return PSAMixerBlock(build_attention(spec, c, c, **dict(attn or {})), c)
+    if spec.psa is None:
+        return PSAMixerBlock(build_attention(spec, c, c, **dict(options or {})), c, mlp_ratio)
+    block = modules.resolve(spec.psa, spec)(c, **dict(options or {}))
+    if isinstance(block, PSAMixerBlock) and mlp_ratio != 2.0:
+        hidden = int(c * mlp_ratio)
+        block.ffn = nn.Sequential(Conv(c, hidden, 1), Conv(hidden, c, 1, act=False))
+    return block
 
 
-def unit(module: str, c: int, shortcut: bool = True, attn: dict | None = None) -> nn.Module:
+def unit(module: str, c: int, shortcut: bool = True, options: dict | None = None) -> nn.Module:
     """The residual unit of `module` at width c, (B, c, H, W) -> (B, c, H, W) (replaces a Bottleneck).
 
     The table's ``unit``: a builder, ``"bottleneck"`` (``AttentionBottleneck``) or ``"residual"``
@@ -108,10 +119,10 @@ def unit(module: str, c: int, shortcut: bool = True, attn: dict | None = None) -
     """
     spec = modules.get(module)
     if spec.unit == "residual":
-        return AttentionUnit(build_attention(spec, c, c, **dict(attn or {})), shortcut)
+        return AttentionUnit(build_attention(spec, c, c, **dict(options or {})), shortcut)
     if spec.unit == "bottleneck":
-        return AttentionBottleneck(build_attention(spec, c, c, **dict(attn or {})), c, shortcut)
-    return modules.resolve(spec.unit, spec)(c, shortcut, **dict(attn or {}))
+        return AttentionBottleneck(build_attention(spec, c, c, **dict(options or {})), c, shortcut)
+    return modules.resolve(spec.unit, spec)(c, shortcut, **dict(options or {}))
 
 
 def build_attention(spec: modules.AttentionModule, c1: int, c2: int | None = None, *args, **options) -> nn.Module:

@@ -129,9 +129,10 @@ def model_file(resolved: str | Path) -> Path:
 
 
 def default_placement(d: dict) -> str:
-    """The compare default: YOLO11-style models (with C2PSA) get ``psa``, others (v8, v9) ``csp``."""
-    rows = d["backbone"] + d["head"]
-    return "psa" if any(row[2] == "C2PSA" for row in rows) else "csp"
+    """The compare default: the base's own attention block where it has one (``zoo.variants.default_rule``)."""
+    from ..zoo.variants import default_rule
+
+    return default_rule(d)
 
 
 def imgsz_error(imgsz: int, stride: int) -> str | None:

@@ -25,17 +25,19 @@ import re
 import torch.nn as nn
 from ultralytics.nn import tasks
 from ultralytics.nn.modules import C2f, C3k2, Conv
-from ultralytics.nn.modules.block import C3k
+from ultralytics.nn.modules.block import A2C2f, C3k
 
 from ..errors import YoloattnError
 from .patching import unwrap, wrap
 from .registry import REGISTRY, Entry, UnknownModuleError, unknown_name_message
 
-_PLACEHOLDER = {"layer": "Conv", "csp": "C2f", "c3k2": "C3k2"}
+_PLACEHOLDER = {"layer": "Conv", "csp": "C2f", "c3k2": "C3k2", "a2c2f": "A2C2f"}
 # Placeholder arguments after c2: 8.3's parser writes ``args[3] = True`` (c3k) at scales m/l/x, which
-# needs the c3k slot to exist; 8.4 assigns a slice and accepts either.
-_PLACEHOLDER_EXTRA = {"layer": [], "csp": [], "c3k2": [False]}
-_TAKES_N = {"layer": False, "csp": True, "c3k2": True}  # contracts whose 3rd argument is the repeat count
+# needs the c3k slot to exist; 8.4 assigns a slice and accepts either. The A2C2f placeholder has
+# area attention (a2=True, area=1) so that its ``gamma`` shows whether the parser appended the l/x
+# arguments (residual=True, mlp_ratio=1.2).
+_PLACEHOLDER_EXTRA = {"layer": [], "csp": [], "c3k2": [False], "a2c2f": [True, 1]}
+_TAKES_N = {"layer": False, "csp": True, "c3k2": True, "a2c2f": True}  # 3rd argument is the repeat count
 
 
 def install() -> None:
@@ -148,9 +150,11 @@ def _build_real(placeholder: nn.Module, entry: Entry, yaml_args: list, d: dict):
         blocks = [entry.cls(c1, c2, *rest, **options)] + [entry.cls(c2, c2, *rest, **options) for _ in convs[1:]]
         return nn.Sequential(*blocks), shown
 
-    assert isinstance(placeholder, C2f), placeholder  # C3k2 is a C2f subclass
+    assert isinstance(placeholder, (C2f, A2C2f)), placeholder  # C3k2 is a C2f subclass
     c1, c2, n = placeholder.cv1.conv.in_channels, placeholder.cv2.conv.out_channels, len(placeholder.m)
     args = [c1, c2, n, *rest]
+    if entry.contract == "a2c2f" and placeholder.gamma is not None:
+        args.extend((True, 1.2))  # the parser's l/x rule, applied to the real row as to a stock one
     if entry.contract == "c3k2" and isinstance(placeholder.m[0], C3k):
         if len(args) > 3:
             args[3] = True  # the parser forced c3k=True for scales m/l/x; mirror it
@@ -162,11 +166,13 @@ def _build_real(placeholder: nn.Module, entry: Entry, yaml_args: list, d: dict):
 def _options(cls: type, mapping: dict) -> dict:
     """Keyword arguments from a row's trailing flow mapping.
 
-    Blocks that take an ``attn`` dict (C2f_*, C3k2_*, C2PSA_*, RepNCSPELAN4_*) get the mapping as
-    that dict, wherever the positional arguments before it stop: ``[1024, {compat: tf}]``. Other
-    modules get it as keyword arguments: ``[256, {kv_stride: 2}]``.
+    Blocks that take an ``options`` dict (C2f_*, C3k2_*, C2PSA_*, PSA_*, A2C2f_*, RepNCSPELAN4_*)
+    get the mapping as that dict, wherever the positional arguments before it stop:
+    ``[1024, {compat: tf}]``. Other modules get it as keyword arguments: ``[256, {kv_stride: 2}]``.
     """
-    return {"attn": mapping} if "attn" in inspect.signature(cls).parameters else dict(mapping)
+    param = inspect.signature(cls).parameters.get("options")
+    takes_dict = param is not None and param.kind is not inspect.Parameter.VAR_KEYWORD  # not a layer's **options
+    return {"options": mapping} if takes_dict else dict(mapping)
 
 
 def _resolve(arg, d: dict):

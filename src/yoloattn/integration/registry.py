@@ -7,6 +7,8 @@ stock channel bookkeeping:
 - ``csp``:   ``(c1, c2, n, *args)`` like ``C2f``: additionally n is depth-scaled and inserted.
 - ``c3k2``:  like ``csp`` but also the ``C3k2`` rules: forces ``c3k=True`` at scales m/l/x and makes
   the Detect head non-legacy (YOLO11 head), exactly as a stock ``C3k2`` row does.
+- ``a2c2f``: like ``csp`` but also the ``A2C2f`` rules: appends ``residual=True, mlp_ratio=1.2`` at
+  scales l/x and makes the Detect head non-legacy, exactly as a stock ``A2C2f`` row does.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 
 from ..errors import YoloattnError
 
-CONTRACTS = ("layer", "csp", "c3k2")
+CONTRACTS = ("layer", "csp", "c3k2", "a2c2f")
 
 
 class UnknownModuleError(YoloattnError):

@@ -4,17 +4,26 @@
 
 - ``csp``     the backbone CSP block at stride 32 (C2f / C3k2 / RepNCSPELAN4) becomes its ``*_M``
               version; ``csp@16,32`` picks other strides.
-- ``psa``     YOLO11's C2PSA becomes ``C2PSA_M``.
+- ``psa``     the PSA attention block: YOLO11's and YOLO26's C2PSA becomes ``C2PSA_M``, YOLOv10's PSA
+              ``PSA_M`` (the attention replaced, the FFN and residuals kept).
+- ``a2c2f``   YOLO12: every A2C2f with area attention (``a2=True``) becomes ``A2C2f_M`` (M in place of
+              each ABlock's area attention; the R-ELAN skeleton, MLPs and residual scaling kept);
+              ``a2c2f@32`` keeps only the blocks at those strides.
+- ``aifi``    RT-DETR: the AIFI transformer encoder layer on P5 becomes a standalone M layer with
+              AIFI's channel contract (2-D map in, same channels out).
 - ``sppf``    a standalone M layer right after SPPF / SPPELAN; every later reference to SPPF's output
               now reads the attended map.
-- ``head``    a standalone M layer on each neck output feeding Detect (the neck's own flow is
-              unchanged; only Detect reads the attended maps).
+- ``head``    a standalone M layer on each neck output feeding the head (Detect, Segment, Pose, OBB,
+              v10Detect, RTDETRDecoder; the neck's own flow is unchanged, only the head reads the
+              attended maps).
 - ``mmqa``    YOLOv9 only: every backbone RepNCSPELAN4 becomes ``MMQARepNCSPELAN4`` (the tutorial).
 
-All ``from`` indices that shift are fixed. A module whose table row says it is quadratic in the map
-size gets its ``dense_map_options`` at stride <= 16 (Mobile MQA: kv_stride 2, as MobileNetV4 does at
-stride 16), and the ``head`` rule keeps it off the stride-8 map. Any module of the table works,
-timm's and plug-ins included (``yoloattn.modules``).
+Every stock argument of a rewritten row stays in its place (C3k2's order is the installed
+Ultralytics', with 8.4's ``attn``); the module's options follow as a trailing flow mapping, which
+the bridge passes by keyword. All ``from`` indices that shift are fixed. A module whose table row
+says it is quadratic in the map size gets its ``dense_map_options`` at stride <= 16 (Mobile MQA:
+kv_stride 2, as MobileNetV4 does at stride 16), and the ``head`` rule keeps it off the stride-8 map.
+Any module of the table works, timm's and plug-ins included (``yoloattn.modules``).
 """
 
 from __future__ import annotations
@@ -25,8 +34,11 @@ from .. import modules
 from ..errors import YoloattnError
 from .naming import IMPLIED_MODULE
 
-RULES = ("csp", "psa", "sppf", "head", "mmqa")
-_CSP = {"C2f": "C2f", "C3k2": "C3k2", "RepNCSPELAN4": "RepNCSPELAN4"}
+RULES = ("csp", "psa", "a2c2f", "aifi", "sppf", "head", "mmqa")
+# Rules that take ``@strides``, and the strides they pick without (None: every stride).
+STRIDED_RULES = {"csp": frozenset({32}), "a2c2f": None}
+_CSP = {"C2f", "C3k2", "RepNCSPELAN4"}
+_PSA = {"C2PSA", "PSA"}
 _DOWNSAMPLERS = {"ADown", "AConv", "SCDown"}
 _SPP = {"SPPF", "SPPELAN"}
 
@@ -36,6 +48,12 @@ class VariantError(YoloattnError):
 
 
 def make_variant(base: dict, module: str, where: str) -> dict:
+    """A copy of the model dict ``base`` with ``module`` placed by the rule ``where`` (see the module doc).
+
+    Raises:
+        VariantError: an unknown module or rule, bad strides, or a rule that finds nothing to rewrite
+            in this base (the message names what it looked for).
+    """
     module = _canonical_module(module)
     rule, strides = parse_rule(where)
     d = copy.deepcopy(base)
@@ -43,19 +61,33 @@ def make_variant(base: dict, module: str, where: str) -> dict:
     n_backbone = len(d["backbone"])
     row_strides = layer_strides(rows)
 
+    def at(i: int) -> bool:
+        return strides is None or row_strides[i] in strides
+
     if rule == "csp":
-        hits = [i for i in range(n_backbone) if rows[i][2] in _CSP and row_strides[i] in strides]
+        hits = [i for i in range(n_backbone) if rows[i][2] in _CSP and at(i)]
         _require(hits, f"no backbone C2f/C3k2/RepNCSPELAN4 at stride {sorted(strides)}", where)
         for i in hits:
-            rows[i][2] = f"{rows[i][2]}_{module}"
-            attn = _attn_args(module, row_strides[i])
-            if attn:
-                rows[i][3] = _with_attn(rows[i][2], rows[i][3], attn)
+            _rewrite(rows[i], f"{rows[i][2]}_{module}", _attn_args(module, row_strides[i]))
     elif rule == "psa":
-        hits = [i for i, r in enumerate(rows) if r[2] == "C2PSA"]
-        _require(hits, "no C2PSA layer (the psa rule is for YOLO11-style models)", where)
+        hits = [i for i, r in enumerate(rows) if r[2] in _PSA]
+        _require(hits, "no C2PSA or PSA layer (the psa rule is for YOLO11, YOLO26 and YOLOv10 models)", where)
         for i in hits:
-            rows[i][2] = f"C2PSA_{module}"
+            _rewrite(rows[i], f"{rows[i][2]}_{module}", None)
+    elif rule == "a2c2f":
+        hits = [i for i, r in enumerate(rows) if r[2] == "A2C2f" and _has_area_attention(r[3]) and at(i)]
+        scope = "" if strides is None else f" at stride {sorted(strides)}"
+        _require(hits, f"no A2C2f with area attention (a2=True){scope} (the a2c2f rule is for YOLO12 models)", where)
+        for i in hits:
+            _rewrite(rows[i], f"A2C2f_{module}", _attn_args(module, row_strides[i]))
+    elif rule == "aifi":
+        hits = [i for i, r in enumerate(rows) if r[2] == "AIFI"]
+        _require(hits, "no AIFI layer (the aifi rule is for RT-DETR models)", where)
+        for i in hits:
+            f = rows[i][0]
+            src = i - 1 if f == -1 else f
+            # AIFI keeps its input's channels: the M row asks for the width of the row it reads
+            rows[i] = [f, 1, module, _layer_args(module, rows[src][3][0], row_strides[i])]
     elif rule == "mmqa":
         if module != IMPLIED_MODULE["mmqa"]:
             raise VariantError(f"the mmqa placement is the YOLOv9 MQA tutorial: use module {IMPLIED_MODULE['mmqa']}")
@@ -86,8 +118,46 @@ def make_variant(base: dict, module: str, where: str) -> dict:
     return d
 
 
+def applicable_rules(base: dict) -> tuple[str, ...]:
+    """The rules of :data:`RULES` (at their default strides) that find something to rewrite in ``base``."""
+    found = []
+    for rule in RULES:
+        module = IMPLIED_MODULE.get(rule, "MQA")
+        try:
+            make_variant(base, module, rule)
+        except VariantError:
+            continue
+        found.append(rule)
+    return tuple(found)
+
+
+def default_rule(base: dict) -> str:
+    """The placement a base gets when none is asked for: its own attention block where it has one
+    (RT-DETR's AIFI, YOLO12's area attention, the PSA block of YOLO11/YOLO26/YOLOv10), else ``csp``."""
+    rows = base["backbone"] + base["head"]
+    names = {row[2] for row in rows}
+    if "AIFI" in names:
+        return "aifi"
+    if any(row[2] == "A2C2f" and _has_area_attention(row[3]) for row in rows):
+        return "a2c2f"
+    if names & _PSA:
+        return "psa"
+    return "csp"
+
+
+def _has_area_attention(args: list) -> bool:
+    return len(args) < 2 or bool(args[1])  # A2C2f(c2, a2=True, ...)
+
+
+def _rewrite(row: list, name: str, options: dict | None) -> None:
+    """Rename a row's module and append the module's options; the stock arguments stay where they are."""
+    row[2] = name
+    if options:
+        row[3] = [*row[3], options]
+
+
 def layer_strides(rows: list) -> list[int]:
-    """Output stride of every row, following Conv strides, downsamplers, upsamples and Concat."""
+    """Output stride of every row, following Conv strides, downsamplers, stems, upsamples and Concat."""
     strides: list[int] = []
     for f, _, m, args in rows:
         first = f[0] if isinstance(f, list) else f
@@ -96,6 +166,10 @@ def layer_strides(rows: list) -> list[int]:
             s *= 2
         elif m in _DOWNSAMPLERS:
             s *= 2
+        elif m == "HGStem":  # RT-DETR's stem: two stride-2 stages
+            s *= 4
+        elif m == "ResNetLayer":  # [c1, c2, s, is_first, n]: the first layer is the 7x7/2 conv + 3x3/2 max pool
+            s *= 4 if len(args) > 3 and args[3] else int(args[2]) if len(args) > 2 else 1
         elif m == "nn.Upsample":
             s //= int(args[1])
         strides.append(max(s, 1))
@@ -109,18 +183,21 @@ def _canonical_module(module: str) -> str:
         raise VariantError(str(error)) from None
 
 
-def parse_rule(where: str) -> tuple[str, set[int]]:
-    """``"csp@16,32"`` -> ``("csp", {16, 32})``; VariantError for an unknown rule or bad strides."""
+def parse_rule(where: str) -> tuple[str, frozenset[int] | None]:
+    """``"csp@16,32"`` -> ``("csp", {16, 32})``; a rule's default strides without ``@`` (None: every
+    stride, see :data:`STRIDED_RULES`). VariantError for an unknown rule or bad strides."""
     rule, _, stride_text = where.partition("@")
     if rule not in RULES:
-        raise VariantError(f"unknown placement {where!r}; choose one of {', '.join(RULES)} (csp takes @16,32)")
-    if stride_text and rule != "csp":
-        raise VariantError(f"only the csp placement takes strides, got {where!r}")
+        raise VariantError(f"unknown placement {where!r}; choose one of {', '.join(RULES)} (csp and a2c2f take "
+                           "strides: csp@16,32)")
+    if stride_text and rule not in STRIDED_RULES:
+        raise VariantError(f"only the {' and '.join(STRIDED_RULES)} placements take strides, got {where!r}")
+    if not stride_text:
+        return rule, STRIDED_RULES.get(rule, None)
     try:
-        strides = {int(s) for s in stride_text.split(",")} if stride_text else {32}
+        return rule, frozenset(int(s) for s in stride_text.split(","))
     except ValueError:
         raise VariantError(f"strides must be integers like csp@16,32, got {where!r}") from None
-    return rule, strides
 
 
 def _require(hits: list, problem: str, where: str) -> None:
@@ -135,19 +212,6 @@ def _attn_args(module: str, stride: int) -> dict | None:
 def _layer_args(module: str, c2, stride: int) -> list:
     attn = _attn_args(module, stride)
     return [c2, attn] if attn else [c2]  # a trailing flow mapping: the layer's keyword options
-
-
-# Each family's YAML arguments after c2, up to the ``attn`` dict that follows them (see blocks/).
-_DEFAULTS_AFTER_C2 = {
-    "C2f": [False, 1, 0.5],  # shortcut, g, e
-    "C3k2": [False, 0.5, 1, True],  # c3k, e, g, shortcut
-    "RepNCSPELAN4": [None, None, 1],  # c3, c4, n (c3 and c4 are always given)
-}
-
-
-def _with_attn(block: str, args: list, attn: dict) -> list:
-    defaults = _DEFAULTS_AFTER_C2[block.rsplit("_", 1)[0]]
-    return list(args) + defaults[len(args) - 1 :] + [attn]
 
 
 def _insert_after(rows: list, s: int, new_row: list) -> list:
