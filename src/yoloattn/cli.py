@@ -482,7 +482,7 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 _MANAGED_BY_COMPARE = {"data", "pretrained", "freeze", "epochs", "imgsz", "seed", "device", "project", "name", "exist_ok", "resume",
-                       "model", "mode", "task"}
+                       "model", "mode", "task", "nms"}
 
 
 def _compare_settings(args: argparse.Namespace):
@@ -499,7 +499,7 @@ def _compare_settings(args: argparse.Namespace):
     settings = DEMO if data == "embedded" and preset == "demo" else CompareSettings(data=data, preset=preset)
     chosen = {k: getattr(args, k) for k in ("base", "where", "epochs", "seeds", "imgsz", "jobs", "out", "device",
                                            "latency_threads", "allow_skipped", "threads_per_run", "val_every",
-                                           "weights", "freeze")
+                                           "weights", "freeze", "nms")
               if getattr(args, k, None) is not None}
     if args.modules is not None:
         chosen["modules"] = args.modules
@@ -508,7 +508,7 @@ def _compare_settings(args: argparse.Namespace):
         managed = sorted(set(recipe) & _MANAGED_BY_COMPARE)
         if managed:
             raise CLIError(f"--set cannot change {', '.join(managed)}: compare sets them itself "
-                           "(use --epochs, --imgsz, --seeds, --device, --data, --weights, --freeze, --out)")
+                           "(use --epochs, --imgsz, --seeds, --device, --data, --weights, --freeze, --nms, --out)")
         chosen["recipe"] = {**settings.recipe, **recipe}
     if args.data_opt:
         if data != "embedded":
@@ -558,12 +558,8 @@ _EPILOGS = {
           yoloattn info runs/detect/train/weights/best.pt
         """,
     "variant": """
-        Placement rules (--where; default: psa for YOLO11-style bases, csp otherwise):
-          csp   the backbone CSP block at stride 32 becomes its *_M version (csp@16,32: other strides)
-          psa   YOLO11's C2PSA becomes C2PSA_M
-          sppf  an M layer right after SPPF/SPPELAN
-          head  an M layer on each neck output feeding Detect
-          mmqa  YOLOv9 only, MQA only: every backbone RepNCSPELAN4 becomes MMQARepNCSPELAN4
+        Placement rules (--where; default: the base's own attention block, else csp):
+        {rules}
 
         examples:
           yoloattn variant yolo11n --module mlla --where psa -o yolo11n-mlla-psa.yaml
@@ -655,6 +651,10 @@ def _subparser(sub, name: str, help_text: str, handler, plugins: bool = True) ->
 
     epilog = textwrap.dedent(_EPILOGS[name]).strip().replace("{recipe}", describe(HYPERPARAMETERS))
     epilog = epilog.replace("{compare_recipe}", describe(RECIPE))
+    if "{rules}" in epilog:
+        from .zoo.variants import RULE_HELP
+
+        epilog = epilog.replace("{rules}", "\n".join(f"  {rule:<5} {text}" for rule, text in RULE_HELP.items()))
     parser = sub.add_parser(name, help=help_text, description=help_text, epilog=epilog,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.set_defaults(handler=handler, plugin=None)
@@ -666,7 +666,7 @@ def _subparser(sub, name: str, help_text: str, handler, plugins: bool = True) ->
 
 
 _COMPARE_ONLY = ("data", "preset", "base", "modules", "where", "epochs", "seeds", "imgsz", "device",
-                 "latency_threads", "set", "data_opt", "val_every", "weights", "freeze")
+                 "latency_threads", "set", "data_opt", "val_every", "weights", "freeze", "nms")
 
 
 def _add_compare_options(p: argparse.ArgumentParser, demo: bool = False) -> None:
@@ -678,7 +678,8 @@ def _add_compare_options(p: argparse.ArgumentParser, demo: bool = False) -> None
         p.add_argument("--base", help="base model: yolo11n, yolov8n.yaml, a zoo name or a YAML path")
         p.add_argument("--modules", help="'all' or a comma list, e.g. mlla,irmb")
         p.add_argument("--where", help="placement rule(s): one, a comma list (csp,psa,head; csp@16,32 is one rule) "
-                       "or 'all' (every rule the base has); default: psa for YOLO11-style bases, csp otherwise")
+                       "or 'all' (every rule the base has); default: the base's own attention block (psa for "
+                       "YOLO11/YOLO26/YOLOv10, a2c2f for YOLO12, aifi for RT-DETR), csp otherwise")
         p.add_argument("--epochs", type=POSITIVE, help="training epochs of every run")
         p.add_argument("--seeds", type=POSITIVE, help="number of seeds: 0 .. N-1")
         p.add_argument("--imgsz", type=POSITIVE, help="training and latency image size, a multiple of the "
@@ -695,6 +696,9 @@ def _add_compare_options(p: argparse.ArgumentParser, demo: bool = False) -> None
         p.add_argument("--freeze", type=NON_NEGATIVE, metavar="N",
                        help="freeze the first N layers of the base and the same layers of every variant (their "
                             "indices shift when a layer is inserted; Ultralytics' freeze=N would not follow)")
+        p.add_argument("--nms", action="store_true", default=None,
+                       help="end-to-end models (YOLO26, YOLOv10): evaluate and time the one-to-many head with NMS "
+                            "instead of the default NMS-free end-to-end head (Ultralytics' nms=False)")
         p.add_argument("--val-every", type=NON_NEGATIVE, metavar="K",
                        help="also validate every K epochs, for the per-epoch mAP curves (default 0: after the "
                             "last epoch only)")

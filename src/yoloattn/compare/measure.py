@@ -34,6 +34,7 @@ class ModelSpec:
     module: str  # "" for the baseline
     where: str  # "" for the baseline
     yaml_path: Path
+    end_to_end: bool = False  # the head has a one-to-one NMS-free branch (YOLO26, YOLOv10): integration/heads.py
 
 
 def format_duration(seconds: float) -> str:
@@ -51,22 +52,25 @@ def progress_line(step: str, eta_s: float | None) -> str:
     return f"{head} ..." + ("" if eta_s is None else f" ETA {format_duration(eta_s)}")
 
 
-def _cost_fields(spec: ModelSpec, imgsz: int, nc: int, threads: int) -> dict:
+def _cost_fields(spec: ModelSpec, imgsz: int, nc: int, threads: int, nms: bool) -> dict:
     from ..plugins import plugin_key_fields
 
     text = spec.yaml_path.read_text()
+    head = {"nms": nms} if spec.end_to_end else {}  # which head is timed
     return {"yaml": text, "imgsz": imgsz, "nc": nc, "threads": threads, "versions": versions(),
-            "cost code": cost_code_hash(), **plugin_key_fields(text)}
+            "cost code": cost_code_hash(), **head, **plugin_key_fields(text)}
 
 
 def measure_all(specs: list[ModelSpec], imgsz: int, nc: int, threads: int, out_dir: Path,
-                progress: Callable[[str], None] | None = None) -> dict[str, dict]:
+                progress: Callable[[str], None] | None = None, nms: bool = False) -> dict[str, dict]:
     """{label: {"params", "gflops", "latency_p50_ms", "latency_p90_ms", "latency_ort_p50_ms", ...}}; uncached models are timed together.
 
     ``progress`` (e.g. ``print``) gets a plan line, a ``progress_line`` per model and per timed round, and
-    the time it took, only when something is measured.
+    the time it took, only when something is measured. A model with an end-to-end head (YOLO26,
+    YOLOv10) is counted and timed with that head (the NMS-free one-to-one branch, what the comparison
+    evaluates), or with ``nms`` its one-to-many head (NMS itself is not timed).
     """
-    keys = {spec.label: digest(_cost_fields(spec, imgsz, nc, threads))[:10] for spec in specs}
+    keys = {spec.label: digest(_cost_fields(spec, imgsz, nc, threads, nms))[:10] for spec in specs}
     caches = {spec.label: out_dir / f"{spec.label}-{keys[spec.label]}.json" for spec in specs}
     costs = {label: json.loads(path.read_text()) for label, path in caches.items() if path.is_file()}
     todo = [spec for spec in specs if spec.label not in costs]
@@ -78,7 +82,7 @@ def measure_all(specs: list[ModelSpec], imgsz: int, nc: int, threads: int, out_d
             f"export, then {WARMUP} warm-up + {ITERS} timed passes each with torch and ONNX Runtime "
             f"({threads} thread(s))")
         started = time.monotonic()
-        measured = _measure(todo, imgsz, nc, threads, lambda step, eta_s: say(progress_line(step, eta_s)))
+        measured = _measure(todo, imgsz, nc, threads, lambda step, eta_s: say(progress_line(step, eta_s)), nms)
         say(f"measured costs in {format_duration(time.monotonic() - started)}")
         for label, cost in measured.items():
             write_json_atomic(caches[label], cost)
@@ -87,18 +91,19 @@ def measure_all(specs: list[ModelSpec], imgsz: int, nc: int, threads: int, out_d
 
 
 def _measure(specs: list[ModelSpec], imgsz: int, nc: int, threads: int,
-             progress: Callable[[str, float | None], None] | None = None) -> dict[str, dict]:
+             progress: Callable[[str, float | None], None] | None = None, nms: bool = False) -> dict[str, dict]:
     import torch
-    from ultralytics.nn.tasks import DetectionModel, yaml_model_load
+    from ultralytics.nn.tasks import yaml_model_load
 
     from .. import bench
+    from ..integration.heads import build_model
 
     models = {}
     for spec in specs:
         torch.manual_seed(0)
         cfg = yaml_model_load(spec.yaml_path)  # reads the scale from the file name
         cfg["nc"] = nc  # the trained model's head, set here to skip Ultralytics' "overriding nc" message
-        models[spec.label] = DetectionModel(cfg, verbose=False)
+        models[spec.label] = build_model(cfg, end_to_end=not nms)
     peak = bench.matmul_peak_gflops("cpu", threads=threads)
     timed = bench.benchmark_many(models, imgsz, 1, bench.BACKENDS, "cpu", threads, WARMUP, ITERS, matmul_peak=peak,
                                  progress=progress)

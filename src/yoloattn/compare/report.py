@@ -230,6 +230,14 @@ def _skipped_line(data_report) -> str:
     return line
 
 
+def _head_line(s) -> str:
+    if s.nms:
+        return ("head: the one-to-many branch with NMS (--nms), for evaluation and latency (NMS itself is not "
+                "timed); these models also have an end-to-end head")
+    return ("head: the end-to-end one-to-one branch, NMS-free (Ultralytics' nms=False), for evaluation and latency "
+            "(--nms would use the one-to-many branch with NMS)")
+
+
 def _sections(context: dict) -> list[tuple[str, str]]:
     """(title, plain text) pairs shared by the Markdown and HTML reports."""
     s = context["settings"]
@@ -243,6 +251,7 @@ def _sections(context: dict) -> list[tuple[str, str]]:
         *([f"started from {s.weights} (the baseline whole, each variant through yoloattn.transfer_weights)"
            + (f"; the first {s.freeze} base layers frozen, and their aligned twins in every variant" if s.freeze
               else "")] if s.weights else []),
+        *([_head_line(s)] if context.get("end_to_end") else []),
         "validation on the evaluation split: after the last epoch" + (
             "" if not s.val_every else ", and after every epoch for the curves" if s.val_every == 1 else
             f", and every {s.val_every} epochs for the curves"),

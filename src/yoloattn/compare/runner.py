@@ -50,6 +50,7 @@ from ..errors import YoloattnError
 from ..integration.wiring import report_wiring
 from ..offline import offline_env
 from . import plots, report, stats
+from ..integration.heads import build_model, is_end_to_end, task_of, wrapper
 from .measure import ModelSpec, format_duration, measure_all
 from .models import default_placement, imgsz_error, load_model_dict, model_file, resolve_model, variant_stem
 from .records import RecordError, RunResult, WorkerSpec
@@ -239,11 +240,9 @@ def check_imgsz(settings: CompareSettings, base_yaml: str | Path) -> CompareSett
 
     Raises CompareError naming the value, the stride and the nearest valid sizes.
     """
-    from ultralytics.nn.tasks import DetectionModel
-
     preset_imgsz = _embedded_config(settings).imgsz[1] if settings.data == "embedded" else None
     settings = settings.resolved(preset_imgsz=preset_imgsz)
-    stride = int(DetectionModel(str(base_yaml), verbose=False).stride.max())
+    stride = int(build_model(base_yaml).stride.max())
     message = imgsz_error(settings.imgsz, stride)
     if message:
         raise CompareError(f"--imgsz {message}")
@@ -311,6 +310,11 @@ def plan_variants(settings: CompareSettings) -> VariantPlan:
     from .. import zoo
 
     base, _, stem = load_model_dict(settings.base)
+    task = task_of(base)
+    if task != "detect":
+        raise CompareError(f"--base {settings.base} is a {task} model, but compare trains and evaluates detection "
+                           f"(the embedded dataset and YOLO box labels have no {_TASK_LABELS.get(task, task)}): use "
+                           "the detection model of the family (e.g. yolo26n, yolo11n)")
     where = parse_where(settings.where)
     rules = _all_rules() if where == ("all",) else where or (default_placement(base),)
     for rule in rules:
@@ -333,6 +337,9 @@ def plan_variants(settings: CompareSettings) -> VariantPlan:
                                + "; ".join(lines))
     used = tuple(dict.fromkeys(rule for _, rule, _, _ in variants))
     return VariantPlan(base, stem, used, tuple(variants), tuple(lines))
+
+
+_TASK_LABELS = {"segment": "masks", "pose": "keypoints", "obb": "rotated boxes", "classify": "boxes to classify"}
 
 
 def _skip_lines(skipped: dict[str, dict[str, str]], n_modules: int) -> list[str]:
@@ -360,12 +367,12 @@ def plan_models(settings: CompareSettings, out: Path, plan: VariantPlan | None =
     source = model_file(resolve_model(settings.base))
     _write_if_changed(base_yaml, f"# {source} (verbatim copy; the scale comes from this file's name)\n"
                       + source.read_text())
-    specs = [ModelSpec(plan.stem, "", "", base_yaml)]
+    specs = [ModelSpec(plan.stem, "", "", base_yaml, is_end_to_end(plan.base))]
     for module, where, label, variant in plan.variants:
         path = models_dir / f"{label}.yaml"
         _write_if_changed(path, zoo.render(variant, f"{plan.stem} + {module} ({where} placement), "
                                                     "for yoloattn compare"))
-        specs.append(ModelSpec(label, module, where, path))
+        specs.append(ModelSpec(label, module, where, path, is_end_to_end(variant)))
     return specs, plan.where
 
 
@@ -389,7 +396,7 @@ def plan_runs(settings: CompareSettings, models: list[ModelSpec], data: Prepared
                 "model_file": spec.yaml_path.name,  # carries the scale letter
                 "data": data.fingerprint,
                 "eval_split": data.eval_split,
-                "train_args": {**settings.train_args(seed), **frozen.get(spec.label, {})},
+                "train_args": {**settings.train_args(seed, spec.end_to_end), **frozen.get(spec.label, {})},
                 "threads_per_run": settings.threads_per_run,  # a thread count changes the numbers (settings.py)
                 "val_every": settings.val_every,
                 "weights_sha256": weights_hash,  # the checkpoint's content, not only its path
@@ -405,12 +412,10 @@ def frozen_layers(models: list[ModelSpec], n: int, nc: int) -> dict[str, dict]:
     """{label: {"freeze": [...]}}: the first ``n`` layers of the base (models[0]) and, in each variant, what
     the transfer aligns with them (``transfer.frozen_in_variant``), so an inserted layer shifts nothing and
     the new attention stays trainable."""
-    from ultralytics.nn.tasks import DetectionModel
-
     from ..integration.transfer import frozen_in_variant
 
     def build(spec: ModelSpec):
-        return DetectionModel(str(spec.yaml_path), nc=nc, verbose=False)
+        return build_model(spec.yaml_path, nc=nc)
 
     base = build(models[0])
     frozen = {models[0].label: {"freeze": list(range(n))}}
@@ -560,7 +565,8 @@ def _start(run: RunSpec, data: PreparedData, settings: CompareSettings) -> subpr
     run.run_dir.mkdir(parents=True)
     spec = WorkerSpec(key=run.key, model=run.model.label, seed=run.seed, model_yaml=str(run.model.yaml_path),
                       data_yaml=str(data.run_yaml), run_dir=str(run.run_dir), threads=settings.threads_per_run,
-                      train_args={**settings.train_args(run.seed), **{k: list(v) for k, v in run.extra_args}},
+                      train_args={**settings.train_args(run.seed, run.model.end_to_end),
+                                  **{k: list(v) for k, v in run.extra_args}},
                       val_every=settings.val_every)
     spec_path = run.run_dir / "spec.json"
     spec.write(spec_path)
@@ -640,7 +646,8 @@ def _measure_models(models: list[ModelSpec], settings: CompareSettings, data: Pr
                     say: Callable[[str], None]) -> dict[str, dict]:
     from ..bench import param_basis
 
-    costs = measure_all(models, settings.imgsz, data.nc, settings.latency_threads, out / "measure", progress=say)
+    costs = measure_all(models, settings.imgsz, data.nc, settings.latency_threads, out / "measure", progress=say,
+                        nms=settings.nms)
     for label, c in costs.items():
         say(f"cost     {label}: {c['params'] / 1e6:.3f} M params ({param_basis(True, data.nc)}), "
             f"{c['gflops']:.3f} GFLOPs, {c['latency_p50_ms']:.1f} ms torch, {c['latency_ort_p50_ms']:.1f} ms ORT "
@@ -687,14 +694,12 @@ def _heatmaps(models: list[ModelSpec], rows: list[dict], data: PreparedData, set
     if base.label not in weights or not variants:
         return None
     try:
-        from ultralytics import YOLO
-
         def layers(spec: ModelSpec) -> list:
             d = yaml.safe_load(spec.yaml_path.read_text())
             return [*d["backbone"], *d["head"]]
 
         def load(label: str):
-            return YOLO(weights[label]).model.float().eval()
+            return wrapper(weights[label]).model.float().eval()
 
         base_rows, base_model = layers(base), load(base.label)
         columns, seen = [], set()
@@ -787,6 +792,7 @@ def run_compare(settings: CompareSettings, command: str = "", stream: TextIO | N
         "title": f"{baseline} + attention modules on {_data_label(settings, data)}",
         "settings": settings, "summary": outcome.summary, "rows": rows, "data_yaml": data.data_yaml,
         "eval_split": data.eval_split, "where": where, "data_report": data.report,
+        "end_to_end": models[0].end_to_end,
         "matmul_peak": costs[baseline]["matmul_peak_gflops_s"], "versions": versions(), "machine": _machine(),
         "command": command or "yoloattn compare ...", "nc": data.nc, "problems": outcome.problems,
         "summary_notes": [*report.power_lines(outcome.summary, target_delta),

@@ -39,7 +39,7 @@ class CompareSettings:
     data_seed: int = 0
     base: str = "yolo11n"
     modules: tuple[str, ...] = field(default_factory=builtin_names)  # the built-in modules
-    # placement rules: None (psa for YOLO11-style bases, csp otherwise), one rule, a list ("csp,psa" or
+    # placement rules: None (the base's own attention block, zoo.variants.default_rule), one rule, a list ("csp,psa" or
     # ("csp", "psa")) or "all"; every module is placed by every rule, against one baseline
     where: str | tuple[str, ...] | None = None
     epochs: int = 10
@@ -53,6 +53,9 @@ class CompareSettings:
     weights: str | None = None  # a base checkpoint every run starts from (None: from scratch); see transfer.py
     freeze: int | None = None  # freeze the first N layers of the base, and the same (aligned) layers of each variant
     latency_threads: int = 1  # torch / ONNX Runtime threads for the batch-1 latency
+    # End-to-end heads (YOLO26, YOLOv10): False evaluates and times the one-to-one NMS-free head
+    # (Ultralytics' nms=False), True the one-to-many head with NMS. No effect on other models.
+    nms: bool = False
     out: str = "runs/compare"
     allow_skipped: bool = False  # go on when Ultralytics would skip images of a user dataset (not in run keys)
 
@@ -61,10 +64,14 @@ class CompareSettings:
         imgsz = self.imgsz or (preset_imgsz if self.data == "embedded" and preset_imgsz else 640)
         return dataclasses.replace(self, imgsz=imgsz, threads_per_run=self.threads_per_run or default_threads_per_run())
 
-    def train_args(self, seed: int) -> dict:
+    def train_args(self, seed: int, end_to_end: bool = False) -> dict:
+        """Ultralytics' training arguments of a run; ``end_to_end``: the model has an end-to-end head
+        (``integration.heads.is_end_to_end``), whose NMS mode is then fixed by ``nms``."""
         args = {**self.recipe, "epochs": self.epochs, "imgsz": self.imgsz, "seed": seed, "device": self.device}
         if self.weights:  # the baseline loads it whole, a variant through yoloattn.transfer_weights
             args["pretrained"] = str(Path(self.weights).expanduser().resolve())
+        if end_to_end and not self.nms:
+            args["nms"] = False  # validation (and predict) use the one-to-one head, never NMS
         return args
 
 

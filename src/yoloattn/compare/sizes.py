@@ -162,13 +162,14 @@ def split_images(data_yaml: str | Path, split: str) -> list[str]:
 
 
 def evaluate_sizes(weights, data_yaml: str | Path, split: str, imgsz: int, device: str = "cpu",
-                   batch: int = 16) -> SizeAP:
+                   batch: int = 16, nms: bool | None = None) -> SizeAP:
     """Per-size COCO AP of a detector on ``split`` ("val", "test", ...) of a YOLO ``data.yaml``.
 
     ``weights``: a checkpoint path, or an already loaded ``ultralytics.YOLO`` (e.g. ``YOLO("yolov8n.yaml")``).
     The YAML is resolved by yoloattn's own rules (``data.resolve``, nothing downloaded or written outside a
     temporary folder); images are the split's, each listed once, in Ultralytics' order, labels found with
-    Ultralytics' ``img2label_paths``; ``imgsz`` is the inference size in pixels.
+    Ultralytics' ``img2label_paths``; ``imgsz`` is the inference size in pixels; ``nms`` is Ultralytics'
+    argument (False: an end-to-end model's NMS-free head; None: its default).
 
     Raises:
         YoloattnError: the YAML has no such split, the model's class count differs from the dataset's, or a
@@ -187,6 +188,7 @@ def evaluate_sizes(weights, data_yaml: str | Path, split: str, imgsz: int, devic
     dets = []
     for start in range(0, len(paths), CHUNK):
         results = model.predict(source=paths[start:start + CHUNK], imgsz=imgsz, conf=0.001, iou=0.7, max_det=300,
-                                device=device, batch=batch, verbose=False, stream=True)
+                                device=device, batch=batch, verbose=False, stream=True,
+                                **({} if nms is None else {"nms": nms}))
         dets += detections(results, image_ids)
     return size_ap(gt, dets)

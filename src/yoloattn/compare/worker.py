@@ -4,7 +4,8 @@ The spec (``records.WorkerSpec``, written by the runner into the run's folder) n
 the run's data.yaml, the Ultralytics arguments and the torch thread count, which is set before
 anything runs and again wherever Ultralytics resets it, so a run's numbers do not depend on how many
 runs share the machine. The worker trains with
-``yoloattn.DetectionTrainer``, reports progress into ``progress.json`` from Ultralytics callbacks
+yoloattn's trainer for the model (``DetectionTrainer``; ``RTDETRTrainer`` and the ``RTDETR`` wrapper for
+RT-DETR, ``integration/heads.py``), reports progress into ``progress.json`` from Ultralytics callbacks
 (epoch, batch, phase), and, only when everything succeeded, writes ``result.json`` by
 write-temp-then-rename: its presence is what marks the run finished. Ultralytics' runs, datasets and
 weights folders are pinned to the comparison's output folder (``integration/locations.py``).
@@ -117,9 +118,8 @@ def run(spec_path: Path) -> None:
 
     torch.set_num_threads(spec.threads)  # before the model is built: every op runs on the same thread count
 
-    import yoloattn  # the runner passed the offline environment (yoloattn.offline) to this process
-    from ultralytics import YOLO
-
+    import yoloattn  # noqa: F401  (the runner passed the offline environment (yoloattn.offline) to this process)
+    from yoloattn.integration.heads import model_dict, trainer_for, wrapper
     from yoloattn.integration.locations import pin_output_dirs
 
     from .sizes import evaluate_sizes
@@ -128,17 +128,18 @@ def run(spec_path: Path) -> None:
 
     progress = Progress(run_dir / "progress.json", spec.threads)
     validation = Validation(spec.val_every)
-    model = YOLO(spec.model_yaml)
+    model = wrapper(spec.model_yaml)  # RTDETR(...) for RT-DETR, else YOLO(...)
     for event, callback in {**progress.callbacks(), "on_fit_epoch_end": validation.on_fit_epoch_end}.items():
         model.add_callback(event, callback)
     args = {"verbose": False, **spec.train_args, "data": spec.data_yaml, "project": str(run_dir),
             "name": "train", "exist_ok": True}
     started = time.perf_counter()
-    metrics = model.train(trainer=yoloattn.DetectionTrainer, **args)
+    metrics = model.train(trainer=trainer_for(model_dict(spec.model_yaml)), **args)
     train_s = time.perf_counter() - started
     progress.mark("sizes")
     weights = run_dir / "train" / "weights" / "last.pt"
-    sizes = evaluate_sizes(weights, spec.data_yaml, "val", spec.train_args["imgsz"], device=spec.train_args["device"])
+    sizes = evaluate_sizes(wrapper(weights), spec.data_yaml, "val", spec.train_args["imgsz"],
+                           device=spec.train_args["device"], nms=spec.train_args.get("nms"))
     result = RunResult(
         key=spec.key, model=spec.model, seed=spec.seed,
         map50=float(metrics.box.map50), map50_95=float(metrics.box.map),

@@ -10,7 +10,7 @@ from .catalog import register_all
 from .names import install as _install_names
 from .parse import install as _install_parser
 from .registry import REGISTRY, UnknownModuleError
-from .trainer import DetectionTrainer, ray_runtime_env
+from .trainer import DetectionTrainer, RTDETRTrainer, ray_runtime_env
 
 _installed = False
 

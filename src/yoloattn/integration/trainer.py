@@ -12,18 +12,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ultralytics.models.rtdetr.train import RTDETRTrainer as _UltralyticsRTDETRTrainer
 from ultralytics.models.yolo.detect import DetectionTrainer as _UltralyticsDetectionTrainer
 
 
-class DetectionTrainer(_UltralyticsDetectionTrainer):
-    """Ultralytics' DetectionTrainer, importable from yoloattn so spawned workers import yoloattn, and
-    loading pretrained weights into a changed architecture by structure rather than by layer index.
-
-    Pass it to every training call: ``YOLO(cfg).train(trainer=yoloattn.DetectionTrainer, ...)``. With
-    ``pretrained=PATH`` (or a ``.pt`` model) whose layers differ from the model's, the weights go through
-    :func:`yoloattn.transfer_weights` instead of Ultralytics' index-keyed load, and the report is logged
-    and kept in ``trainer.transfer_report``; the same architecture loads exactly as in Ultralytics.
-    """
+class _StructuralLoad:
+    """``get_model`` that loads pretrained weights into a changed architecture by structure (see below)."""
 
     transfer_report = None
 
@@ -45,6 +39,22 @@ class DetectionTrainer(_UltralyticsDetectionTrainer):
         self.transfer_report = transfer_weights(model, weights)
         LOGGER.info(f"yoloattn: {self.transfer_report}")
         return model
+
+
+class DetectionTrainer(_StructuralLoad, _UltralyticsDetectionTrainer):
+    """Ultralytics' DetectionTrainer, importable from yoloattn so spawned workers import yoloattn, and
+    loading pretrained weights into a changed architecture by structure rather than by layer index.
+
+    Pass it to every training call: ``YOLO(cfg).train(trainer=yoloattn.DetectionTrainer, ...)``. With
+    ``pretrained=PATH`` (or a ``.pt`` model) whose layers differ from the model's, the weights go through
+    :func:`yoloattn.transfer_weights` instead of Ultralytics' index-keyed load, and the report is logged
+    and kept in ``trainer.transfer_report``; the same architecture loads exactly as in Ultralytics.
+    """
+
+
+class RTDETRTrainer(_StructuralLoad, _UltralyticsRTDETRTrainer):
+    """Ultralytics' RTDETRTrainer with what :class:`DetectionTrainer` adds, for RT-DETR models:
+    ``RTDETR(cfg).train(trainer=yoloattn.RTDETRTrainer, ...)``."""
 
 
 def ray_runtime_env(extra: dict | None = None) -> dict:

@@ -50,11 +50,6 @@ def family_of(base: str) -> str:
     return FAMILY_TITLES.get(folder, folder)
 
 
-def is_rtdetr(d: dict) -> bool:
-    """Whether a model dict has RT-DETR's decoder head (built with ``RTDETR(...)``, not ``YOLO(...)``)."""
-    return (d["backbone"] + d["head"])[-1][2] == "RTDETRDecoder"
-
-
 def aliases() -> dict[str, str]:
     """Former bundled file name -> its current name (``yolov8-mlla-c2f.yaml`` -> ``yolov8-mlla-csp.yaml``).
 
@@ -190,5 +185,5 @@ def generate(out_dir: Path = YAML_DIR) -> list[Path]:
 
 
 __all__ = ["RULES", "VariantError", "parse_rule", "aliases", "canonical_name", "family_of", "generate", "is_bundled",
-           "is_rtdetr", "layer_strides", "load_base", "make_variant", "names", "path", "planned", "render",
+           "layer_strides", "load_base", "make_variant", "names", "path", "planned", "render",
            "stock_models_dir", "variant_stem"]

@@ -35,6 +35,16 @@ from ..errors import YoloattnError
 from .naming import IMPLIED_MODULE
 
 RULES = ("csp", "psa", "a2c2f", "aifi", "sppf", "head", "mmqa")
+# One line per rule for `yoloattn variant --help` (the module docstring has the details).
+RULE_HELP = {
+    "csp": "the backbone CSP block at stride 32 becomes its *_M version (csp@16,32: other strides)",
+    "psa": "YOLO11/YOLO26 C2PSA becomes C2PSA_M, YOLOv10 PSA becomes PSA_M (attention replaced, FFN kept)",
+    "a2c2f": "YOLO12: every A2C2f with area attention becomes A2C2f_M (a2c2f@32: only those strides)",
+    "aifi": "RT-DETR: the AIFI encoder layer on P5 becomes an M layer (same channels)",
+    "sppf": "an M layer right after SPPF/SPPELAN",
+    "head": "an M layer on each neck output feeding the head (Detect, Segment, Pose, OBB, RTDETRDecoder)",
+    "mmqa": "YOLOv9 only, MQA only: every backbone RepNCSPELAN4 becomes MMQARepNCSPELAN4",
+}
 # Rules that take ``@strides``, and the strides they pick without (None: every stride).
 STRIDED_RULES = {"csp": frozenset({32}), "a2c2f": None}
 _CSP = {"C2f", "C3k2", "RepNCSPELAN4"}

@@ -1,0 +1,89 @@
+"""What a model YAML's head decides: its task, its model class, trainer and wrapper, its NMS mode.
+
+Ultralytics picks these from the head row: ``guess_model_task`` for the task; RT-DETR's
+``RTDETRDecoder`` needs ``RTDETRDetectionModel``, ``RTDETRTrainer`` and the ``RTDETR`` wrapper
+(``YOLO(...)`` would build it as a plain ``DetectionModel`` whose loss cannot train it); and
+YOLO26 (``end2end: True``) and YOLOv10 (``v10Detect``) carry an end-to-end one-to-one head next to
+the one-to-many head, chosen at inference by Ultralytics' ``nms`` argument (``nms=False``: the
+NMS-free head; ``None``: one-to-many outputs through NMS). Everything here reads a model dict (an
+Ultralytics YAML as loaded) or a built model, so callers never test class names themselves.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+END_TO_END_HEADS = {"v10Detect"}  # heads that are end-to-end whatever the YAML's end2end key says
+
+
+def _rows(d: dict) -> list:
+    return [*d["backbone"], *d["head"]]
+
+
+def head_name(d: dict) -> str:
+    """The module name of the last row: ``Detect``, ``Segment``, ``v10Detect``, ``RTDETRDecoder``, ..."""
+    return str(_rows(d)[-1][2])
+
+
+def task_of(d: dict) -> str:
+    """Ultralytics' task of a model dict: ``detect``, ``segment``, ``pose``, ``obb`` or ``classify``."""
+    from ultralytics.nn.tasks import guess_model_task
+
+    if is_rtdetr(d):  # guess_model_task knows the RT-DETR model class, not its YAML head
+        return "detect"
+    return guess_model_task(d)
+
+
+def is_rtdetr(d: dict) -> bool:
+    """Whether the model is RT-DETR (``RTDETRDecoder`` head): built by ``RTDETR(...)``, trained by ``RTDETRTrainer``."""
+    return head_name(d) == "RTDETRDecoder"
+
+
+def is_end_to_end(d: dict) -> bool:
+    """Whether the head has an end-to-end (one-to-one, NMS-free) branch: YOLO26 (``end2end: True``), YOLOv10."""
+    return head_name(d) in END_TO_END_HEADS or bool(d.get("end2end"))
+
+
+def model_dict(cfg) -> dict:
+    """A model dict from a dict, a YAML path (the scale read from its name, as Ultralytics does) or a built model."""
+    if isinstance(cfg, dict):
+        return cfg
+    if hasattr(cfg, "yaml"):
+        return cfg.yaml
+    from ultralytics.nn.tasks import yaml_model_load
+
+    return yaml_model_load(str(cfg))
+
+
+def build_model(cfg, nc: int | None = None, verbose: bool = False, end_to_end: bool | None = None):
+    """The Ultralytics model of ``cfg`` (dict or YAML path) with the right class for its head.
+
+    ``end_to_end``: for a model with an end-to-end head, select that head (True) or the one-to-many head
+    (False) for inference; None leaves Ultralytics' default.
+    """
+    from ultralytics.nn.tasks import DetectionModel, RTDETRDetectionModel
+
+    d = model_dict(cfg)
+    cls = RTDETRDetectionModel if is_rtdetr(d) else DetectionModel
+    model = cls(cfg if isinstance(cfg, dict) else str(cfg), nc=nc, verbose=verbose)
+    if end_to_end is not None and is_end_to_end(d):
+        model.end2end = end_to_end
+    return model
+
+
+def wrapper(source):
+    """``YOLO(source)`` or, for an RT-DETR YAML or checkpoint, ``RTDETR(source)`` (its predictor and trainer)."""
+    from ultralytics import RTDETR, YOLO
+    from ultralytics.nn.tasks import RTDETRDetectionModel
+
+    if isinstance(source, (str, Path)) and str(source).endswith((".yaml", ".yml")):
+        return RTDETR(str(source)) if is_rtdetr(model_dict(source)) else YOLO(str(source))
+    model = YOLO(str(source))
+    return RTDETR(str(source)) if isinstance(model.model, RTDETRDetectionModel) else model
+
+
+def trainer_for(d: dict) -> type:
+    """yoloattn's trainer class for a model dict: ``RTDETRTrainer`` for RT-DETR, else ``DetectionTrainer``."""
+    from .trainer import DetectionTrainer, RTDETRTrainer
+
+    return RTDETRTrainer if is_rtdetr(d) else DetectionTrainer
