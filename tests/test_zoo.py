@@ -277,13 +277,16 @@ def test_scale_letter_selects_scale():
 @pytest.mark.skipif(not ultralytics.__version__.startswith("8.4."),
                     reason="Ultralytics 8.3's get_flops scales a small proxy input linearly, overcounting attention")
 @pytest.mark.parametrize("name", ["yolo11n-mlla-psa.yaml", "yolov8n-acmix-head.yaml", "yolov8n-irmb-csp.yaml",
-                                  "yolo11n-mqa-psa.yaml", "yolov9t-mqa-csp.yaml"])
+                                  "yolo11n-mqa-psa.yaml", "yolov9t-mqa-csp.yaml", "yolo26n-mqa-psa.yaml",
+                                  "yolo26n-acmix-csp.yaml", "yolo26n-mlla-sppf.yaml", "yolo26n-irmb-head.yaml",
+                                  "yolo12n-mqa-a2c2f.yaml", "yolo12n-mlla-head.yaml", "yolov10n-acmix-psa.yaml",
+                                  "rtdetr-l-irmb-aifi.yaml"])
 def test_ultralytics_gflops_agree_with_the_full_count(name):
     # What `model.info()` prints (thop) against yoloattn's count, which includes the fused attention
     # kernels and ACmix's window attention (checked against hand formulas in test_flops.py).
     from yoloattn import bench
 
-    net = YOLO(zoo.path(name)).model.eval()
+    net = build(name).model.eval()
     assert get_flops(net, 640) == pytest.approx(bench.count_gflops(net, 640), rel=0.05)
 
 
