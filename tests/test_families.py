@@ -325,3 +325,32 @@ def test_compare_refuses_other_tasks_in_one_line(tmp_path, capsys, base, task):
     assert main([*TINY, "--base", base, "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"--base {base} is a {task} model" in err[0] and "detection" in err[0]
+
+
+def test_cli_trains_validates_and_exports_an_rtdetr_variant(tmp_path, capsys, monkeypatch):
+    from yoloattn.cli import main
+    from yoloattn.data import generate
+
+    monkeypatch.chdir(tmp_path)
+    data = generate("tiny", out=tmp_path / "d")
+    assert main(["train", "rtdetr-l-mlla-aifi", f"data={data}", "epochs=1", "imgsz=64", "batch=4", "workers=0",
+                 "plots=False", f"project={tmp_path}", "name=t"]) == 0
+    best = tmp_path / "t" / "weights" / "best.pt"
+    ckpt = torch.load(best, weights_only=False)
+    assert type(ckpt["model"]).__name__ == "RTDETRDetectionModel"
+    assert type(ckpt["model"].model[11]).__name__ == "MLLABlock"
+    assert main(["val", str(best), f"data={data}", "imgsz=64", "batch=4", "plots=False", f"project={tmp_path}",
+                 "name=v"]) == 0
+    assert main(["export", str(best), "imgsz=64"]) == 0 and (tmp_path / "t" / "weights" / "best.onnx").is_file()
+
+
+def test_zoo_command_groups_the_files_by_family(capsys):
+    from yoloattn.cli import main
+
+    assert main(["zoo"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    headers = [line for line in lines if line.endswith(":") and not line.startswith(" ")]
+    assert headers == ["YOLOv8:", "YOLO11:", "YOLO26:", "YOLO12:", "YOLOv10:", "YOLOv9:", "RT-DETR:"]
+    section = lines[lines.index("YOLO12:") + 1:lines.index("YOLOv10:")]
+    assert len(section) == 8 and all("yolo12-" in line and "yolo12.yaml + " in line for line in section)
+    assert any(line.strip().startswith("rtdetr-l-mlla-aifi.yaml") for line in lines[lines.index("RT-DETR:"):])

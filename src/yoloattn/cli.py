@@ -166,20 +166,20 @@ def _cpu_defaults(args: dict) -> dict:
 
 
 def _load_torch_model(name: str, nc: int | None = None):
-    """A DetectionModel for a YAML name/path (random init) or a local checkpoint."""
+    """The Ultralytics model (DetectionModel, RTDETRDetectionModel, ...) of a YAML name/path (random init) or
+    a local checkpoint."""
     from .compare.models import resolve_model
+    from .integration.heads import build_model, wrapper
 
     path = resolve_model(name)
     if path.endswith(".pt"):
-        from ultralytics import YOLO
-
-        return YOLO(path).model.float()
-    from ultralytics.nn.tasks import DetectionModel, yaml_model_load
+        return wrapper(path).model.float()
+    from ultralytics.nn.tasks import yaml_model_load
 
     cfg = yaml_model_load(path)
     if nc:
         cfg["nc"] = nc
-    return DetectionModel(cfg, verbose=False)
+    return build_model(cfg)
 
 
 def _check_imgsz(imgsz, models: dict, option: str = "--imgsz ") -> None:
@@ -374,10 +374,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    import yoloattn
-    from ultralytics import YOLO
-
     from .compare.models import resolve_model
+    from .integration.heads import build_model, trainer_for, wrapper
 
     from .recipe import HYPERPARAMETERS
 
@@ -388,7 +386,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     model = None
     if "data" not in overrides and overrides.get("resume") and str(args.model).endswith(".pt"):
         # Ultralytics resumes with the dataset recorded in the checkpoint; check that one
-        model = YOLO(resolve_model(args.model))
+        model = wrapper(resolve_model(args.model))
         recorded = _checkpoint_data(model)
         if not recorded or not os.path.isfile(recorded):
             raise CLIError(f"{args.model} records no readable dataset ({recorded or 'none'}); "
@@ -398,7 +396,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise CLIError("train needs data=PATH/data.yaml (or data=embedded for the built-in dataset)")
     overrides["data"] = _resolve_data(overrides["data"], "train", args.allow_skipped, ("train", "val"),
                                       bool(overrides.get("single_cls")))
-    model = model or YOLO(resolve_model(args.model))
+    model = model or wrapper(resolve_model(args.model))  # RTDETR(...) for RT-DETR
     _check_imgsz(overrides.get("imgsz"), {args.model: model.model}, option="imgsz=")
     pretrained = overrides.get("pretrained")
     if isinstance(pretrained, str) and not overrides.get("resume"):
@@ -407,31 +405,28 @@ def cmd_train(args: argparse.Namespace) -> int:
         weights = load_weights_model(pretrained)  # a missing or foreign file fails here, in one line
         if args.dry_run:  # what training will transfer, into the model as it builds it: the dataset's classes
             import yaml
-            from ultralytics.nn.tasks import DetectionModel
 
             with open(overrides["data"]) as f:
                 nc = len(yaml.safe_load(f)["names"])
-            print(f"pretrained {pretrained}: "
-                  f"{transfer_weights(DetectionModel(model.model.yaml, nc=nc, verbose=False), weights)}")
+            print(f"pretrained {pretrained}: {transfer_weights(build_model(model.model.yaml, nc=nc), weights)}")
     if args.dry_run:
         print(f"dry run: {args.model} builds, the dataset and every option are checked; nothing was trained. "
               f"Training would run with {overrides}")
         return 0
-    model.train(trainer=yoloattn.DetectionTrainer, **overrides)
+    model.train(trainer=trainer_for(model.model.yaml), **overrides)
     print(f"results and weights: {model.trainer.save_dir}")
     return 0
 
 
 def cmd_val(args: argparse.Namespace) -> int:
-    from ultralytics import YOLO
-
     from .compare.models import resolve_model
+    from .integration.heads import wrapper
 
     _yoloattn_only(args.overrides)
     overrides = _cpu_defaults(_ultralytics_args(args.overrides))
     if "data" not in overrides and not args.model.endswith(".pt"):
         raise CLIError("val of a model definition needs data=PATH/data.yaml (or data=embedded)")
-    model = YOLO(resolve_model(args.model))
+    model = wrapper(resolve_model(args.model))
     _check_imgsz(overrides.get("imgsz"), {args.model: model.model}, option="imgsz=")
     data = overrides.get("data") or _checkpoint_data(model)
     if "data" in overrides or (data and os.path.isfile(data)):
@@ -446,9 +441,8 @@ def cmd_val(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ultralytics import YOLO
-
     from .compare.models import resolve_model
+    from .integration.heads import wrapper
 
     overrides = _ultralytics_args(args.overrides)
     overrides.setdefault("format", "onnx")
@@ -461,7 +455,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         # A zoo or stock name goes to Ultralytics as typed (yoloattn's name lookup finds it), so the
         # exported file keeps that name, a former zoo name included: ./yolov8n-mqa-c2f.onnx.
         resolved = bare.name if bare.suffix else f"{bare.name}.yaml"
-    model = YOLO(resolved)
+    model = wrapper(resolved)
     _check_imgsz(overrides.get("imgsz"), {args.model: model.model}, option="imgsz=")
     path = model.export(**overrides)
     print(f"exported: {Path(path).resolve() if path else path}")
