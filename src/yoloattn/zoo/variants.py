@@ -78,7 +78,7 @@ def make_variant(base: dict, module: str, where: str) -> dict:
         hits = [i for i in range(n_backbone) if rows[i][2] in _CSP and at(i)]
         _require(hits, f"no backbone C2f/C3k2/RepNCSPELAN4 at stride {sorted(strides)}", where)
         for i in hits:
-            _rewrite(rows[i], f"{rows[i][2]}_{module}", _attn_args(module, row_strides[i]))
+            _rewrite(rows[i], f"{rows[i][2]}_{module}", _options_at(module, row_strides[i]))
     elif rule == "psa":
         hits = [i for i, r in enumerate(rows) if r[2] in _PSA]
         _require(hits, "no C2PSA or PSA layer (the psa rule is for YOLO11, YOLO26 and YOLOv10 models)", where)
@@ -89,7 +89,7 @@ def make_variant(base: dict, module: str, where: str) -> dict:
         scope = "" if strides is None else f" at stride {sorted(strides)}"
         _require(hits, f"no A2C2f with area attention (a2=True){scope} (the a2c2f rule is for YOLO12 models)", where)
         for i in hits:
-            _rewrite(rows[i], f"A2C2f_{module}", _attn_args(module, row_strides[i]))
+            _rewrite(rows[i], f"A2C2f_{module}", _options_at(module, row_strides[i]))
     elif rule == "aifi":
         hits = [i for i, r in enumerate(rows) if r[2] == "AIFI"]
         _require(hits, "no AIFI layer (the aifi rule is for RT-DETR models)", where)
@@ -126,19 +126,6 @@ def make_variant(base: dict, module: str, where: str) -> dict:
 
     d["backbone"], d["head"] = rows[:n_backbone], rows[n_backbone:]
     return d
-
-
-def applicable_rules(base: dict) -> tuple[str, ...]:
-    """The rules of :data:`RULES` (at their default strides) that find something to rewrite in ``base``."""
-    found = []
-    for rule in RULES:
-        module = IMPLIED_MODULE.get(rule, "MQA")
-        try:
-            make_variant(base, module, rule)
-        except VariantError:
-            continue
-        found.append(rule)
-    return tuple(found)
 
 
 def default_rule(base: dict) -> str:
@@ -215,13 +202,13 @@ def _require(hits: list, problem: str, where: str) -> None:
         raise VariantError(f"cannot apply placement {where!r}: {problem}")
 
 
-def _attn_args(module: str, stride: int) -> dict | None:
+def _options_at(module: str, stride: int) -> dict | None:
     return modules.get(module).options_at(stride) or None
 
 
 def _layer_args(module: str, c2, stride: int) -> list:
-    attn = _attn_args(module, stride)
-    return [c2, attn] if attn else [c2]  # a trailing flow mapping: the layer's keyword options
+    options = _options_at(module, stride)
+    return [c2, options] if options else [c2]  # a trailing flow mapping: the layer's keyword options
 
 
 def _insert_after(rows: list, s: int, new_row: list) -> list:
