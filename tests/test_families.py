@@ -318,13 +318,69 @@ def test_compare_runs_rtdetr_through_its_trainer(tmp_path):
     assert yaml.safe_load(next(args).read_text())["model"].endswith("rtdetr-l-mlla-aifi.yaml")
 
 
-@pytest.mark.parametrize("base, task", [("yolo11n-seg", "segment"), ("yolo11n-pose", "pose"), ("yolov8n-obb", "obb")])
-def test_compare_refuses_other_tasks_in_one_line(tmp_path, capsys, base, task):
+@pytest.mark.parametrize("base, task, detection", [("yolo11n-seg", "a segment", "yolo11n"),
+                                                   ("yolo11n-pose", "a pose", "yolo11n"),
+                                                   ("yolov8n-obb", "an obb", "yolov8n")])
+def test_compare_refuses_other_tasks_in_one_line(tmp_path, capsys, base, task, detection):
     from yoloattn.cli import main
 
     assert main([*TINY, "--base", base, "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and f"--base {base} is a {task} model" in err[0] and "detection" in err[0]
+    assert len(err) == 1 and f"--base {base} is {task} model" in err[0] and err[0].endswith(f"--base {detection}")
+
+
+def test_trainer_follows_the_task():
+    from yoloattn.integration.heads import trainer_for
+
+    expected = {"11/yolo11.yaml": "DetectionTrainer", "11/yolo11-seg.yaml": "SegmentationTrainer",
+                "11/yolo11-pose.yaml": "PoseTrainer", "11/yolo11-obb.yaml": "OBBTrainer",
+                "rt-detr/rtdetr-l.yaml": "RTDETRTrainer"}
+    for base, name in expected.items():
+        cls = trainer_for(zoo.load_base(base))
+        assert cls.__name__ == name and cls.__module__ == "yoloattn.integration.trainer"
+    with pytest.raises(yoloattn.YoloattnError, match="classify model"):
+        trainer_for(zoo.load_base("11/yolo11-cls.yaml"))
+
+
+def _polygon_copy(data_yaml, out):
+    """The tiny detection dataset with every box written as a 4-point polygon (a segment dataset)."""
+    import shutil
+
+    src = os.path.dirname(data_yaml)
+    shutil.copytree(src, out)
+    for label in (p for p in __import__("pathlib").Path(out).rglob("*.txt") if "labels" in p.parts):
+        rows = []
+        for line in label.read_text().split("\n"):
+            if line.strip():
+                c, x, y, w, h = line.split()
+                x, y, w, h = map(float, (x, y, w, h))
+                corners = [x - w / 2, y - h / 2, x + w / 2, y - h / 2, x + w / 2, y + h / 2, x - w / 2, y + h / 2]
+                rows.append(" ".join([c, *(f"{v:.6f}" for v in corners)]))
+        label.write_text("\n".join(rows) + "\n")
+    target = os.path.join(out, os.path.basename(data_yaml))
+    d = yaml.safe_load(open(target))
+    d["path"] = str(out)  # the generator writes absolute paths
+    with open(target, "w") as f:
+        yaml.safe_dump(d, f)
+    return target
+
+
+def test_cli_trains_a_segment_variant_with_the_segmentation_trainer(tmp_path, capsys, monkeypatch):
+    from yoloattn.cli import main
+    from yoloattn.data import generate
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["variant", "yolo11n-seg", "--module", "mqa", "--where", "psa", "-o", "yolo11n-seg-mqa-psa.yaml"]) == 0
+    assert "data=PATH/segment-data.yaml" in capsys.readouterr().out  # no embedded-data hint for a seg model
+    assert main(["train", "yolo11n-seg-mqa-psa.yaml", "data=embedded:tiny", "epochs=1", "imgsz=64"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is a segment model, but the embedded dataset has boxes only" in err[0]
+    data = _polygon_copy(generate("tiny", out=tmp_path / "d"), tmp_path / "seg")
+    assert main(["train", "yolo11n-seg-mqa-psa.yaml", f"data={data}", "epochs=1", "imgsz=64", "batch=4", "workers=0",
+                 "plots=False", f"project={tmp_path}", "name=t"]) == 0
+    ckpt = torch.load(tmp_path / "t" / "weights" / "last.pt", weights_only=False)
+    assert type(ckpt["model"]).__name__ == "SegmentationModel"
+    assert type(ckpt["model"].model[10]).__name__ == "C2PSA_MQA"
 
 
 def test_cli_trains_validates_and_exports_an_rtdetr_variant(tmp_path, capsys, monkeypatch):

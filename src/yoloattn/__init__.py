@@ -41,7 +41,8 @@ else:
             print(f"yoloattn: error: {err}", file=sys.stderr)
             raise SystemExit(2) from None
         raise
-    from .integration import REGISTRY, DetectionTrainer, RTDETRTrainer, UnknownModuleError, install, ray_runtime_env
+    from .integration import (REGISTRY, DetectionTrainer, OBBTrainer, PoseTrainer, RTDETRTrainer, SegmentationTrainer,
+                              UnknownModuleError, install, ray_runtime_env)
     from .integration.transfer import TransferReport, WeightsError, transfer_weights
 
     install()

@@ -105,6 +105,32 @@ def _ultralytics_args(items: list[str]) -> dict:
     return args
 
 
+def _task_data(model, name: str, value: str, command: str, allow_skipped: bool, splits: tuple[str, ...],
+               single_cls: bool) -> str:
+    """``_resolve_data`` for the model's task. The embedded dataset has boxes only: a segment, pose or OBB
+    model needs the user's dataset (CLIError otherwise). yoloattn's label check reads box and polygon
+    rows, so a pose dataset (class, box, keypoints) goes to Ultralytics as given, checked by Ultralytics."""
+    from pathlib import Path
+
+    from .integration.heads import is_rtdetr, task_of
+
+    d = model.model.yaml
+    task = "detect" if is_rtdetr(d) else task_of(d)
+    if task == "detect":
+        return _resolve_data(value, command, allow_skipped, splits, single_cls)
+    if str(value).partition(":")[0] == "embedded":
+        raise CLIError(f"{name} is {_a(task)} {task} model, but the embedded dataset has boxes only: pass "
+                       f"data=PATH/data.yaml of a {task} dataset (or use the detection model of the family)")
+    if task == "pose":
+        return str(Path(str(value)).expanduser())
+    return _resolve_data(value, command, allow_skipped, splits, single_cls)
+
+
+def _a(word: str) -> str:
+    """The indefinite article of a task name: "a segment", "an obb"."""
+    return "an" if word[:1] in "aeio" else "a"
+
+
 def _resolve_data(value: str, command: str = "train", allow_skipped: bool = False,
                   splits: tuple[str, ...] | None = None, single_cls: bool = False) -> str:
     """``embedded`` / ``embedded:PRESET`` -> the generated dataset; a path -> that data.yaml. Returns the path
@@ -339,8 +365,12 @@ def cmd_variant(args: argparse.Namespace) -> int:
     model = _load_torch_model(str(out.resolve()))
     params = bench.describe_params(bench.count_params(model), False, bench.model_nc(model))
     plugin = "".join(f" --plugin {p}" for p in args.plugin or []) if spec.source == "plug-in" else ""
+    from .integration.heads import is_rtdetr, task_of
+
+    task = "detect" if is_rtdetr(variant) else task_of(variant)
+    data = "data=embedded" if task == "detect" else f"data=PATH/{task}-data.yaml"  # the embedded data has boxes only
     print(f"wrote {out.resolve()}: {params}, {bench.count_gflops(model, 640):.2f} GFLOPs at 640. "
-          f"Train it with: yoloattn train {out} data=embedded epochs=10 imgsz=160{plugin}")
+          f"Train it with: yoloattn train {out} {data} epochs=10 imgsz=160{plugin}")
     return 0
 
 
@@ -394,9 +424,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         overrides["data"] = recorded
     if "data" not in overrides:
         raise CLIError("train needs data=PATH/data.yaml (or data=embedded for the built-in dataset)")
-    overrides["data"] = _resolve_data(overrides["data"], "train", args.allow_skipped, ("train", "val"),
-                                      bool(overrides.get("single_cls")))
     model = model or wrapper(resolve_model(args.model))  # RTDETR(...) for RT-DETR
+    overrides["data"] = _task_data(model, args.model, overrides["data"], "train", args.allow_skipped,
+                                   ("train", "val"), bool(overrides.get("single_cls")))
     _check_imgsz(overrides.get("imgsz"), {args.model: model.model}, option="imgsz=")
     pretrained = overrides.get("pretrained")
     if isinstance(pretrained, str) and not overrides.get("resume"):
@@ -413,7 +443,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"dry run: {args.model} builds, the dataset and every option are checked; nothing was trained. "
               f"Training would run with {overrides}")
         return 0
-    model.train(trainer=trainer_for(model.model.yaml), **overrides)
+    try:
+        trainer = trainer_for(model.model.yaml)
+    except YoloattnError as err:
+        raise CLIError(f"{args.model}: {err}") from None
+    model.train(trainer=trainer, **overrides)
     print(f"results and weights: {model.trainer.save_dir}")
     return 0
 
@@ -431,8 +465,9 @@ def cmd_val(args: argparse.Namespace) -> int:
     data = overrides.get("data") or _checkpoint_data(model)
     if "data" in overrides or (data and os.path.isfile(data)):
         # a checkpoint's recorded dataset gets the same check as one given on the command line
-        overrides["data"] = _resolve_data(data, "val", args.allow_skipped, (str(overrides.get("split") or "val"),),
-                                          bool(overrides.get("single_cls", model.overrides.get("single_cls"))))
+        overrides["data"] = _task_data(model, args.model, data, "val", args.allow_skipped,
+                                       (str(overrides.get("split") or "val"),),
+                                       bool(overrides.get("single_cls", model.overrides.get("single_cls"))))
     metrics = model.val(**overrides)
     print(f"mAP50 {metrics.box.map50:.4f}  mAP50-95 {metrics.box.map:.4f}  ({metrics.save_dir})")
     return 0
@@ -572,7 +607,8 @@ _EPILOGS = {
           yoloattn bench yolov8n-irmb-csp --imgsz 160 --backend all --threads 1
         """,
     "train": """
-        Any Ultralytics key=value argument passes through; yoloattn adds trainer=yoloattn.DetectionTrainer,
+        Any Ultralytics key=value argument passes through; yoloattn adds its trainer for the model's task
+        (yoloattn.DetectionTrainer, RTDETRTrainer, SegmentationTrainer, PoseTrainer or OBBTrainer),
         device=cpu when there is no GPU and amp=False on the CPU, and starts from the recipe that
         compare uses (yoloattn.recipe.HYPERPARAMETERS; any key=value overrides it):
           {recipe}

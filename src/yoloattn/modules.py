@@ -4,7 +4,7 @@ One ``AttentionModule`` record per module says everything the rest of yoloattn n
 how its constructor takes channels, whether its cost is quadratic in the map size (then the zoo
 rules give it ``dense_map_options`` on maps of stride <= 16 and keep it off the stride-8 head map),
 its parameter formula, where it came from, and optional builders for the YAML blocks. The blocks
-(``C2f_M``, ``C3k2_M``, ``C2PSA_M``, ``RepNCSPELAN4_M`` and the standalone layer ``M``), the
+(``C2f_M``, ``C3k2_M``, ``C2PSA_M``, ``PSA_M``, ``A2C2f_M``, ``RepNCSPELAN4_M`` and the standalone layer ``M``), the
 Ultralytics registry, the zoo rules, the command line and ``compare`` all read this table; nothing
 else lists modules.
 

@@ -312,9 +312,11 @@ def plan_variants(settings: CompareSettings) -> VariantPlan:
     base, _, stem = load_model_dict(settings.base)
     task = task_of(base)
     if task != "detect":
-        raise CompareError(f"--base {settings.base} is a {task} model, but compare trains and evaluates detection "
-                           f"(the embedded dataset and YOLO box labels have no {_TASK_LABELS.get(task, task)}): use "
-                           "the detection model of the family (e.g. yolo26n, yolo11n)")
+        detection = re.sub(r"-(seg|pose|obb|cls)(?=-|$)", "", stem)
+        raise CompareError(f"--base {settings.base} is {'an' if task[0] in 'aeio' else 'a'} {task} model, but "
+                           "compare trains and evaluates detection (the embedded dataset and YOLO box labels have no "
+                           f"{_TASK_LABELS.get(task, task)}): use the detection model of the family, e.g. --base "
+                           f"{detection if detection != stem else 'yolo26n'}")
     where = parse_where(settings.where)
     rules = _all_rules() if where == ("all",) else where or (default_placement(base),)
     for rule in rules:
@@ -752,6 +754,8 @@ def run_compare(settings: CompareSettings, command: str = "", stream: TextIO | N
     models, where = plan_models(settings, out, plan)
     for line in plan.skipped:
         say(line)
+    if settings.nms and not models[0].end_to_end:
+        say(f"note: --nms changes nothing here: {plan.stem} has no end-to-end head (YOLO26 and YOLOv10 have one)")
     for spec in models[1:]:
         report_wiring(spec.yaml_path, stream=stream, label=spec.label)
     data = prepare_data(settings, out)

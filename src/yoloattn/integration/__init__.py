@@ -10,7 +10,8 @@ from .catalog import register_all
 from .names import install as _install_names
 from .parse import install as _install_parser
 from .registry import REGISTRY, UnknownModuleError
-from .trainer import DetectionTrainer, RTDETRTrainer, ray_runtime_env
+from .trainer import (DetectionTrainer, OBBTrainer, PoseTrainer, RTDETRTrainer, SegmentationTrainer,
+                      ray_runtime_env)
 
 _installed = False
 

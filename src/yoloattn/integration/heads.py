@@ -83,7 +83,19 @@ def wrapper(source):
 
 
 def trainer_for(d: dict) -> type:
-    """yoloattn's trainer class for a model dict: ``RTDETRTrainer`` for RT-DETR, else ``DetectionTrainer``."""
-    from .trainer import DetectionTrainer, RTDETRTrainer
+    """yoloattn's trainer class for a model dict: ``RTDETRTrainer`` for RT-DETR, ``SegmentationTrainer``,
+    ``PoseTrainer`` or ``OBBTrainer`` for those heads, else ``DetectionTrainer``.
 
-    return RTDETRTrainer if is_rtdetr(d) else DetectionTrainer
+    Raises YoloattnError for a task yoloattn does not train (classification).
+    """
+    from ..errors import YoloattnError
+    from . import trainer
+
+    if is_rtdetr(d):
+        return trainer.RTDETRTrainer
+    task = task_of(d)
+    found = {"detect": trainer.DetectionTrainer, "segment": trainer.SegmentationTrainer,
+             "pose": trainer.PoseTrainer, "obb": trainer.OBBTrainer}.get(task)
+    if found is None:
+        raise YoloattnError(f"yoloattn trains detect, segment, pose and obb models; this one is a {task} model")
+    return found

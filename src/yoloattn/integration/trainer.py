@@ -14,6 +14,9 @@ from pathlib import Path
 
 from ultralytics.models.rtdetr.train import RTDETRTrainer as _UltralyticsRTDETRTrainer
 from ultralytics.models.yolo.detect import DetectionTrainer as _UltralyticsDetectionTrainer
+from ultralytics.models.yolo.obb import OBBTrainer as _UltralyticsOBBTrainer
+from ultralytics.models.yolo.pose import PoseTrainer as _UltralyticsPoseTrainer
+from ultralytics.models.yolo.segment import SegmentationTrainer as _UltralyticsSegmentationTrainer
 
 
 class _StructuralLoad:
@@ -55,6 +58,18 @@ class DetectionTrainer(_StructuralLoad, _UltralyticsDetectionTrainer):
 class RTDETRTrainer(_StructuralLoad, _UltralyticsRTDETRTrainer):
     """Ultralytics' RTDETRTrainer with what :class:`DetectionTrainer` adds, for RT-DETR models:
     ``RTDETR(cfg).train(trainer=yoloattn.RTDETRTrainer, ...)``."""
+
+
+class SegmentationTrainer(_StructuralLoad, _UltralyticsSegmentationTrainer):
+    """Ultralytics' SegmentationTrainer with what :class:`DetectionTrainer` adds (``-seg`` models)."""
+
+
+class PoseTrainer(_StructuralLoad, _UltralyticsPoseTrainer):
+    """Ultralytics' PoseTrainer with what :class:`DetectionTrainer` adds (``-pose`` models)."""
+
+
+class OBBTrainer(_StructuralLoad, _UltralyticsOBBTrainer):
+    """Ultralytics' OBBTrainer with what :class:`DetectionTrainer` adds (``-obb`` models)."""
 
 
 def ray_runtime_env(extra: dict | None = None) -> dict:

@@ -76,7 +76,8 @@ def make_variant(base: dict, module: str, where: str) -> dict:
 
     if rule == "csp":
         hits = [i for i in range(n_backbone) if rows[i][2] in _CSP and at(i)]
-        _require(hits, f"no backbone C2f/C3k2/RepNCSPELAN4 at stride {sorted(strides)}", where)
+        _require(hits, f"no backbone C2f/C3k2/RepNCSPELAN4 at stride {sorted(strides)} (the csp rule is for YOLOv8, "
+                       "YOLOv9, YOLOv10, YOLO11 and YOLO26 models; YOLO12 has C3k2 at strides 4 and 8 only)", where)
         for i in hits:
             _rewrite(rows[i], f"{rows[i][2]}_{module}", _options_at(module, row_strides[i]))
     elif rule == "psa":
@@ -107,7 +108,8 @@ def make_variant(base: dict, module: str, where: str) -> dict:
             rows[i][2] = "MMQARepNCSPELAN4"
     elif rule == "sppf":
         hits = [i for i, r in enumerate(rows) if r[2] in _SPP]
-        _require(hits, "no SPPF/SPPELAN layer", where)
+        _require(hits, "no SPPF/SPPELAN layer (the sppf rule is for YOLOv8, YOLOv9, YOLOv10, YOLO11 and YOLO26 models)",
+                 where)
         s = hits[0]
         rows = _insert_after(rows, s, [-1, 1, module, _layer_args(module, rows[s][3][0], row_strides[s])])
         n_backbone += s < n_backbone
@@ -184,6 +186,8 @@ def parse_rule(where: str) -> tuple[str, frozenset[int] | None]:
     """``"csp@16,32"`` -> ``("csp", {16, 32})``; a rule's default strides without ``@`` (None: every
     stride, see :data:`STRIDED_RULES`). VariantError for an unknown rule or bad strides."""
     rule, _, stride_text = where.partition("@")
+    if "," in rule:
+        raise VariantError(f"one placement rule here, got {where!r} (`yoloattn compare --where` takes a list)")
     if rule not in RULES:
         raise VariantError(f"unknown placement {where!r}; choose one of {', '.join(RULES)} (csp and a2c2f take "
                            "strides: csp@16,32)")
