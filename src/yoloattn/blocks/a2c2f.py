@@ -22,7 +22,7 @@ import torch.nn as nn
 from ultralytics.nn.modules import Conv
 from ultralytics.nn.modules.block import A2C2f, ABlock
 
-from ..modules import builtin_names
+from .named import builtin_blocks, named_block
 from .units import PSAMixerBlock, psa_block
 
 
@@ -49,20 +49,11 @@ def a2c2f_family(module: str, bases: tuple = (), home: str = __name__) -> type:
             nn.Sequential(*(_area_block(module, hidden, mlp_ratio, options) for _ in range(2))) for _ in range(n)
         )
 
-    name = f"A2C2f_{module}"
-    cls = type(name, (*bases, A2C2f), {
-        "__init__": __init__,
-        "__module__": home,
-        "__doc__": f"YOLO12 A2C2f whose area attention is {module}; the MLPs, residuals and gamma stay.",
-    })
-    cls.__qualname__ = name
-    return cls
+    return named_block(f"A2C2f_{module}", (*bases, A2C2f), {"__init__": __init__},
+                       f"YOLO12 A2C2f whose area attention is {module}; the MLPs, residuals and gamma stay.", home)
 
 
 # Built-in blocks as module attributes (stable pickle paths), as in csp.py.
-__all__ = []
-for _module in builtin_names():
-    _cls = a2c2f_family(_module)
-    globals()[_cls.__name__] = _cls
-    __all__.append(_cls.__name__)
-del _module, _cls
+_BLOCKS = builtin_blocks(a2c2f_family)
+globals().update(_BLOCKS)
+__all__ = list(_BLOCKS)

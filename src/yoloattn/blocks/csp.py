@@ -31,7 +31,7 @@ import torch.nn as nn
 from ultralytics.nn.modules import C2f, C2PSA, C3k2, Conv
 from ultralytics.nn.modules.block import C3k, PSABlock
 
-from ..modules import builtin_names
+from .named import builtin_blocks, named_block
 from .units import psa_block, unit
 
 
@@ -49,7 +49,8 @@ def c2f_family(module: str, bases: tuple = (), home: str = __name__) -> type:
         _init_skeleton(self, c1, c2, int(c2 * e), n)
         self.m = nn.ModuleList(unit(module, self.c, shortcut, options) for _ in range(n))
 
-    return _named(f"C2f_{module}", (*bases, C2f), __init__, f"C2f with its Bottlenecks replaced by {module} units.", home)
+    return named_block(f"C2f_{module}", (*bases, C2f), {"__init__": __init__},
+                       f"C2f with its Bottlenecks replaced by {module} units.", home)
 
 
 class _C3kUnits(C3k):
@@ -94,37 +95,33 @@ def c3k2_family(module: str, bases: tuple = (), home: str = __name__) -> type:
                      shortcut: bool = True, *, options: dict | None = None):
             _init_c3k2(self, module, c1, c2, n, c3k, e, False, shortcut, options)
 
-    return _named(f"C3k2_{module}", (*bases, C3k2), __init__, f"C3k2 with its inner blocks built from {module} units.",
-                  home)
+    return named_block(f"C3k2_{module}", (*bases, C3k2), {"__init__": __init__},
+                       f"C3k2 with its inner blocks built from {module} units.", home)
 
 
 def c2psa_family(module: str, bases: tuple = (), home: str = __name__) -> type:
     def __init__(self, c1: int, c2: int, n: int = 1, e: float = 0.5, *, options: dict | None = None):
-        if c1 != c2:
-            raise ValueError(f"C2PSA_{module} keeps the channel count (c1 == c2), got c1={c1}, c2={c2}")
-        nn.Module.__init__(self)
-        self.c = int(c1 * e)
-        self.cv1 = Conv(c1, 2 * self.c, 1, 1)
-        self.cv2 = Conv(2 * self.c, c1, 1)
+        init_psa_skeleton(self, f"C2PSA_{module}", c1, c2, e)
         self.m = nn.Sequential(*(psa_block(module, self.c, options) for _ in range(n)))
 
-    return _named(f"C2PSA_{module}", (*bases, C2PSA), __init__,
-                  f"C2PSA whose PSABlock attention is {module}; the FFN and residuals stay.", home)
+    return named_block(f"C2PSA_{module}", (*bases, C2PSA), {"__init__": __init__},
+                       f"C2PSA whose PSABlock attention is {module}; the FFN and residuals stay.", home)
 
 
-def _named(name: str, bases: tuple, init, doc: str, home: str) -> type:
-    cls = type(name, bases, {"__init__": init, "__doc__": doc, "__module__": home})
-    cls.__qualname__ = name
-    return cls
+def init_psa_skeleton(block: nn.Module, name: str, c1: int, c2: int, e: float) -> None:
+    """cv1 (c1 -> 2c) and cv2 (2c -> c1), c = c1 * e, of C2PSA and YOLOv10's PSA, which keep the channel
+    count: ValueError naming the block when c1 != c2."""
+    if c1 != c2:
+        raise ValueError(f"{name} keeps the channel count (c1 == c2), got c1={c1}, c2={c2}")
+    nn.Module.__init__(block)
+    block.c = int(c1 * e)
+    block.cv1 = Conv(c1, 2 * block.c, 1, 1)
+    block.cv2 = Conv(2 * block.c, c1, 1)
 
 
 # The built-in modules' blocks are module attributes here (C2f_MQA, C3k2_iRMB, C2PSA_MLLA, ...):
 # checkpoints pickle them by this path, which therefore never changes. Other modules' blocks are
 # made at registration (families.py).
-__all__ = []
-for _module in builtin_names():
-    for _family in (c2f_family, c3k2_family, c2psa_family):
-        _cls = _family(_module)
-        globals()[_cls.__name__] = _cls
-        __all__.append(_cls.__name__)
-del _module, _family, _cls
+_BLOCKS = builtin_blocks(c2f_family, c3k2_family, c2psa_family)
+globals().update(_BLOCKS)
+__all__ = list(_BLOCKS)

@@ -19,7 +19,7 @@ from ultralytics.nn.modules import Conv, RepNCSPELAN4
 from ultralytics.nn.modules.block import RepCSP
 
 from ..attention import MultiQueryAttentionLayerWithDownSampling
-from ..modules import builtin_names
+from .named import builtin_blocks, named_block
 from .units import unit
 
 
@@ -36,14 +36,8 @@ def elan_family(module: str, bases: tuple = (), home: str = __name__) -> type:
     def __init__(self, c1: int, c2: int, c3: int, c4: int, n: int = 1, *, options: dict | None = None):
         _init_elan(self, c1, c2, c3, c4, n, lambda c: unit(module, c, True, options))
 
-    name = f"RepNCSPELAN4_{module}"
-    cls = type(name, (*bases, RepNCSPELAN4), {
-        "__init__": __init__,
-        "__module__": home,
-        "__doc__": f"RepNCSPELAN4 with the 3x3 Conv after each RepCSP replaced by a {module} unit.",
-    })
-    cls.__qualname__ = name
-    return cls
+    return named_block(f"RepNCSPELAN4_{module}", (*bases, RepNCSPELAN4), {"__init__": __init__},
+                       f"RepNCSPELAN4 with the 3x3 Conv after each RepCSP replaced by a {module} unit.", home)
 
 
 class MMQARepNCSPELAN4(RepNCSPELAN4):
@@ -59,9 +53,6 @@ class MMQARepNCSPELAN4(RepNCSPELAN4):
 
 
 # Built-in blocks as module attributes (stable pickle paths), as in csp.py.
-__all__ = ["MMQARepNCSPELAN4"]
-for _module in builtin_names():
-    _cls = elan_family(_module)
-    globals()[_cls.__name__] = _cls
-    __all__.append(_cls.__name__)
-del _module, _cls
+_BLOCKS = builtin_blocks(elan_family)
+globals().update(_BLOCKS)
+__all__ = ["MMQARepNCSPELAN4", *_BLOCKS]

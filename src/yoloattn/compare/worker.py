@@ -119,7 +119,7 @@ def run(spec_path: Path) -> None:
     torch.set_num_threads(spec.threads)  # before the model is built: every op runs on the same thread count
 
     import yoloattn  # noqa: F401  (the runner passed the offline environment (yoloattn.offline) to this process)
-    from yoloattn.integration.heads import model_dict, trainer_for, wrapper
+    from yoloattn.integration.heads import trainer_for, wrapper
     from yoloattn.integration.locations import pin_output_dirs
 
     from .sizes import evaluate_sizes
@@ -134,7 +134,7 @@ def run(spec_path: Path) -> None:
     args = {"verbose": False, **spec.train_args, "data": spec.data_yaml, "project": str(run_dir),
             "name": "train", "exist_ok": True}
     started = time.perf_counter()
-    metrics = model.train(trainer=trainer_for(model_dict(spec.model_yaml)), **args)
+    metrics = model.train(trainer=trainer_for(model.model.yaml), **args)
     train_s = time.perf_counter() - started
     progress.mark("sizes")
     weights = run_dir / "train" / "weights" / "last.pt"
