@@ -528,7 +528,8 @@ def _compare_settings(args: argparse.Namespace):
     settings = DEMO if data == "embedded" and preset == "demo" else CompareSettings(data=data, preset=preset)
     chosen = {k: getattr(args, k) for k in ("base", "where", "epochs", "seeds", "imgsz", "jobs", "out", "device",
                                            "latency_threads", "allow_skipped", "threads_per_run", "val_every",
-                                           "weights", "freeze", "nms")
+                                           "weights", "freeze", "nms", "executor", "ray_address", "gpus_per_run",
+                                           "cpus_per_run", "runs_per_gpu", "retries", "collect_weights")
               if getattr(args, k, None) is not None}
     if args.modules is not None:
         chosen["modules"] = args.modules
@@ -714,7 +715,8 @@ def _add_compare_options(p: argparse.ArgumentParser, demo: bool = False) -> None
         p.add_argument("--seeds", type=POSITIVE, help="number of seeds: 0 .. N-1")
         p.add_argument("--imgsz", type=POSITIVE, help="training and latency image size, a multiple of the "
                        "base model's largest stride (default: the preset's, 640 for a data.yaml)")
-        p.add_argument("--device", help="training device (default cpu)")
+        p.add_argument("--device", help="training device (default cpu); GPU indices 0,1,2,3 train one run per GPU at a "
+                       "time (docs/scale-out.md)")
         p.add_argument("--latency-threads", type=POSITIVE, help="threads for the batch-1 latency (default 1)")
         p.add_argument("--set", nargs="+", metavar="KEY=VALUE", help="change the training recipe, e.g. lr0=0.02")
         p.add_argument("--data-opt", nargs="+", metavar="KEY=VALUE", help="embedded dataset knobs, e.g. n_train=600")
@@ -739,6 +741,23 @@ def _add_compare_options(p: argparse.ArgumentParser, demo: bool = False) -> None
     p.add_argument("--threads-per-run", type=POSITIVE, metavar="N",
                    help="torch threads per training run (default 1 on up to 4 cores, else 2); part of the run "
                         "key, since the thread count changes the numbers")
+    g = p.add_argument_group("where runs execute (docs/scale-out.md; none of these changes a run's numbers)")
+    g.add_argument("--executor", choices=("local", "ray"),
+                   help="local: subprocesses on this machine (default); ray: one Ray task per run, on a local Ray "
+                        "instance or the cluster of --ray-address (pip install 'yoloattn[ray]')")
+    g.add_argument("--ray-address", metavar="auto|ray://HOST:PORT",
+                   help="join this Ray cluster (default: start a local instance sized to this machine)")
+    g.add_argument("--gpus-per-run", type=NON_NEGATIVE, metavar="N",
+                   help="ray: GPUs per run (default 1 with a GPU --device, else 0)")
+    g.add_argument("--cpus-per-run", type=POSITIVE, metavar="N", help="ray: CPUs per run (default --threads-per-run)")
+    g.add_argument("--runs-per-gpu", type=POSITIVE, metavar="N",
+                   help="local with --device 0,1,..: runs sharing one GPU (default 1: one run per GPU)")
+    g.add_argument("--retries", type=NON_NEGATIVE, metavar="N",
+                   help="start a run again up to N times when its worker is killed (OOM, signal, lost node); "
+                        "default 2")
+    g.add_argument("--collect-weights", action="store_true", default=None,
+                   help="ray without shared storage: copy each run's weights back under --out (default: they "
+                        "stay on the node that trained them)")
     p.add_argument("--target-delta", type=_fraction, metavar="D",
                    help="also print how many seeds per model would detect a Δ mAP50-95 of D, from this "
                         "comparison's seed spread")

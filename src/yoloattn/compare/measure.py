@@ -1,8 +1,9 @@
 """Cost of each compared architecture: parameters, GFLOPs and batch-1 CPU latency (torch and ONNX Runtime).
 
 Measured once per model (not per seed: the cost does not depend on the weights) from the model YAML
-with the dataset's class count, in the comparison's own process, before any training starts and
-while nothing else of the comparison runs. All models are timed together, in alternating blocks
+with the dataset's class count, in the comparison's own process on the driver machine (recorded as
+``machine``), before any training starts and while nothing else of the comparison runs, whichever
+executor then trains the runs. All models are timed together, in alternating blocks
 (``bench.time_interleaved``), 30 passes each after 3 warm-up passes. Latency uses ``latency_threads``
 threads (default 1: the edge-device regime, and the steadiest number on a shared machine). Results
 are cached under ``OUT/measure/`` keyed by the YAML text, image size, class count, thread count and
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Callable
 
 from .settings import cost_code_hash, digest, versions
-from .records import write_json_atomic
+from .records import machine_description, write_json_atomic
 
 WARMUP, ITERS = 3, 30
 
@@ -123,5 +124,6 @@ def _measure(specs: list[ModelSpec], imgsz: int, nc: int, threads: int,
             "efficiency_ort": round(ort.efficiency, 4),
             "matmul_peak_gflops_s": round(peak, 2),
             "threads": threads,
+            "machine": machine_description(),  # the driver, in its own phase before any training
         }
     return costs

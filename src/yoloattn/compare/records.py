@@ -4,6 +4,10 @@
 is what a finished worker reports, with the ``RunEnv`` it ran in. Both are written by rename
 (``write_json_atomic``) and read back with :meth:`from_json`, which refuses a file with missing or
 unknown fields (an older yoloattn's run, a hand edit) instead of passing a loose dict along.
+
+Between the driver and an executor (``executors/``): ``RemoteRun`` is what a Ray task gets (pickled by
+Ray), ``RunAttempt`` what one attempt of a run comes back as, whatever executed it, and ``RunFailure``
+(``failure.json``) what the runner records of a run that failed for good.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import dataclasses
 import json
 import os
 import platform
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +26,12 @@ def write_json_atomic(path: Path, obj) -> None:
     partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     partial.write_text(json.dumps(obj, indent=2, default=str) + "\n")
     os.replace(partial, path)
+
+
+def machine_description() -> str:
+    """``"<host>: <processor>, <N> cores, <OS>"``: which machine trained a run or measured a latency."""
+    cpu = platform.processor() or platform.machine()
+    return f"{socket.gethostname()}: {cpu}, {os.cpu_count()} cores, {platform.system()}"
 
 
 class RecordError(ValueError):
@@ -50,6 +61,7 @@ class RunEnv:
     numpy: str
     yoloattn: str
     machine: str  # processor, cores, OS
+    host: str = ""  # the node's host name (which machine of a Ray cluster trained it)
 
     @classmethod
     def current(cls, threads: int, device: str) -> RunEnv:
@@ -61,7 +73,7 @@ class RunEnv:
 
         machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {platform.system()}"
         return cls(threads, device, platform.python_version(), torch.__version__, ultralytics.__version__,
-                   numpy.__version__, __version__, machine)
+                   numpy.__version__, __version__, machine, socket.gethostname())
 
 
 @dataclass(frozen=True)
@@ -77,6 +89,7 @@ class WorkerSpec:
     threads: int  # torch threads for training and validation (part of the key)
     train_args: dict  # Ultralytics train() arguments (recipe, epochs, imgsz, seed, device)
     val_every: int = 0  # validate every k epochs for the mAP curve (0: only after the last epoch)
+    attempt: str = ""  # a random id per attempt: a Ray worker that reads it back in run_dir shares the driver's storage
 
     def write(self, path: Path) -> None:
         write_json_atomic(path, dataclasses.asdict(self))
@@ -128,3 +141,77 @@ class RunResult:
         if isinstance(data.get("objects_by_size"), list):
             data["objects_by_size"] = tuple(data["objects_by_size"])
         return _from_dict(cls, data, str(path))
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """The comparison's dataset as any node can rebuild it: the embedded preset (regenerated, cached, and
+    checked against the driver's ``cache_key``) or a user data.yaml path that must be readable there."""
+
+    eval_split: str  # the split the runs evaluate on ("test" or "val"); run-data.yaml maps val to it
+    path: str = ""  # a user data.yaml ("" for the embedded dataset)
+    preset: str = ""  # embedded: preset, seed, generator knobs and the driver's manifest cache key
+    seed: int = 0
+    overrides: dict = field(default_factory=dict)
+    cache_key: str = ""
+
+
+@dataclass(frozen=True)
+class RemoteRun:
+    """One attempt of one run as a Ray task receives it: enough to train on a node that shares nothing with
+    the driver but the installed packages."""
+
+    spec: WorkerSpec  # as written in the driver's run folder (run_dir, model_yaml, data_yaml are the driver's paths)
+    model_yaml_text: str  # the model file's text (its name, spec.model_yaml's, carries the scale letter)
+    data: DataSource
+    versions: dict  # the driver's settings.versions(): a node with other code would break the run key
+    plugins: tuple[str, ...] = ()  # plug-ins loaded on the driver (plugins.loaded())
+    gpus: int = 0  # GPUs Ray gave the task (the Ultralytics device is then 0 .. gpus-1 of the visible ones)
+    collect_weights: bool = False  # send last.pt / best.pt back to the driver
+
+
+#: RunAttempt.status values. ``died``: killed from outside (signal, OOM killer, lost node): retried;
+#: ``failed``: the run itself raised (the same settings would fail again): not retried; ``setup``: the node
+#: cannot run it (missing package or plug-in, other yoloattn, unreadable dataset): not retried.
+ATTEMPT_STATUSES = ("finished", "failed", "died", "setup")
+
+
+@dataclass(frozen=True)
+class RunAttempt:
+    """What one attempt of a run came back as, from any executor.
+
+    ``files`` maps paths relative to the run folder to their bytes when the run trained in a staging folder
+    (no storage shared with the driver); the runner writes them under OUT. Empty when the worker wrote into
+    the driver's run folder itself.
+    """
+
+    status: str  # one of ATTEMPT_STATUSES
+    cause: str = ""  # one line: why it did not finish
+    host: str = ""
+    exit_code: int | None = None  # the worker process's; negative: killed by that signal
+    files: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.status not in ATTEMPT_STATUSES:
+            raise ValueError(f"RunAttempt.status must be one of {ATTEMPT_STATUSES}, got {self.status!r}")
+
+
+@dataclass(frozen=True)
+class RunFailure:
+    """``failure.json`` of a run that did not finish after its attempts (retries included)."""
+
+    model: str
+    seed: int
+    key: str
+    status: str  # the last attempt's RunAttempt.status
+    cause: str
+    attempts: int
+    host: str = ""
+    exit_code: int | None = None
+
+    def write(self, path: Path) -> None:
+        write_json_atomic(path, dataclasses.asdict(self))
+
+    @classmethod
+    def read(cls, path: Path) -> RunFailure:
+        return _from_dict(cls, json.loads(path.read_text()), str(path))

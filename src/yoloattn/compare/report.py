@@ -26,7 +26,7 @@ from .stats import ALPHA, CONFIDENCE, POWER, SIZE_METRICS, pooled_seed_sd, seeds
 _LATENCY = ("latency_p50_ms", "latency_p90_ms", "latency_ort_p50_ms", "latency_ort_p90_ms")
 RESULT_COLUMNS = ("model", "module", "where", "seed", "params", "gflops", *_LATENCY, "map50", "map50_95",
                   *SIZE_METRICS, "precision", "recall", "train_s", "threads", "torch", "ultralytics", "epochs",
-                  "imgsz", "transferred", "total_tensors", "base_kept", "run_key", "run_dir")
+                  "imgsz", "transferred", "total_tensors", "base_kept", "host", "run_key", "run_dir")
 SUMMARY_COLUMNS = ("model", "module", "where", "seeds", "planned_seeds", "params", "gflops", *_LATENCY,
                    "map50_mean", "map50_std", "map50_95_mean", "map50_95_std",
                    *(f"{m}_{stat}" for m in SIZE_METRICS for stat in ("mean", "std")),
@@ -259,7 +259,9 @@ def _sections(context: dict) -> list[tuple[str, str]]:
         "(part of every run key: --threads-per-run with this value reproduces these numbers bit for bit; "
         "train_s in results.csv is each run's time)",
         f"latency: batch 1, {s.imgsz}x{s.imgsz}, fused eval model, {s.latency_threads} thread(s), no pre/post-"
-        f"processing or NMS; matmul peak {context['matmul_peak']:.1f} GFLOP/s",
+        f"processing or NMS; matmul peak {context['matmul_peak']:.1f} GFLOP/s; measured on "
+        f"{context.get('latency_machine') or context['machine']} before any training",
+        f"runs: {s.executor} executor; trained on {', '.join(sorted({r.get('host') or '?' for r in context['rows']}))}",
         f"versions: {', '.join(f'{k} {v}' for k, v in context['versions'].items())}; "
         f"{context['machine']}",
     ]

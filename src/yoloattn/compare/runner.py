@@ -28,17 +28,14 @@ Only one comparison should write to a given OUT at a time.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import json
 import os
 import platform
 import re
 import shutil
-import signal
-import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, TextIO
@@ -48,17 +45,18 @@ import yaml
 from ..data.validate import DatasetReport
 from ..errors import YoloattnError
 from ..integration.wiring import report_wiring
-from ..offline import offline_env
 from . import plots, report, stats
 from ..integration.heads import build_model, is_end_to_end, task_of, wrapper
 from .measure import ModelSpec, format_duration, measure_all
 from .models import default_placement, imgsz_error, load_model_dict, model_file, resolve_model, variant_stem
-from .records import RecordError, RunResult, WorkerSpec
-from .settings import CompareSettings, dataset_fingerprint, default_jobs, digest, versions
+from .executors import EXECUTORS, Executor, make_executor
+from .executors.process import log_tail
+from .executors.remote import run_data_text
+from .records import DataSource, RecordError, RunAttempt, RunFailure, RunResult, WorkerSpec
+from .settings import CompareSettings, dataset_fingerprint, default_jobs, device_kind, digest, gpu_indices, versions
 
 POLL_S = 1.0
 QUIET_LOG_EVERY_S = 30.0  # progress lines when the output is not a terminal
-KILL_GRACE_S = 10.0
 
 
 class CompareError(YoloattnError):
@@ -73,6 +71,7 @@ class PreparedData:
     nc: int
     fingerprint: dict
     report: DatasetReport | None = None  # what Ultralytics skips / alters in the train and eval splits
+    source: DataSource | None = None  # the dataset as any node rebuilds it (the ray executor)
 
 
 @dataclass(frozen=True)
@@ -103,6 +102,14 @@ class RunSpec:
             return None
         return result if result.key == self.key else None
 
+    def failure(self) -> RunFailure | None:
+        """Why the run failed for good in its last comparison (``failure.json``), if it did under this key."""
+        try:
+            failure = RunFailure.read(self.run_dir / "failure.json")
+        except (OSError, ValueError, TypeError, RecordError):
+            return None
+        return failure if failure.key == self.key else None
+
 
 @dataclass
 class CompareOutcome:
@@ -113,6 +120,8 @@ class CompareOutcome:
     trained: list[str] = dataclasses.field(default_factory=list)
     reused: list[str] = dataclasses.field(default_factory=list)
     failed: list[str] = dataclasses.field(default_factory=list)
+    failures: list[RunFailure] = dataclasses.field(default_factory=list)  # why each failed run failed
+    retried: list[str] = dataclasses.field(default_factory=list)  # one entry per retried attempt
     problems: list[stats.RunProblem] = dataclasses.field(default_factory=list)  # missing / diverged / identical
     interrupted: bool = False
     dry_run: bool = False
@@ -155,9 +164,14 @@ def check_settings(settings: CompareSettings) -> CompareSettings:
 
     for option, value in (("--seeds", settings.seeds), ("--epochs", settings.epochs), ("--jobs", settings.jobs),
                           ("--latency-threads", settings.latency_threads), ("--imgsz", settings.imgsz),
-                          ("--threads-per-run", settings.threads_per_run)):
+                          ("--threads-per-run", settings.threads_per_run), ("--runs-per-gpu", settings.runs_per_gpu),
+                          ("--cpus-per-run", settings.cpus_per_run)):
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
             raise CompareError(f"{option} must be an integer >= 1, got {value!r}")
+    for option, value in (("--retries", settings.retries), ("--gpus-per-run", settings.gpus_per_run)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            raise CompareError(f"{option} must be an integer >= 0, got {value!r}")
+    _check_execution(settings)
     if settings.freeze is not None and (not isinstance(settings.freeze, int) or settings.freeze < 0):
         raise CompareError(f"--freeze must be an integer >= 0 (the first N layers of the base), got {settings.freeze!r}")
     if settings.freeze and not settings.weights:
@@ -170,7 +184,10 @@ def check_settings(settings: CompareSettings) -> CompareSettings:
     except UltralyticsArgumentError as err:
         raise CompareError(f"training recipe (--set): {err}") from None
     try:
-        check_device(settings.device, as_option=True)
+        if settings.executor == "ray" and settings.ray_address:
+            pass  # the cluster's nodes have the GPUs, not necessarily this one (RayExecutor checks the fit)
+        else:
+            check_device(settings.device, as_option=True)
     except UltralyticsArgumentError as err:
         raise CompareError(str(err)) from None
     if settings.data == "embedded":
@@ -183,6 +200,36 @@ def check_settings(settings: CompareSettings) -> CompareSettings:
         except WeightsError as err:
             raise CompareError(f"--weights: {err}") from None
     return dataclasses.replace(settings, modules=parse_modules(settings.modules), where=parse_where(settings.where))
+
+
+def _check_execution(settings: CompareSettings) -> None:
+    """The executor options against each other (CompareError, one line, naming the option and the fix)."""
+    if settings.executor not in EXECUTORS:
+        raise CompareError(f"--executor must be one of {', '.join(EXECUTORS)}, got {settings.executor!r}")
+    kind = device_kind(settings.device)
+    if settings.executor == "local":
+        for option, value in (("--ray-address", settings.ray_address), ("--gpus-per-run", settings.gpus_per_run),
+                              ("--cpus-per-run", settings.cpus_per_run),
+                              ("--collect-weights", settings.collect_weights or None)):
+            if value is not None:
+                raise CompareError(f"{option} is an option of --executor ray (the local executor trains under OUT "
+                                   "with --threads-per-run, one run per GPU of --device)")
+        gpu_slots = len(gpu_indices(settings.device)) * settings.runs_per_gpu
+        if kind == "cuda" and settings.jobs and settings.jobs > gpu_slots:
+            raise CompareError(f"--jobs {settings.jobs} is more than the {gpu_slots} GPU slot(s) of --device "
+                               f"{settings.device} with --runs-per-gpu {settings.runs_per_gpu}: raise --runs-per-gpu "
+                               "to share GPUs, or list more GPUs")
+    else:
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:
+            raise CompareError("--executor ray needs Ray, which is not installed: pip install 'yoloattn[ray]'")
+        if settings.gpus_per_run and kind != "cuda":
+            raise CompareError(f"--gpus-per-run {settings.gpus_per_run} needs a GPU --device (e.g. --device 0), "
+                               f"got --device {settings.device}")
+    if settings.runs_per_gpu != 1 and (kind != "cuda" or settings.executor != "local"):
+        raise CompareError("--runs-per-gpu shares GPUs of --device 0,1,.. between local runs; with --executor ray "
+                           "use --gpus-per-run, on the CPU --jobs")
 
 
 def _all_rules() -> tuple[str, ...]:
@@ -275,12 +322,15 @@ def prepare_data(settings: CompareSettings, out: Path) -> PreparedData:
     data_report.refuse_skipped(
         settings.allow_skipped,
         "fix those files, or pass --allow-skipped to compare without them (the report then gives the counts)")
-    run_data = {**resolved.data, "val": resolved.data[eval_split]}
     run_yaml = out / "data" / "run-data.yaml"
-    header = f"# {data_yaml} with val -> its '{eval_split}' split (written by yoloattn compare)\n"
-    run_yaml.write_text(header + yaml.safe_dump(run_data, sort_keys=False, allow_unicode=True))
-    return PreparedData(resolved.source, run_yaml, eval_split, resolved.nc,
-                        dataset_fingerprint(resolved.source, resolved.root), data_report)
+    run_yaml.write_text(run_data_text(data_yaml, resolved.data, eval_split))
+    fingerprint = dataset_fingerprint(resolved.source, resolved.root)
+    if settings.data == "embedded":
+        source = DataSource(eval_split, preset=settings.preset, seed=settings.data_seed,
+                            overrides=dict(settings.data_overrides), cache_key=fingerprint.get("embedded", ""))
+    else:
+        source = DataSource(eval_split, path=str(resolved.source))
+    return PreparedData(resolved.source, run_yaml, eval_split, resolved.nc, fingerprint, data_report, source)
 
 
 @dataclass(frozen=True)
@@ -516,7 +566,9 @@ class _Progress:
         return estimate_remaining(self.durations, [(now - self._run_started.get(run, now), _train_fraction(state))
                                                    for run, state in running], pending, slots)
 
-    def status(self, done: int, running: list[tuple[RunSpec, dict]]) -> None:
+    def status(self, done: int, running: list[tuple[RunSpec, dict]], queued: int = 0) -> None:
+        """Rewrite (or print) the status line: each running run's epoch and batch; ``queued``: runs an
+        executor accepted that have not started (Ray tasks waiting for resources)."""
         now = time.monotonic()
         self._track([run for run, _ in running], now)
         parts = []
@@ -526,6 +578,8 @@ class _Progress:
                 parts.append(f"{run.label} epoch {state['epoch']}/{state['epochs']} {min(pct, 100)}%")
             else:
                 parts.append(f"{run.label} {state.get('phase', 'starting')}")
+        if queued:
+            parts.append(f"{queued} queued")
         eta = self.eta(done, running, now)
         clock = format_duration(now - self.started) + ("" if eta is None else f", ETA {format_duration(eta)}")
         text = f"[{done}/{self.total} runs done, {clock}] " + " | ".join(parts)
@@ -541,101 +595,90 @@ class _Progress:
                 self._last_text, self._last_print = coarse, now
 
 
-def _read_state(run: RunSpec) -> dict:
-    try:
-        return json.loads((run.run_dir / "progress.json").read_text())
-    except (OSError, ValueError):
-        return {"phase": "starting"}
-
-
-def _child_env(threads: int) -> dict[str, str]:
-    from ..plugins import ENV_VAR, loaded
-
-    env = offline_env()
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):  # every math library, same count
-        env[var] = str(threads)
-    package_parent = str(Path(__file__).resolve().parents[2])  # makes an uninstalled checkout importable
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH", "")) if p)
-    if loaded():  # the workers build the same plug-in modules (--plugin or YOLOATTN_PLUGINS here)
-        env[ENV_VAR] = ",".join(loaded())
-    return env
-
-
-def _start(run: RunSpec, data: PreparedData, settings: CompareSettings) -> subprocess.Popen:
-    if run.run_dir.exists():
-        shutil.rmtree(run.run_dir)  # an interrupted or failed attempt: start clean
-    run.run_dir.mkdir(parents=True)
-    spec = WorkerSpec(key=run.key, model=run.model.label, seed=run.seed, model_yaml=str(run.model.yaml_path),
+def worker_spec(run: RunSpec, data: PreparedData, settings: CompareSettings) -> WorkerSpec:
+    """What one attempt of ``run`` is asked to do; the device is its kind, which the executor makes concrete."""
+    return WorkerSpec(key=run.key, model=run.model.label, seed=run.seed, model_yaml=str(run.model.yaml_path),
                       data_yaml=str(data.run_yaml), run_dir=str(run.run_dir), threads=settings.threads_per_run,
                       train_args={**settings.train_args(run.seed, run.model.end_to_end),
                                   **{k: list(v) for k, v in run.extra_args}},
-                      val_every=settings.val_every)
-    spec_path = run.run_dir / "spec.json"
-    spec.write(spec_path)
-    log = open(run.run_dir / "log.txt", "w")
-    try:
-        return subprocess.Popen([sys.executable, "-m", "yoloattn.compare.worker", str(spec_path)], stdout=log,
-                                stderr=subprocess.STDOUT, env=_child_env(settings.threads_per_run),
-                                start_new_session=True)
-    finally:
-        log.close()  # the child holds its own descriptor
+                      val_every=settings.val_every, attempt=uuid.uuid4().hex[:12])
 
 
-def _signal_group(proc: subprocess.Popen, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError):  # it may have exited on its own meanwhile
-        os.killpg(proc.pid, sig)
+def _fresh_run_dir(run: RunSpec, spec: WorkerSpec) -> None:
+    """An empty run folder with the attempt's spec.json: an interrupted or failed attempt starts clean."""
+    if run.run_dir.exists():
+        shutil.rmtree(run.run_dir)
+    run.run_dir.mkdir(parents=True)
+    spec.write(run.run_dir / "spec.json")
 
 
-def _stop(processes: list[subprocess.Popen]) -> None:
-    """Terminate the given workers and their own children (each worker leads its own process group)."""
-    for proc in processes:
-        if proc.poll() is None:
-            _signal_group(proc, signal.SIGTERM)
-    deadline = time.monotonic() + KILL_GRACE_S
-    for proc in processes:
-        try:
-            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            _signal_group(proc, signal.SIGKILL)
-            proc.wait()
+def _write_returned(run: RunSpec, attempt: RunAttempt) -> None:
+    """Files a Ray worker without OUT's storage sent back, written into the run folder (result.json last:
+    its presence marks the run finished)."""
+    for relative, content in sorted(attempt.files.items(), key=lambda item: item[0] == "result.json"):
+        path = run.run_dir / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
 
 
-def _log_tail(run: RunSpec, lines: int = 6) -> str:
-    try:
-        text = (run.run_dir / "log.txt").read_text(errors="replace").rstrip().splitlines()
-    except OSError:
-        return ""
-    return "\n".join("    " + line for line in text[-lines:])
+def execute(runs: list[RunSpec], data: PreparedData, settings: CompareSettings, executor: Executor,
+            progress: _Progress, outcome: CompareOutcome, done_before: int) -> None:
+    """Run ``runs`` through ``executor``, ``executor.capacity`` at a time, into ``outcome``.
 
-
-def execute(runs: list[RunSpec], data: PreparedData, settings: CompareSettings, progress: _Progress,
-            outcome: CompareOutcome, done_before: int) -> None:
-    pending, running = list(runs), {}
+    An attempt whose worker died (killed by a signal, out of memory, a lost Ray node) is started again,
+    up to ``settings.retries`` more times; one that failed by itself (an exception in training, a node
+    without the dataset or a package) is not: the same settings would fail the same way. A run that does
+    not finish gets ``failure.json`` (``records.RunFailure``) with its last cause. Ctrl-C cancels the runs
+    in flight; finished runs stay.
+    """
+    pending, running = list(runs), set()
+    attempts: dict[RunSpec, int] = {}
     done = done_before
     try:
         while pending or running:
-            while pending and len(running) < settings.jobs:
+            while pending and len(running) < executor.capacity:
                 run = pending.pop(0)
-                running[run] = _start(run, data, settings)
-                progress.say(f"started  {run.label}  ({run.run_dir.name})")
+                attempts[run] = attempts.get(run, 0) + 1
+                spec = worker_spec(run, data, settings)
+                _fresh_run_dir(run, spec)
+                executor.submit(run, spec)
+                running.add(run)
             time.sleep(POLL_S)
-            for run, proc in list(running.items()):
-                if proc.poll() is None:
-                    continue
-                del running[run]
-                done += 1
-                result = run.result() if proc.returncode == 0 else None
+            started, ended = executor.poll()
+            for run, where in started:
+                progress.say(f"started  {run.label}  ({run.run_dir.name})" + (f" {where}" if where else ""))
+            for run, attempt in ended:
+                running.discard(run)
+                _write_returned(run, attempt)
+                result = run.result() if attempt.status == "finished" else None
+                host = f" on {attempt.host}" if attempt.host and settings.executor == "ray" else ""
                 if result is not None:
+                    done += 1
                     outcome.trained.append(run.label)
                     progress.say(f"finished {run.label}  mAP50 {result.map50:.3f}  mAP50-95 "
                                  f"{result.map50_95:.3f}  ({result.train_s:.0f} s)")
+                elif attempt.status == "died" and attempts[run] <= settings.retries:
+                    outcome.retried.append(run.label)
+                    progress.say(f"RETRY    {run.label}{host}: {attempt.cause}; attempt {attempts[run] + 1} of "
+                                 f"{settings.retries + 1}")
+                    pending.insert(0, run)
                 else:
+                    done += 1
+                    cause = attempt.cause or ("no result.json under this run's key" if attempt.status == "finished"
+                                              else attempt.status)
+                    failure = RunFailure(run.model.label, run.seed, run.key, attempt.status, cause, attempts[run],
+                                         attempt.host, attempt.exit_code)
+                    failure.write(run.run_dir / "failure.json")
                     outcome.failed.append(run.label)
-                    progress.say(f"FAILED   {run.label} (exit code {proc.returncode}); end of "
-                                 f"{run.run_dir / 'log.txt'}:\n{_log_tail(run)}")
-            progress.status(done, [(run, _read_state(run)) for run in running])
+                    outcome.failures.append(failure)
+                    tail = log_tail(run.run_dir) if attempt.status == "failed" else ""
+                    progress.say(f"FAILED   {run.label}{host} after {attempts[run]} attempt(s): {cause}"
+                                 + (f"; end of {run.run_dir / 'log.txt'}:\n{tail}" if tail else ""))
+            states = [(run, executor.state(run)) for run in running]
+            active = [(run, state) for run, state in states if state.get("phase") != "queued"]
+            progress.status(done, active, queued=len(states) - len(active))
     except KeyboardInterrupt:
-        _stop(list(running.values()))
+        executor.cancel()
         outcome.interrupted = True
 
 
@@ -668,7 +711,7 @@ def _result_rows(runs: list[tuple[RunSpec, RunResult]], costs: dict[str, dict], 
             **{k: costs[run.model.label][k] for k in COST_COLUMNS},
             **{k: getattr(result, k) for k in ("map50", "map50_95", "precision", "recall", *stats.SIZE_METRICS,
                                                 "train_s")},
-            "threads": result.env.threads, "torch": result.env.torch, "ultralytics": result.env.ultralytics,
+            "threads": result.env.threads, "host": result.env.host, "torch": result.env.torch, "ultralytics": result.env.ultralytics,
             "epochs": settings.epochs, "imgsz": settings.imgsz, "run_key": run.key, "run_dir": str(run.run_dir),
             "curve": result.curve, "val_curve": result.val_curve, "objects_by_size": result.objects_by_size,
             "weights": result.weights, "transferred": result.transferred, "total_tensors": result.total_tensors,
@@ -694,6 +737,11 @@ def _heatmaps(models: list[ModelSpec], rows: list[dict], data: PreparedData, set
     base = models[0]
     variants = [spec for spec in models[1:] if spec.label in weights]
     if base.label not in weights or not variants:
+        return None
+    elsewhere = sorted(label for label, path in weights.items() if not Path(path).is_file())
+    if elsewhere:
+        say(f"heatmaps skipped: the weights of {', '.join(elsewhere)} stayed on the node(s) that trained them "
+            "(--collect-weights copies them under OUT)")
         return None
     try:
         def layers(spec: ModelSpec) -> list:
@@ -761,8 +809,9 @@ def run_compare(settings: CompareSettings, command: str = "", stream: TextIO | N
     data = prepare_data(settings, out)
     runs = plan_runs(settings, models, data, out)
     todo = [r for r in runs if not r.finished()]
-    settings = dataclasses.replace(settings, jobs=settings.jobs or default_jobs(len(todo) or 1, settings.threads_per_run,
-                                                                              settings.device))
+    if settings.executor == "local":  # Ray places runs by their resources; --jobs only caps it when given
+        settings = dataclasses.replace(settings, jobs=settings.jobs or default_jobs(
+            len(todo) or 1, settings.threads_per_run, settings.device, settings.runs_per_gpu))
     outcome = CompareOutcome(out, reused=[r.label for r in runs if r not in todo])
 
     say(f"data: {data.data_yaml} (evaluating on '{data.eval_split}'); models: "
@@ -771,14 +820,22 @@ def run_compare(settings: CompareSettings, command: str = "", stream: TextIO | N
         say(f"data: going on without {len(data.report.skipped)} images that Ultralytics skips (--allow-skipped) "
             f"{data.report.describe_skipped()}")
     plan = f", {settings.jobs} in parallel with {settings.threads_per_run} torch thread(s) each" if todo else ""
+    if todo and settings.executor == "ray":
+        plan = f", through Ray ({'--ray-address ' + settings.ray_address if settings.ray_address else 'a local instance'})"
     say(f"runs: {len(runs)} ({len(runs) - len(todo)} already finished, {len(todo)} to train){plan}")
     if dry_run:
         say("dry run: every option and the dataset are checked; nothing was measured or trained")
         outcome.dry_run = True
         return outcome
-    costs = _measure_models(models, settings, data, out, say)
+    costs = _measure_models(models, settings, data, out, say)  # its own phase: no training runs yet
     if todo:
-        execute(todo, data, settings, _Progress(stream, len(runs)), outcome, len(runs) - len(todo))
+        executor = make_executor(settings, data.source)
+        try:
+            if settings.executor == "ray":
+                say(f"executor: {executor.describe()}")
+            execute(todo, data, settings, executor, _Progress(stream, len(runs)), outcome, len(runs) - len(todo))
+        finally:
+            executor.close()
     if outcome.interrupted:
         say("\ninterrupted: finished runs are kept; rerun the same command to resume")
         return outcome
@@ -791,13 +848,15 @@ def run_compare(settings: CompareSettings, command: str = "", stream: TextIO | N
     baseline = models[0].label
     planned = {spec.label: list(range(settings.seeds)) for spec in models}
     outcome.summary = stats.summarize(rows, baseline, planned)
-    outcome.problems = stats.run_problems(rows, planned)
+    failures = {(f.model, f.seed): f for run in runs if (f := run.failure()) is not None and run.result() is None}
+    outcome.problems = stats.run_problems(rows, planned, {k: _failure_text(f) for k, f in failures.items()})
     context = {
         "title": f"{baseline} + attention modules on {_data_label(settings, data)}",
         "settings": settings, "summary": outcome.summary, "rows": rows, "data_yaml": data.data_yaml,
         "eval_split": data.eval_split, "where": where, "data_report": data.report,
         "end_to_end": models[0].end_to_end,
         "matmul_peak": costs[baseline]["matmul_peak_gflops_s"], "versions": versions(), "machine": _machine(),
+        "latency_machine": costs[baseline].get("machine") or _machine(),
         "command": command or "yoloattn compare ...", "nc": data.nc, "problems": outcome.problems,
         "summary_notes": [*report.power_lines(outcome.summary, target_delta),
                           *report.transfer_lines(outcome.summary, settings.weights)],
@@ -815,6 +874,11 @@ def run_compare(settings: CompareSettings, command: str = "", stream: TextIO | N
     if outcome.failed:
         say(f"\n{len(outcome.failed)} run(s) failed: {', '.join(outcome.failed)}; their logs are in {out / 'runs'}")
     return outcome
+
+
+def _failure_text(failure: RunFailure) -> str:
+    where = f" on {failure.host}" if failure.host else ""
+    return f"failed{where} after {failure.attempts} attempt(s): {failure.cause}"
 
 
 def _data_label(settings: CompareSettings, data: PreparedData) -> str:

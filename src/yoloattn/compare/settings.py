@@ -58,6 +58,14 @@ class CompareSettings:
     nms: bool = False
     out: str = "runs/compare"
     allow_skipped: bool = False  # go on when Ultralytics would skip images of a user dataset (not in run keys)
+    # Where runs execute (executors/; none of it is in the run keys: any executor reproduces a run's numbers)
+    executor: str = "local"  # "local" (subprocesses on this machine) or "ray" (one Ray task per run)
+    ray_address: str | None = None  # None: a new local Ray instance; "auto" or "ray://host:port": a cluster
+    gpus_per_run: int | None = None  # ray: GPUs per task (None: 1 on a GPU --device, else 0)
+    cpus_per_run: int | None = None  # ray: CPUs per task (None: threads_per_run)
+    runs_per_gpu: int = 1  # local with --device 0,1,..: runs that share one GPU
+    retries: int = 2  # new attempts of a run whose worker was killed (signal, OOM, lost node)
+    collect_weights: bool = False  # ray: copy each run's last.pt / best.pt back under OUT
 
     def resolved(self, preset_imgsz: int | None = None) -> CompareSettings:
         """With ``imgsz`` filled: the embedded preset's largest image side, else 640."""
@@ -67,12 +75,31 @@ class CompareSettings:
     def train_args(self, seed: int, end_to_end: bool = False) -> dict:
         """Ultralytics' training arguments of a run; ``end_to_end``: the model has an end-to-end head
         (``integration.heads.is_end_to_end``), whose NMS mode is then fixed by ``nms``."""
-        args = {**self.recipe, "epochs": self.epochs, "imgsz": self.imgsz, "seed": seed, "device": self.device}
+        # the kind of device, not which one: the executor gives each run its GPU (executors/), and a run's
+        # numbers do not depend on which GPU of a kind trained it
+        args = {**self.recipe, "epochs": self.epochs, "imgsz": self.imgsz, "seed": seed,
+                "device": device_kind(self.device)}
         if self.weights:  # the baseline loads it whole, a variant through yoloattn.transfer_weights
             args["pretrained"] = str(Path(self.weights).expanduser().resolve())
         if end_to_end and not self.nms:
             args["nms"] = False  # validation (and predict) use the one-to-one head, never NMS
         return args
+
+
+def device_kind(device: str) -> str:
+    """``"cpu"``, ``"mps"`` or ``"cuda"`` for an Ultralytics device string (``0``, ``0,1``, ``cuda:1``, ``cuda``)."""
+    text = str(device).strip().lower()
+    if text in ("", "cpu", "mps"):
+        return text or "cpu"
+    return "cuda"
+
+
+def gpu_indices(device: str) -> list[int]:
+    """The GPU indices a device string lists: ``"0,1,3"`` -> [0, 1, 3]; ``"cuda"`` -> [0]; cpu/mps -> []."""
+    if device_kind(device) != "cuda":
+        return []
+    text = str(device).strip().lower().removeprefix("cuda:").removeprefix("cuda")
+    return [int(part) for part in text.split(",") if part.strip().isdigit()] or [0]
 
 
 def default_threads_per_run() -> int:
@@ -82,16 +109,18 @@ def default_threads_per_run() -> int:
     return 1 if (os.cpu_count() or 1) <= 4 else 2
 
 
-def default_jobs(runs: int, threads_per_run: int, device: str = "cpu") -> int:
-    """Parallel runs that fit the CPU: ``cores // threads_per_run`` slots.
+def default_jobs(runs: int, threads_per_run: int, device: str = "cpu", runs_per_gpu: int = 1) -> int:
+    """Parallel runs that fit the machine: on a GPU device, ``runs_per_gpu`` per listed GPU (``--device 0,1,2,3``:
+    4); on the CPU, ``cores // threads_per_run`` slots.
 
-    When the runs would end in a partial wave that leaves cores idle (5 runs on 2 slots: 2 + 2 + 1), up
+    When CPU runs would end in a partial wave that leaves cores idle (5 runs on 2 slots: 2 + 2 + 1), up
     to three waves' worth of runs start together instead (5 runs at once take 2.5 run-times instead of
-    3). The thread count of a run does not change with this choice, so neither do its numbers. A GPU
-    trains one run at a time.
+    3). The thread count of a run does not change with this choice, so neither do its numbers.
     """
-    if device != "cpu":
+    if device_kind(device) == "mps":
         return 1
+    if device_kind(device) == "cuda":
+        return max(1, min(runs, len(gpu_indices(device)) * runs_per_gpu))
     slots = max(1, (os.cpu_count() or 1) // max(1, threads_per_run))
     if runs % slots and runs <= 3 * slots:
         return runs

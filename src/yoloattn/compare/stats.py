@@ -190,12 +190,13 @@ def _finite(value) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
 
 
-def run_problems(rows: list[dict], planned: dict[str, list[int]]) -> list[RunProblem]:
+def run_problems(rows: list[dict], planned: dict[str, list[int]],
+                 failures: dict[tuple[str, int], str] | None = None) -> list[RunProblem]:
     """What keeps planned runs out of the statistics, in ``planned`` order.
 
     ``rows``: finished runs (``report.RESULT_COLUMNS`` plus ``curve``); ``planned``: {model: seeds}.
     A run is "diverged" when a metric or any per-epoch loss is NaN or inf, "missing" when it has no
-    finished row (failed, interrupted or not run); a model with >= 2 seeds whose metrics are all
+    finished row (failed, interrupted or not run; ``failures`` gives the cause of a failed one by (model, seed)); a model with >= 2 seeds whose metrics are all
     identical is "identical" and stays in (its test is "n/a (no spread)"); the detail says whether the
     final losses are identical too (the seed does not take effect) or differ (the metric is too coarse).
     """
@@ -205,7 +206,8 @@ def run_problems(rows: list[dict], planned: dict[str, list[int]]) -> list[RunPro
         for seed in seeds:
             row = finished.get((model, seed))
             if row is None:
-                problems.append(RunProblem(model, seed, "missing", "no finished run: failed, interrupted or not run"))
+                detail = (failures or {}).get((model, seed)) or "no finished run: failed, interrupted or not run"
+                problems.append(RunProblem(model, seed, "missing", detail))
                 continue
             bad = [k for k in METRICS if not _finite(row.get(k))]
             bad += sorted({k for epoch in row.get("curve") or [] for k, v in epoch.items()

@@ -1,0 +1,182 @@
+"""The ``ray`` executor: one plain Ray task per run (Ray core, not Ray Tune: no early stopping, no search).
+
+Without ``--ray-address`` it starts a local Ray instance sized to this machine (its CPUs, and the GPUs of
+``--device``); with ``auto`` or ``ray://host:port`` it joins that cluster. Each task asks for
+``--cpus-per-run`` CPUs (default: the run's torch threads) and ``--gpus-per-run`` GPUs (default 1 on a GPU
+``--device``, else 0); Ray places it, and sets ``CUDA_VISIBLE_DEVICES`` so the run trains on device 0
+(0,1 with two GPUs per run) of what it was given. The task trains through ``remote.run_attempt`` and
+returns a ``records.RunAttempt``; its progress comes back through a small actor (:class:`ProgressBoard`).
+
+Ray's own task retries are off (``max_retries=0``): the runner retries killed attempts itself
+(``--retries``), the same way for both executors, and records why a run kept failing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+
+from ...plugins import loaded
+from ..records import DataSource, RemoteRun, RunAttempt, WorkerSpec
+from ..settings import CompareSettings, device_kind, gpu_indices, versions
+
+
+class ProgressBoard:
+    """A Ray actor: the latest ``progress.json`` state of each run, by run folder name."""
+
+    def __init__(self):
+        self.states: dict[str, dict] = {}
+
+    def put(self, name: str, state: dict) -> None:
+        self.states[name] = state
+
+    def snapshot(self) -> dict[str, dict]:
+        return dict(self.states)
+
+
+def train_task(task: RemoteRun, board) -> RunAttempt:
+    """The Ray task: one attempt of one run on the node Ray picked."""
+    from .remote import run_attempt
+
+    return run_attempt(task, board)
+
+
+def _error(message: str):
+    from ..runner import CompareError
+
+    return CompareError(message)
+
+
+def _attempt_of_error(err: Exception) -> RunAttempt:
+    """A Ray error as an attempt: a dead worker or node is retried; a missing package stops the run."""
+    from ray import exceptions as rx
+
+    missing = re.search(r"No module named '([^']+)'", str(err))
+    if missing:
+        return RunAttempt("setup", f"a Ray worker cannot import {missing.group(1)!r}: install it on every node "
+                                   "(pip install 'yoloattn[ray]' and your plug-ins, the driver's versions)")
+    died = (rx.WorkerCrashedError, rx.NodeDiedError, rx.OutOfMemoryError, rx.ObjectLostError, rx.TaskCancelledError)
+    if isinstance(err, died):
+        return RunAttempt("died", f"the Ray worker died ({type(err).__name__}: {str(err).splitlines()[0][:200]})")
+    if isinstance(err, rx.RayTaskError):
+        lines = [line for line in str(err).splitlines() if line.strip()]
+        return RunAttempt("failed", f"the Ray task raised: {lines[-1].strip()[:300] if lines else type(err).__name__}")
+    return RunAttempt("died", f"Ray: {type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}")
+
+
+class RayExecutor:
+    """One Ray task per run; see the module docstring."""
+
+    def __init__(self, settings: CompareSettings, data: DataSource):
+        try:
+            import ray
+        except ImportError:
+            raise _error("--executor ray needs Ray, which is not installed: pip install 'yoloattn[ray]'") from None
+        self.ray, self.settings, self.data = ray, settings, data
+        self.cpus = settings.cpus_per_run or settings.threads_per_run
+        self.gpus = settings.gpus_per_run if settings.gpus_per_run is not None else int(device_kind(settings.device) == "cuda")
+        self._owns = not ray.is_initialized()
+        if self._owns:
+            self._connect()
+        self._check_fit()
+        self.capacity = settings.jobs or 10**6  # Ray queues what does not fit; --jobs caps runs in flight
+        self.board = ray.remote(num_cpus=0)(ProgressBoard).remote()
+        self.task = ray.remote(train_task).options(num_cpus=self.cpus, num_gpus=self.gpus, max_retries=0)
+        self._refs: dict = {}  # ObjectRef -> run
+        self._attempts: dict = {}  # run -> its attempt id
+        self._started: set = set()
+        self._states: dict[str, dict] = {}
+
+    def _connect(self) -> None:
+        ray, address = self.ray, self.settings.ray_address
+        try:
+            if address:
+                ray.init(address=address, log_to_driver=False, logging_level="WARNING")
+                return
+            gpus = gpu_indices(self.settings.device)
+            visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+            if gpus:  # the local instance offers exactly the listed GPUs
+                os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, gpus))
+            try:
+                ray.init(num_cpus=os.cpu_count(), num_gpus=len(gpus), include_dashboard=False, log_to_driver=False,
+                         logging_level="WARNING")
+            finally:
+                if gpus:
+                    if visible is None:
+                        os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+                    else:
+                        os.environ["CUDA_VISIBLE_DEVICES"] = visible
+        except (ConnectionError, RuntimeError, ValueError) as err:
+            where = f"--ray-address {address}" if address else "a local Ray instance"
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            hint = ("start the cluster with `ray start --head` (and `ray start --address=HEAD:6379` on the others), "
+                    "or leave --ray-address out for a local instance") if address else "see `ray status`"
+            raise _error(f"{where}: cannot start or reach Ray ({first}); {hint}") from None
+
+    def _check_fit(self) -> None:
+        nodes = [n.get("Resources", {}) for n in self.ray.nodes() if n.get("Alive")]
+        if any(r.get("CPU", 0) >= self.cpus and r.get("GPU", 0) >= self.gpus for r in nodes):
+            return
+        largest = max(((r.get("CPU", 0), r.get("GPU", 0)) for r in nodes), default=(0, 0))
+        self.close()
+        raise _error(f"no node of the Ray cluster has {self.cpus} CPU(s) and {self.gpus} GPU(s) for a run (the "
+                     f"largest has {largest[0]:g} CPU(s), {largest[1]:g} GPU(s)): lower --cpus-per-run / "
+                     "--threads-per-run / --gpus-per-run, or add such a node")
+
+    def describe(self) -> str:
+        resources = self.ray.cluster_resources()
+        nodes = sum(1 for n in self.ray.nodes() if n.get("Alive"))
+        each = f"{self.cpus} CPU(s)" + (f" and {self.gpus} GPU(s)" if self.gpus else "")
+        cap = f", at most {self.settings.jobs} at a time" if self.settings.jobs else ""
+        return (f"one Ray task each ({each}, {self.settings.threads_per_run} torch thread(s)){cap} on "
+                f"{nodes} node(s) with {resources.get('CPU', 0):g} CPU(s), {resources.get('GPU', 0):g} GPU(s)")
+
+    def submit(self, run, spec: WorkerSpec) -> None:
+        task = RemoteRun(spec=spec, model_yaml_text=run.model.yaml_path.read_text(), data=self.data,
+                         versions=versions(), plugins=tuple(loaded()), gpus=self.gpus,
+                         collect_weights=self.settings.collect_weights)
+        self._refs[self.task.remote(task, self.board)] = run
+        self._attempts[run] = spec.attempt
+
+    def poll(self):
+        ray = self.ray
+        with contextlib.suppress(Exception):  # a slow board only delays the progress line
+            self._states = ray.get(self.board.snapshot.remote(), timeout=10)
+        started = []
+        for run, attempt in self._attempts.items():
+            state = self._states.get(run.run_dir.name, {})
+            if run not in self._started and state.get("attempt") == attempt:
+                self._started.add(run)
+                started.append((run, f"on {state.get('host', '?')}"))
+        ended = []
+        if self._refs:
+            ready, _ = ray.wait(list(self._refs), num_returns=len(self._refs), timeout=0)
+            for ref in ready:
+                run = self._refs.pop(ref)
+                try:
+                    attempt = ray.get(ref)
+                except Exception as err:  # noqa: BLE001 - every Ray failure becomes a typed attempt
+                    attempt = _attempt_of_error(err)
+                self._attempts.pop(run, None)
+                self._started.discard(run)
+                ended.append((run, attempt))
+        return started, ended
+
+    def state(self, run) -> dict:
+        state = self._states.get(run.run_dir.name)
+        if state and state.get("attempt") == self._attempts.get(run):
+            return state
+        return {"phase": "queued"}
+
+    def cancel(self) -> None:
+        for ref in list(self._refs):
+            with contextlib.suppress(Exception):
+                self.ray.cancel(ref, force=True)
+        self._refs.clear()
+
+    def close(self) -> None:
+        if self._refs:
+            self.cancel()
+        if self._owns and self.ray.is_initialized():
+            self.ray.shutdown()
