@@ -827,14 +827,18 @@ def run_compare(settings: CompareSettings, command: str = "", stream: TextIO | N
         say("dry run: every option and the dataset are checked; nothing was measured or trained")
         outcome.dry_run = True
         return outcome
-    costs = _measure_models(models, settings, data, out, say)  # its own phase: no training runs yet
-    if todo:
-        executor = make_executor(settings, data.source)
-        try:
+    # a cluster is joined before the costs are measured, so that a wrong address fails in seconds; a local
+    # Ray instance starts after, so that its processes do not share the CPU with the latency phase
+    executor = make_executor(settings, data.source) if todo and settings.ray_address else None
+    try:
+        costs = _measure_models(models, settings, data, out, say)  # its own phase: no training runs yet
+        if todo:
+            executor = executor or make_executor(settings, data.source)
             if settings.executor == "ray":
                 say(f"executor: {executor.describe()}")
             execute(todo, data, settings, executor, _Progress(stream, len(runs)), outcome, len(runs) - len(todo))
-        finally:
+    finally:
+        if executor is not None:
             executor.close()
     if outcome.interrupted:
         say("\ninterrupted: finished runs are kept; rerun the same command to resume")

@@ -14,6 +14,7 @@ Ray's own task retries are off (``max_retries=0``): the runner retries killed at
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 
@@ -58,7 +59,7 @@ def _attempt_of_error(err: Exception) -> RunAttempt:
                                    "(pip install 'yoloattn[ray]' and your plug-ins, the driver's versions)")
     died = (rx.WorkerCrashedError, rx.NodeDiedError, rx.OutOfMemoryError, rx.ObjectLostError, rx.TaskCancelledError)
     if isinstance(err, died):
-        return RunAttempt("died", f"the Ray worker died ({type(err).__name__}: {str(err).splitlines()[0][:200]})")
+        return RunAttempt("died", f"the Ray worker died ({type(err).__name__})")
     if isinstance(err, rx.RayTaskError):
         lines = [line for line in str(err).splitlines() if line.strip()]
         return RunAttempt("failed", f"the Ray task raised: {lines[-1].strip()[:300] if lines else type(err).__name__}")
@@ -89,7 +90,9 @@ class RayExecutor:
         self._states: dict[str, dict] = {}
 
     def _connect(self) -> None:
-        ray, address = self.ray, self.settings.ray_address
+        ray, address = self.ray, self.settings.ray_address or os.environ.get("RAY_ADDRESS")  # Ray's own variable too
+        # Ray warns, on every start, that token authentication is on (its default): not news to act on
+        logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
         try:
             if address:
                 ray.init(address=address, log_to_driver=False, logging_level="WARNING")
