@@ -169,7 +169,10 @@ def test_documented_commands_run_with_their_defaults(tmp_path):
     results = json.loads(out.stdout.rsplit("RESULTS ", 1)[1])
     assert [r[0] for r in results] == commands
     for line, code, (last,) in results:
-        if "device=0" in line.split() and not torch.cuda.is_available():  # a GPU example on a CPU-only machine
+        words = line.split()
+        gpu = "device=0" in words or ("--device" in words and words[words.index("--device") + 1] != "cpu"
+                                      and "--ray-address" not in words)  # a cluster's nodes have the GPUs
+        if gpu and not torch.cuda.is_available():  # a GPU example on a CPU-only machine
             assert code == 2 and "no CUDA GPU is visible" in last, (line, last)
             continue
         assert code == 0, f"`{line}` exited {code}: {last}"

@@ -27,7 +27,7 @@ import json
 import os
 import shutil
 import socket
-import time
+import subprocess
 from pathlib import Path
 
 import yaml
@@ -173,8 +173,12 @@ def run_attempt(task: RemoteRun, board=None) -> RunAttempt:
         spec.write(run_dir / "spec.json")
         proc = launch(run_dir / "spec.json", child_env(spec.threads, task.plugins))
         last = None
-        while proc.poll() is None:
-            time.sleep(BOARD_EVERY_S)
+        while True:
+            try:
+                proc.wait(timeout=BOARD_EVERY_S)  # returns as soon as the worker exits
+                break
+            except subprocess.TimeoutExpired:
+                pass
             try:
                 state = json.loads((run_dir / "progress.json").read_text())
             except (OSError, ValueError):
@@ -189,7 +193,7 @@ def run_attempt(task: RemoteRun, board=None) -> RunAttempt:
             shutil.rmtree(run_dir, ignore_errors=True)  # everything is on its way to the driver
         return dataclasses.replace(attempt, files=files)
     except NodeError as err:
-        return RunAttempt("setup", f"on {host}: {err}", host)
+        return RunAttempt("setup", str(err), host)
     finally:
         if proc is not None:  # cancelled (KeyboardInterrupt from ray.cancel) or an error above
             stop([proc])
