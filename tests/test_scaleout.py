@@ -214,3 +214,39 @@ def test_executor_options_are_checked_in_one_line(tmp_path, capsys, argv, messag
     assert main([*ARGS, *argv, "--out", str(tmp_path)]) == EXIT_USAGE
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+
+
+def _processes_of(out: Path) -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"yoloattn.compare.worker" in cmdline and str(out).encode() in cmdline:
+            found.append(int(proc.name))
+    return found
+
+
+@pytest.mark.slow
+def test_ctrl_c_cancels_the_ray_tasks_and_keeps_finished_runs(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    argv = [*ARGS[:ARGS.index("--epochs")], "--epochs", "2", "--seeds", "3", "--imgsz", "64", "--threads-per-run", "1"]
+    log = tmp_path / "log.txt"
+    with open(log, "w") as f:
+        proc = subprocess.Popen([sys.executable, "-m", "yoloattn.cli", *argv, "--executor", "ray", "--out", str(out)],
+                                stdout=f, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not list((out / "runs").glob("*/result.json")):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) == 130, log.read_text()[-3000:]
+    text = log.read_text()
+    assert "interrupted: finished runs are kept; rerun the same command to resume" in text and "Traceback" not in text
+    time.sleep(2)
+    assert _processes_of(out) == []  # no training outlives the cancelled tasks
+    finished = list((out / "runs").glob("*/result.json"))
+    assert 1 <= len(finished) < 6
