@@ -67,7 +67,7 @@ def test_ray_and_local_write_the_same_files_and_numbers_and_reuse_each_others_ru
     code, stdout = compare([*ARGS, "--executor", "ray"], shared)  # a local Ray instance: it sees OUT
     assert code == 0, stdout
     assert "executor: one Ray task each (1 CPU(s), 1 torch thread(s))" in stdout
-    assert stdout.count("started  ") == 4 and stdout.count("finished ") == 4
+    assert stdout.count("\nstarted  ") == 4 and stdout.count("\nfinished ") == 4
 
     monkeypatch.setenv(STORAGE_ENV, "local")  # the Ray workers behave as on a node without OUT's storage
     code, stdout = compare([*ARGS, "--executor", "ray", "--collect-weights"], staged)
@@ -78,7 +78,7 @@ def test_ray_and_local_write_the_same_files_and_numbers_and_reuse_each_others_ru
     assert len(numbers(local)) == 4 and numbers(local) == numbers(shared) == numbers(staged)
     weights = json.loads(next((staged / "runs").glob("yolov8n-s0-*/result.json")).read_text())["weights"]
     assert Path(weights).is_file() and Path(weights).is_relative_to(staged)  # collected, and named where it is now
-    assert "runs: ray executor; trained on" in (staged / "report.md").read_text()
+    assert "runs trained on: " in (staged / "report.md").read_text()
 
     for argv, out in (([*ARGS, "--executor", "ray"], local), ([*ARGS, "--executor", "local"], staged)):
         before = result_times(out)
@@ -204,16 +204,61 @@ def test_gpu_devices_give_one_run_per_gpu_unless_shared():
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--gpus-per-run", "1"], "--gpus-per-run is an option of --executor ray"),
-    (["--collect-weights"], "--collect-weights is an option of --executor ray"),
+    (["--gpus-per-run", "1"], "--gpus-per-run is an option of --executor ray: add --executor ray, or drop it"),
+    (["--collect-weights"], "--collect-weights is an option of --executor ray: add --executor ray"),
     (["--runs-per-gpu", "2"], "--runs-per-gpu shares GPUs of --device 0,1,.. between local runs"),
     (["--executor", "ray", "--gpus-per-run", "1"], "--gpus-per-run 1 needs a GPU --device (e.g. --device 0)"),
+    (["--executor", "ray", "--cpus-per-run", "64"], "--cpus-per-run 64: the local Ray instance has"),
     (["--executor", "ray", "--ray-address", "auto"], "--ray-address auto: cannot start or reach Ray (Could not find any"),
+    (["--executor", "ray", "--ray-address", "127.0.0.1:1"], "--ray-address 127.0.0.1:1: nothing answers at 127.0.0.1:1"),
+    (["--executor", "ray", "--ray-address", "ray://127.0.0.1:1"], "nothing answers at 127.0.0.1:1 (Connection refused)"),
 ])
-def test_executor_options_are_checked_in_one_line(tmp_path, capsys, argv, message):
-    assert main([*ARGS, *argv, "--out", str(tmp_path)]) == EXIT_USAGE
+def test_executor_options_are_checked_in_one_line(tmp_path, capsys, monkeypatch, argv, message):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    started = time.monotonic()
+    assert main([*ARGS, *argv, "--out", str(tmp_path), "--dry-run"]) == EXIT_USAGE
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert time.monotonic() - started < 60  # a dead address does not keep Ray retrying for minutes
+
+
+def test_ray_address_from_the_environment_is_named_as_such(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("RAY_ADDRESS", "auto")
+    assert main([*ARGS, "--executor", "ray", "--out", str(tmp_path), "--dry-run"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "RAY_ADDRESS=auto: cannot start or reach Ray" in err and "or unset RAY_ADDRESS for a local instance" in err
+
+
+@pytest.mark.slow
+def test_the_n_machine_recipe_on_one_machine(tmp_path, capsys):
+    """`ray start --head`, then compare --ray-address HOST:PORT: a run no node fits is refused in a dry run,
+    the comparison runs on the cluster, and the cluster outlives it."""
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    ray_cli = Path(sys.executable).with_name("ray")
+    subprocess.run([str(ray_cli), "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
+                    "--disable-usage-stats"], check=True, capture_output=True, timeout=120)
+    try:
+        address = ["--executor", "ray", "--ray-address", f"127.0.0.1:{port}"]
+        code, stdout = compare([*ARGS, *address, "--cpus-per-run", "3", "--dry-run"], tmp_path / "too-big")
+        err = capsys.readouterr().err
+        assert code == EXIT_USAGE and "no node of the Ray cluster has 3 CPU(s) and 0 GPU(s) for a run" in err, err
+        assert "Traceback" not in err
+        code, stdout = compare([*ARGS, *address, "--dry-run"], tmp_path / "dry")
+        assert code == 0 and "executor: one Ray task each (1 CPU(s), 1 torch thread(s)) on 1 node(s)" in stdout, stdout
+        argv = [*ARGS[:ARGS.index("--seeds")], "--seeds", "1", "--imgsz", "64", "--threads-per-run", "1"]
+        code, stdout = compare([*argv, *address], tmp_path / "out")
+        assert code == 0 and sum(line.startswith("finished ") for line in stdout.splitlines()) == 2, stdout
+        status = subprocess.run([str(ray_cli), "status", f"--address=127.0.0.1:{port}"], capture_output=True,
+                                text=True, env={**os.environ, "RAY_AUTH_MODE": "token"}, timeout=60)
+        assert status.returncode == 0, status.stderr[-2000:]  # the comparison left the cluster running
+    finally:
+        subprocess.run([str(ray_cli), "stop", "--force"], capture_output=True, timeout=120)
 
 
 def _processes_of(out: Path) -> list[int]:

@@ -745,8 +745,9 @@ def _add_compare_options(p: argparse.ArgumentParser, demo: bool = False) -> None
     g.add_argument("--executor", choices=("local", "ray"),
                    help="local: subprocesses on this machine (default); ray: one Ray task per run, on a local Ray "
                         "instance or the cluster of --ray-address (pip install 'yoloattn[ray]')")
-    g.add_argument("--ray-address", metavar="auto|ray://HOST:PORT",
-                   help="join this Ray cluster (default: start a local instance sized to this machine)")
+    g.add_argument("--ray-address", metavar="auto|HOST:PORT|ray://HOST:PORT",
+                   help="join this Ray cluster (default: $RAY_ADDRESS, else start a local instance sized to this "
+                        "machine)")
     g.add_argument("--gpus-per-run", type=NON_NEGATIVE, metavar="N",
                    help="ray: GPUs per run (default 1 with a GPU --device, else 0)")
     g.add_argument("--cpus-per-run", type=POSITIVE, metavar="N", help="ray: CPUs per run (default --threads-per-run)")

@@ -261,7 +261,8 @@ def _sections(context: dict) -> list[tuple[str, str]]:
         f"latency: batch 1, {s.imgsz}x{s.imgsz}, fused eval model, {s.latency_threads} thread(s), no pre/post-"
         f"processing or NMS; matmul peak {context['matmul_peak']:.1f} GFLOP/s; measured on "
         f"{context.get('latency_machine') or context['machine']} before any training",
-        f"runs: {s.executor} executor; trained on {', '.join(sorted({r.get('host') or '?' for r in context['rows']}))}",
+        f"runs trained on: {', '.join(sorted({r.get('host') or '?' for r in context['rows']}))} (each result.json's "
+        "host; the executor does not change a run's numbers)",
         f"versions: {', '.join(f'{k} {v}' for k, v in context['versions'].items())}; "
         f"{context['machine']}",
     ]
@@ -334,7 +335,9 @@ def write_markdown(path: Path, context: dict) -> Path:
         *[f"![{p.stem}]({p.name})" for p in context["plots"]],
         "",
         *(["## Where the models look", "", HEATMAP_NOTE, "", f"![heatmaps]({context['heatmaps'].name})", ""]
-          if context.get("heatmaps") else []),
+          if context.get("heatmaps") else
+          ["## Where the models look", "", f"Not drawn: {context['heatmaps_skipped']}", ""]
+          if context.get("heatmaps_skipped") else []),
         "## Runs",
         "",
         _markdown_table(runs_header, runs_body),
@@ -369,7 +372,9 @@ def write_html(path: Path, context: dict) -> Path:
     extra = "".join(f"<h2>{html.escape(title)}</h2><p>{html.escape(intro)}</p>{_html_table(*table)}"
                     for title, intro, table in _extra_tables(context) if table is not None)
     heatmaps = (f"<h2>Where the models look</h2><p>{html.escape(HEATMAP_NOTE)}</p>{_image_html(context['heatmaps'])}"
-                if context.get("heatmaps") else "")
+                if context.get("heatmaps") else
+                f"<h2>Where the models look</h2><p>Not drawn: {html.escape(context['heatmaps_skipped'])}</p>"
+                if context.get("heatmaps_skipped") else "")
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(context['title'])}</title>
 <style>{_CSS}</style></head><body>

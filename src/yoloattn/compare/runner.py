@@ -49,7 +49,7 @@ from . import plots, report, stats
 from ..integration.heads import build_model, is_end_to_end, task_of, wrapper
 from .measure import ModelSpec, format_duration, measure_all
 from .models import default_placement, imgsz_error, load_model_dict, model_file, resolve_model, variant_stem
-from .executors import EXECUTORS, Executor, make_executor
+from .executors import EXECUTORS, Executor, make_executor, ray_address
 from .executors.process import log_tail
 from .executors.remote import run_data_text
 from .records import DataSource, RecordError, RunAttempt, RunFailure, RunResult, WorkerSpec
@@ -212,8 +212,8 @@ def _check_execution(settings: CompareSettings) -> None:
                               ("--cpus-per-run", settings.cpus_per_run),
                               ("--collect-weights", settings.collect_weights or None)):
             if value is not None:
-                raise CompareError(f"{option} is an option of --executor ray (the local executor trains under OUT "
-                                   "with --threads-per-run, one run per GPU of --device)")
+                raise CompareError(f"{option} is an option of --executor ray: add --executor ray, or drop it (the "
+                                   "local executor trains under OUT, one run per GPU of --device)")
         gpu_slots = len(gpu_indices(settings.device)) * settings.runs_per_gpu
         if kind == "cuda" and settings.jobs and settings.jobs > gpu_slots:
             raise CompareError(f"--jobs {settings.jobs} is more than the {gpu_slots} GPU slot(s) of --device "
@@ -227,6 +227,14 @@ def _check_execution(settings: CompareSettings) -> None:
         if settings.gpus_per_run and kind != "cuda":
             raise CompareError(f"--gpus-per-run {settings.gpus_per_run} needs a GPU --device (e.g. --device 0), "
                                f"got --device {settings.device}")
+        cpus = settings.cpus_per_run or settings.threads_per_run or 1
+        if not ray_address(settings) and cpus > (os.cpu_count() or 1):
+            raise CompareError(f"--cpus-per-run {cpus}: the local Ray instance has {os.cpu_count()} CPU(s); lower "
+                               "--cpus-per-run (or --threads-per-run), or join a cluster with --ray-address")
+        gpus_listed = len(gpu_indices(settings.device))
+        if not ray_address(settings) and (settings.gpus_per_run or 0) > gpus_listed:
+            raise CompareError(f"--gpus-per-run {settings.gpus_per_run}: --device {settings.device} gives the local "
+                               f"Ray instance {gpus_listed} GPU(s); list more GPUs or lower --gpus-per-run")
     if settings.runs_per_gpu != 1 and (kind != "cuda" or settings.executor != "local"):
         raise CompareError("--runs-per-gpu shares GPUs of --device 0,1,.. between local runs; with --executor ray "
                            "use --gpus-per-run, on the CPU --jobs")
@@ -566,9 +574,9 @@ class _Progress:
         return estimate_remaining(self.durations, [(now - self._run_started.get(run, now), _train_fraction(state))
                                                    for run, state in running], pending, slots)
 
-    def status(self, done: int, running: list[tuple[RunSpec, dict]], queued: int = 0) -> None:
-        """Rewrite (or print) the status line: each running run's epoch and batch; ``queued``: runs an
-        executor accepted that have not started (Ray tasks waiting for resources)."""
+    def status(self, done: int, running: list[tuple[RunSpec, dict]], waiting: int = 0) -> None:
+        """Rewrite (or print) the status line: each running run's epoch and batch; ``waiting``: runs not
+        started yet (not submitted, or Ray tasks waiting for resources)."""
         now = time.monotonic()
         self._track([run for run, _ in running], now)
         parts = []
@@ -578,8 +586,8 @@ class _Progress:
                 parts.append(f"{run.label} epoch {state['epoch']}/{state['epochs']} {min(pct, 100)}%")
             else:
                 parts.append(f"{run.label} {state.get('phase', 'starting')}")
-        if queued:
-            parts.append(f"{queued} queued")
+        if waiting and running:
+            parts.append(f"{waiting} waiting")
         eta = self.eta(done, running, now)
         clock = format_duration(now - self.started) + ("" if eta is None else f", ETA {format_duration(eta)}")
         text = f"[{done}/{self.total} runs done, {clock}] " + " | ".join(parts)
@@ -676,7 +684,7 @@ def execute(runs: list[RunSpec], data: PreparedData, settings: CompareSettings, 
                                  + (f"; end of {run.run_dir / 'log.txt'}:\n{tail}" if tail else ""))
             states = [(run, executor.state(run)) for run in running]
             active = [(run, state) for run, state in states if state.get("phase") != "queued"]
-            progress.status(done, active, queued=len(states) - len(active))
+            progress.status(done, active, waiting=len(states) - len(active) + len(pending))
     except KeyboardInterrupt:
         executor.cancel()
         outcome.interrupted = True
@@ -724,10 +732,10 @@ HEATMAP_IMAGES = 4  # evaluation images in the heatmap panel
 
 
 def _heatmaps(models: list[ModelSpec], rows: list[dict], data: PreparedData, settings: CompareSettings, out: Path,
-              say: Callable[[str], None]) -> Path | None:
+              say: Callable[[str], None]) -> Path | str | None:
     """``OUT/heatmaps.png``: EigenCAM of each model's lowest finished seed at the layer its module changed,
-    the baseline at each of those layers; None (and a line saying why) when it cannot be drawn. A failure
-    here costs the panel, never the report of runs that took hours."""
+    the baseline at each of those layers; None when there is nothing to draw, or the reason (a str, also
+    said) when it cannot be drawn. A failure here costs the panel, never the report of runs that took hours."""
     from .heatmaps import changed_layers, heatmap_panel
     from .sizes import split_images
 
@@ -740,9 +748,10 @@ def _heatmaps(models: list[ModelSpec], rows: list[dict], data: PreparedData, set
         return None
     elsewhere = sorted(label for label, path in weights.items() if not Path(path).is_file())
     if elsewhere:
-        say(f"heatmaps skipped: the weights of {', '.join(elsewhere)} stayed on the node(s) that trained them "
-            "(--collect-weights copies them under OUT)")
-        return None
+        reason = (f"the weights of {', '.join(elsewhere)} stayed on the node(s) that trained them "
+                  "(--collect-weights copies them under OUT)")
+        say(f"heatmaps skipped: {reason}")
+        return reason
     try:
         def layers(spec: ModelSpec) -> list:
             d = yaml.safe_load(spec.yaml_path.read_text())
@@ -762,8 +771,9 @@ def _heatmaps(models: list[ModelSpec], rows: list[dict], data: PreparedData, set
         images = [Path(p) for p in split_images(data.run_yaml, "val")[:HEATMAP_IMAGES]]
         return heatmap_panel(columns, images, settings.imgsz, out / "heatmaps.png")
     except Exception as err:  # noqa: BLE001 - see the docstring
-        say(f"heatmaps skipped: {type(err).__name__}: {err}")
-        return None
+        reason = f"{type(err).__name__}: {err}"
+        say(f"heatmaps skipped: {reason}")
+        return reason
 
 
 def _write_outputs(out: Path, rows: list[dict], summary: list[dict], baseline: str, context: dict) -> tuple[Path, Path]:
@@ -820,16 +830,21 @@ def run_compare(settings: CompareSettings, command: str = "", stream: TextIO | N
         say(f"data: going on without {len(data.report.skipped)} images that Ultralytics skips (--allow-skipped) "
             f"{data.report.describe_skipped()}")
     plan = f", {settings.jobs} in parallel with {settings.threads_per_run} torch thread(s) each" if todo else ""
+    address = ray_address(settings)
     if todo and settings.executor == "ray":
-        plan = f", through Ray ({'--ray-address ' + settings.ray_address if settings.ray_address else 'a local instance'})"
+        plan = f", through Ray ({address[1] if address else 'a local instance'})"
     say(f"runs: {len(runs)} ({len(runs) - len(todo)} already finished, {len(todo)} to train){plan}")
+    # a cluster is joined before the costs are measured (and in a dry run), so that a wrong address or a run
+    # no node fits fails in seconds; a local Ray instance starts after, so that its processes do not share
+    # the CPU with the latency phase
+    executor = make_executor(settings, data.source) if todo and address and settings.executor == "ray" else None
     if dry_run:
+        if executor is not None:
+            say(f"executor: {executor.describe()}")
+            executor.close()
         say("dry run: every option and the dataset are checked; nothing was measured or trained")
         outcome.dry_run = True
         return outcome
-    # a cluster is joined before the costs are measured, so that a wrong address fails in seconds; a local
-    # Ray instance starts after, so that its processes do not share the CPU with the latency phase
-    executor = make_executor(settings, data.source) if todo and settings.ray_address else None
     try:
         costs = _measure_models(models, settings, data, out, say)  # its own phase: no training runs yet
         if todo:
@@ -864,8 +879,9 @@ def run_compare(settings: CompareSettings, command: str = "", stream: TextIO | N
         "command": command or "yoloattn compare ...", "nc": data.nc, "problems": outcome.problems,
         "summary_notes": [*report.power_lines(outcome.summary, target_delta),
                           *report.transfer_lines(outcome.summary, settings.weights)],
-        "heatmaps": _heatmaps(models, rows, data, settings, out, say),
     }
+    panel = _heatmaps(models, rows, data, settings, out, say)
+    context["heatmaps"], context["heatmaps_skipped"] = (panel, None) if not isinstance(panel, str) else (None, panel)
     outcome.report_md, outcome.report_html = _write_outputs(out, rows, outcome.summary, baseline, context)
     say("\n" + report.text_table(*report.summary_table(outcome.summary, data.nc)))
     grid = report.placement_table(outcome.summary)

@@ -49,6 +49,19 @@ class Executor(Protocol):
 
 
 EXECUTORS = ("local", "ray")
+RAY_ADDRESS_ENV = "RAY_ADDRESS"  # Ray's own variable, honoured as --ray-address is
+
+
+def ray_address(settings: CompareSettings) -> tuple[str, str] | None:
+    """(address, how it was given) of the Ray cluster to join: ``--ray-address`` or ``$RAY_ADDRESS``; None for
+    a new local instance."""
+    import os
+
+    if settings.ray_address:
+        return settings.ray_address, f"--ray-address {settings.ray_address}"
+    if os.environ.get(RAY_ADDRESS_ENV):
+        return os.environ[RAY_ADDRESS_ENV], f"{RAY_ADDRESS_ENV}={os.environ[RAY_ADDRESS_ENV]}"
+    return None
 
 
 def make_executor(settings: CompareSettings, data: DataSource) -> Executor:

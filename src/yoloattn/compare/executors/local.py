@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import socket
 from collections import Counter
 
 from ...plugins import loaded
@@ -54,7 +55,7 @@ class LocalExecutor:
         for run, (proc, _) in list(self._running.items()):
             if proc.poll() is not None:
                 del self._running[run]
-                ended.append((run, attempt_of(proc, run.run_dir, run.key)))
+                ended.append((run, attempt_of(proc, run.run_dir, run.key, socket.gethostname())))
         return started, ended
 
     def state(self, run) -> dict:

@@ -21,6 +21,7 @@ import re
 from ...plugins import loaded
 from ..records import DataSource, RemoteRun, RunAttempt, WorkerSpec
 from ..settings import CompareSettings, device_kind, gpu_indices, versions
+from . import ray_address
 
 
 class ProgressBoard:
@@ -66,6 +67,34 @@ def _attempt_of_error(err: Exception) -> RunAttempt:
     return RunAttempt("died", f"Ray: {type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}")
 
 
+PROBE_TIMEOUT_S = 5.0
+
+
+def _hint(address: str | None, given: str, error: str) -> str:
+    if not address:
+        return "see `ray status`"
+    if "ray[client]" in error:
+        return 'ray:// addresses need Ray Client: pip install "ray[client]"'
+    drop = "unset RAY_ADDRESS" if given.startswith("RAY_ADDRESS") else "leave --ray-address out"
+    return (f"start the cluster with `ray start --head` (and `ray start --address=HEAD:6379` on the others), or {drop} "
+            "for a local instance")
+
+
+def _probe(address: str, given: str) -> None:
+    """Fail in seconds when a HOST:PORT address does not answer (Ray itself retries for minutes)."""
+    import socket
+
+    target = address.removeprefix("ray://")
+    host, sep, port = target.rpartition(":")
+    if address == "auto" or not sep or not port.isdigit():
+        return  # auto: Ray reads this machine's cluster file, and fails fast itself
+    try:
+        socket.create_connection((host, int(port)), timeout=PROBE_TIMEOUT_S).close()
+    except OSError as err:
+        raise _error(f"{given}: nothing answers at {host}:{port} ({err.strerror or err}); "
+                     f"{_hint(address, given, '')}") from None
+
+
 class RayExecutor:
     """One Ray task per run; see the module docstring."""
 
@@ -77,22 +106,25 @@ class RayExecutor:
         self.ray, self.settings, self.data = ray, settings, data
         self.cpus = settings.cpus_per_run or settings.threads_per_run
         self.gpus = settings.gpus_per_run if settings.gpus_per_run is not None else int(device_kind(settings.device) == "cuda")
-        self._owns = not ray.is_initialized()
-        if self._owns:
-            self._connect()
-        self._check_fit()
         self.capacity = settings.jobs or 10**6  # Ray queues what does not fit; --jobs caps runs in flight
-        self.board = ray.remote(num_cpus=0)(ProgressBoard).remote()
-        self.task = ray.remote(train_task).options(num_cpus=self.cpus, num_gpus=self.gpus, max_retries=0)
         self._refs: dict = {}  # ObjectRef -> run
         self._attempts: dict = {}  # run -> its attempt id
         self._started: set = set()
         self._states: dict[str, dict] = {}
+        self._owns = not ray.is_initialized()
+        if self._owns:
+            self._connect()
+        self._check_fit()
+        self.board = ray.remote(num_cpus=0)(ProgressBoard).remote()
+        self.task = ray.remote(train_task).options(num_cpus=self.cpus, num_gpus=self.gpus, max_retries=0)
 
     def _connect(self) -> None:
-        ray, address = self.ray, self.settings.ray_address or os.environ.get("RAY_ADDRESS")  # Ray's own variable too
+        ray = self.ray
+        address, given = ray_address(self.settings) or (None, "a local Ray instance")
         # Ray warns, on every start, that token authentication is on (its default): not news to act on
         logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
+        if address:
+            _probe(address, given)
         try:
             if address:
                 ray.init(address=address, log_to_driver=False, logging_level="WARNING")
@@ -111,11 +143,8 @@ class RayExecutor:
                     else:
                         os.environ["CUDA_VISIBLE_DEVICES"] = visible
         except (ConnectionError, RuntimeError, ValueError) as err:
-            where = f"--ray-address {address}" if address else "a local Ray instance"
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            hint = ("start the cluster with `ray start --head` (and `ray start --address=HEAD:6379` on the others), "
-                    "or leave --ray-address out for a local instance") if address else "see `ray status`"
-            raise _error(f"{where}: cannot start or reach Ray ({first}); {hint}") from None
+            raise _error(f"{given}: cannot start or reach Ray ({first}); {_hint(address, given, first)}") from None
 
     def _check_fit(self) -> None:
         nodes = [n.get("Resources", {}) for n in self.ray.nodes() if n.get("Alive")]

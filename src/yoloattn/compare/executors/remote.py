@@ -197,3 +197,4 @@ def run_attempt(task: RemoteRun, board=None) -> RunAttempt:
     finally:
         if proc is not None:  # cancelled (KeyboardInterrupt from ray.cancel) or an error above
             stop([proc])
+        shutil.rmtree(staging_root(task.spec) / "data" / name, ignore_errors=True)  # only needed while training
