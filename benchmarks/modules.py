@@ -1,7 +1,8 @@
 """Forward+backward time and extra peak memory of each efficient module against its reference.
 
-    python benchmarks/modules.py            # the table in docs/benchmarks.md
-    python benchmarks/modules.py --quick    # a 1-minute subset (`make demo` until compare exists)
+    python benchmarks/modules.py              # the tables in docs/benchmarks.md
+    python benchmarks/modules.py --quick      # a 1-minute subset (`make demo` until compare exists)
+    python benchmarks/modules.py --inference  # only Mobile MQA vs timm in inference (eval, no_grad)
 
 Everything runs in one process, so the ratio columns compare like with like. The references are the
 slow, obvious ports of the official algorithms kept in tests/reference/ (plus timm's
@@ -97,12 +98,49 @@ def cases(c: int):
     yield "iRMB", irmb, {"explicit softmax": irmb_ref.reference_from(irmb)}
 
 
+def inference_time(module: torch.nn.Module, x: torch.Tensor, repeats: int) -> float:
+    """Median forward seconds in eval mode without autograd (after one warm-up pass)."""
+    module.eval()
+    with torch.no_grad():
+        module(x)
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            module(x)
+            times.append(time.perf_counter() - t0)
+            if sum(times) > 20:
+                break
+    return statistics.median(times)
+
+
+def inference_table(batch: int, repeats: int) -> None:
+    """Mobile MQA (8 heads x 48) against timm's MultiQueryAttention2d, forward only, C=64."""
+    import yoloattn.attention.mqa as mqa_module
+
+    print(f"\ninference: eval, torch.no_grad(), B={batch}, fp32, forward only (enable_gqa: {mqa_module._SDPA_GQA})")
+    print("| module | C | H=W | path | ours ms | timm ms | speed-up |")
+    print("|---|---|---|---|---|---|---|")
+    for size in (20, 40, 80):
+        mqa = MobileMQA(64, num_heads=8, key_dim=48, value_dim=48)
+        timm_mqa = _timm_mqa(mqa)
+        x = torch.randn(batch, 64, size, size)
+        logits = 8 * size**4
+        path = "fused" if mqa_module.fused_attention(logits, grad=False) else "dense"
+        t_ours, t_timm = inference_time(mqa, x, repeats), inference_time(timm_mqa, x, repeats)
+        print(f"| Mobile MQA (8x48) | 64 | {size} | {path} | {t_ours * 1e3:.1f} | {t_timm * 1e3:.1f} | "
+              f"{t_timm / t_ours:.2f}x |", flush=True)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="C=64 at 20x20 and 40x40 only, fewer repeats")
     parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--inference", action="store_true", help="only the Mobile MQA inference table")
     args = parser.parse_args(argv)
     torch.manual_seed(0)
+    if args.inference:
+        inference_table(args.batch, 5)
+        return
     settings = [(64, 20), (64, 40)] if args.quick else [(64, 20), (64, 40), (64, 80), (256, 20)]
     repeats = 3 if args.quick else 5
 
@@ -120,6 +158,7 @@ def main(argv=None) -> None:
                 print(f"| {name} | {c} | {size} | {t_ours * 1e3:.1f} | {m_ours / 2**20:.0f} | {ref_name} | "
                       f"{t_ref * 1e3:.1f} | {m_ref / 2**20:.0f} | {t_ref / t_ours:.2f}x | "
                       f"{m_ref / max(m_ours, 1):.1f}x |", flush=True)
+    inference_table(args.batch, repeats)
 
 
 if __name__ == "__main__":

@@ -190,10 +190,12 @@ def test_large_maps_use_a_fused_kernel_without_materialised_softmax():
     assert "aten::_softmax" not in names and "aten::_safe_softmax" not in names, sorted(names)
 
 
+@pytest.mark.parametrize("gqa", [True, False])
 @pytest.mark.parametrize("kv_stride", [1, 2])
-def test_dense_and_fused_paths_agree_with_the_reference(monkeypatch, kv_stride):
+def test_dense_and_fused_paths_agree_with_the_reference(monkeypatch, kv_stride, gqa):
     import yoloattn.attention.mqa as mqa_module
 
+    monkeypatch.setattr(mqa_module, "_SDPA_GQA", gqa and mqa_module._SDPA_GQA)  # enable_gqa, or the expanded view
     module = _mqa(num_heads=4, key_dim=16, value_dim=16, kv_stride=kv_stride).train()
     x = torch.randn(2, C, 17, 23)
     expected = reference_from(module, "timm")(x)
@@ -204,6 +206,28 @@ def test_dense_and_fused_paths_agree_with_the_reference(monkeypatch, kv_stride):
         assert rel_err(out, expected) <= 1e-5
         out.square().sum().backward()
         assert torch.isfinite(inp.grad).all()
+
+
+def test_the_switch_to_the_fused_path_depends_on_autograd(monkeypatch):
+    """Inference takes the fused kernel from 2^16 logits per image, training from 2^22; both agree with the
+    reference, in eval mode under no_grad too."""
+    import yoloattn.attention.mqa as mqa_module
+    from yoloattn import flops
+
+    assert mqa_module.fused_attention(1 << 17, grad=False) and not mqa_module.fused_attention(1 << 17, grad=True)
+    assert not mqa_module.fused_attention(1 << 16, grad=False) and mqa_module.fused_attention((1 << 22) + 1, grad=True)
+    module = _mqa(num_heads=8, key_dim=16, value_dim=16).eval()
+    x = torch.randn(1, C, 12, 11)  # 8 * 132 * 132 = 139392 logits: fused without grad, dense with
+    expected = reference_from(module, "timm")(x)
+
+    def kernels(grad: bool) -> set:
+        with torch.set_grad_enabled(grad), flops.FlopCounter() as counter:
+            out = module(x)
+        assert rel_err(out, expected) <= 1e-5
+        return set(counter.breakdown())
+
+    fused = "aten._scaled_dot_product_flash_attention_for_cpu"
+    assert fused in kernels(grad=False) and fused not in kernels(grad=True)
 
 
 # --------------------------------------------------------------------------- module-specific behaviour

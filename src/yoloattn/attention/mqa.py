@@ -38,10 +38,12 @@ The bracketed stages exist only for query_stride > 1 (average pool + BN) and kv_
 major one inside the h*k and h*v channels.
 
 Efficiency: on large maps, one `F.scaled_dot_product_attention` call with q (B, h, Nq, k) and the
-single key/value head expanded over h as a stride-0 view (B, h, M, .). This is exactly the softmax
-attention above, but fused kernels (flash / memory-efficient, on CPU too when k == v) never
-materialise the (B, h, Nq, M) logits. On small maps (h*Nq*M <= 2^22 logits per image) the same math
-runs as two batched matmuls with the heads folded into the queries, which is faster there. Folding the heads into the query length, (B, 1, h*Nq, k), gives the same math
+single key/value head (B, 1, M, .) as grouped-query attention (``enable_gqa``, torch >= 2.5; older
+torch: the head expanded over h as a stride-0 view). This is exactly the softmax attention above, but
+fused kernels (flash / memory-efficient, on CPU too when k == v) never materialise the (B, h, Nq, M)
+logits. On small maps the same math runs as two batched matmuls with the heads folded into the
+queries, which is faster there: up to 2^22 logits per image (h*Nq*M) when autograd records the
+attention (the fused backward is the slow part), up to 2^16 in inference (:func:`fused_attention`). Folding the heads into the query length, (B, 1, h*Nq, k), gives the same math
 but leaves PyTorch's CPU flash backward with only B work items (about 10x slower at B=1).
 """
 
@@ -55,15 +57,31 @@ from torch import nn
 
 from .tf_compat import KerasBatchNorm2d, SameAvgPool2d, SamePad2d
 
-__all__ = ["COMPAT", "MobileMQA", "MultiQueryAttentionLayerWithDownSampling", "check_compat", "compat_batch_norm"]
+__all__ = ["COMPAT", "MobileMQA", "MultiQueryAttentionLayerWithDownSampling", "check_compat", "compat_batch_norm",
+           "fused_attention"]
 
 #: The reference conventions MobileMQA can follow; the first is the default.
 COMPAT = ("timm", "tf")
 
-# Up to this many logits per image (h * Nq * M; 16 MB in fp32) the attention is computed densely;
-# beyond it the fused SDPA kernels keep memory O(N). Measured on CPU: at 20x20 with 8 heads the
-# dense path is ~4x faster than the CPU flash kernel's backward, at 40x40 the fused path is ~2x faster.
+# When autograd records the attention: up to this many logits per image (h * Nq * M; 16 MB in fp32)
+# it is computed densely, beyond it the fused SDPA kernels keep memory O(N). Measured on CPU: at 20x20
+# with 8 heads the dense path is ~4x faster than the CPU flash kernel's backward, at 40x40 the fused
+# path is ~2x faster.
 _DENSE_LOGITS_LIMIT = 1 << 22
+# Without autograd (eval, inference) there is no backward to pay for, and the fused forward wins from
+# small maps on. Measured (CPU, 2 threads, B=4, C=64, 8 heads x 48, forward): 8x8 (32768 logits) dense
+# 0.78 ms vs fused 0.79 ms; 10x10 (80000) 2.7 vs 2.1 ms; 20x20 24.8 vs 9.2 ms. Up to this many logits
+# per image the dense path stays.
+_DENSE_LOGITS_LIMIT_INFERENCE = 1 << 16
+# scaled_dot_product_attention(enable_gqa=True) (torch >= 2.5) lets the h query heads read the one key /
+# value head without an expanded view.
+_SDPA_GQA = tuple(int(part) for part in torch.__version__.split("+")[0].split(".")[:2]) >= (2, 5)
+
+
+def fused_attention(logits: int, grad: bool) -> bool:
+    """Whether MobileMQA takes the fused SDPA path for ``logits`` = h * Nq * M per image; ``grad``: autograd
+    records the attention (training), which moves the switch from 2^16 to 2^22 logits."""
+    return logits > (_DENSE_LOGITS_LIMIT if grad else _DENSE_LOGITS_LIMIT_INFERENCE)
 
 
 def check_compat(compat: object) -> str:
@@ -216,15 +234,19 @@ class MobileMQA(nn.Module):
         v = self.value(x).reshape(batch, value_dim, -1).transpose(-1, -2).contiguous()  # (B, M, v)
         dropout = self.dropout if self.training else 0.0
 
-        if torch.jit.is_tracing() or heads * q.shape[2] * k.shape[1] <= _DENSE_LOGITS_LIMIT:
+        if torch.jit.is_tracing() or not fused_attention(heads * q.shape[2] * k.shape[1], q.requires_grad):
             # Small maps (and exported graphs): the heads share K, so folding them into the queries
             # makes the whole attention two batched matmuls, faster than the fused kernels here.
             logits = torch.bmm(q.reshape(batch, -1, key_dim), k.transpose(1, 2)).mul_(self.scale)
             weights = F.dropout(logits.softmax(dim=-1), dropout, self.training)
             o = torch.bmm(weights, v).reshape(batch, heads, -1, value_dim)
-        else:
-            # The shared key/value head expanded over the heads as a stride-0 view: no copy, B*h
+        elif _SDPA_GQA:
+            # One key/value head for h query heads is grouped-query attention with one group: B*h
             # independent work items for the fused kernel, which never materialises the logits.
+            o = F.scaled_dot_product_attention(q, k.unsqueeze(1), v.unsqueeze(1), dropout_p=dropout,
+                                               scale=self.scale, enable_gqa=True)
+        else:
+            # Older torch: the shared head expanded over the heads as a stride-0 view (no copy).
             k = k.unsqueeze(1).expand(-1, heads, -1, -1)
             v = v.unsqueeze(1).expand(-1, heads, -1, -1)
             o = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, scale=self.scale)
