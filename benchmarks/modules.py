@@ -89,7 +89,7 @@ def _timm_mqa(ours: MobileMQA) -> torch.nn.Module:
 def cases(c: int):
     """(module name, efficient module, {reference name: reference module})."""
     mqa = MobileMQA(c, num_heads=8, key_dim=48, value_dim=48)
-    yield "Mobile MQA (8x48)", mqa, {"explicit softmax": mqa_ref.reference_from(mqa), "timm": _timm_mqa(mqa)}
+    yield "Mobile MQA (8x48)", mqa, {"explicit softmax": mqa_ref.reference_from(mqa, "timm"), "timm": _timm_mqa(mqa)}
     acmix = ACmix(c, c)
     yield "ACmix", acmix, {"official unfold": acmix_ref.reference_from(acmix)}
     mlla = MLLABlock(c)
