@@ -27,13 +27,18 @@ from pathlib import Path
 from . import modules
 from .modules import PluginError
 
-__all__ = ["ENTRY_POINT_GROUP", "ENV_VAR", "load_entry_points", "load_environment", "load_plugin", "load_plugins",
-           "loaded", "plugin_key_fields", "used_plugins"]
+__all__ = ["ENTRY_POINT_GROUP", "ENV_VAR", "is_plugin_file", "load_entry_points", "load_environment", "load_plugin",
+           "load_plugins", "loaded", "plugin_key_fields", "used_plugins"]
 
 ENV_VAR = "YOLOATTN_PLUGINS"
 ENTRY_POINT_GROUP = "yoloattn.modules"
 
 _LOADED: dict[str, str] = {}  # what was asked for -> the module name it was imported as
+
+
+def is_plugin_file(spec: str) -> bool:
+    """Whether a plug-in spec names a ``.py`` file (else a module path to import)."""
+    return spec.endswith(".py") or os.sep in spec or "/" in spec
 
 
 def load_plugin(spec: str) -> list[str]:
@@ -44,7 +49,7 @@ def load_plugin(spec: str) -> list[str]:
             module name or clashes with another module, or it registers no attention module.
     """
     spec = str(spec).strip()
-    if spec.endswith(".py") or os.sep in spec or "/" in spec:
+    if is_plugin_file(spec):
         path = Path(spec).expanduser().resolve()
         key, module_name = str(path), path.stem
         if not path.is_file():

@@ -28,10 +28,12 @@ def write_json_atomic(path: Path, obj) -> None:
     os.replace(partial, path)
 
 
-def machine_description() -> str:
-    """``"<host>: <processor>, <N> cores, <OS>"``: which machine trained a run or measured a latency."""
+def machine_description(host: bool = True) -> str:
+    """``"<host>: <processor>, <N> cores, <OS>"`` (without ``host``: from the processor on), which machine
+    trained a run (``RunEnv.machine``) or measured a latency."""
     cpu = platform.processor() or platform.machine()
-    return f"{socket.gethostname()}: {cpu}, {os.cpu_count()} cores, {platform.system()}"
+    text = f"{cpu}, {os.cpu_count()} cores, {platform.system()}"
+    return f"{socket.gethostname()}: {text}" if host else text
 
 
 class RecordError(ValueError):
@@ -71,9 +73,8 @@ class RunEnv:
 
         from .. import __version__
 
-        machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {platform.system()}"
         return cls(threads, device, platform.python_version(), torch.__version__, ultralytics.__version__,
-                   numpy.__version__, __version__, machine, socket.gethostname())
+                   numpy.__version__, __version__, machine_description(host=False), socket.gethostname())
 
 
 @dataclass(frozen=True)

@@ -875,7 +875,7 @@ def run_compare(settings: CompareSettings, command: str = "", stream: TextIO | N
         "eval_split": data.eval_split, "where": where, "data_report": data.report,
         "end_to_end": models[0].end_to_end,
         "matmul_peak": costs[baseline]["matmul_peak_gflops_s"], "versions": versions(), "machine": _machine(),
-        "latency_machine": costs[baseline].get("machine") or _machine(),
+        "latency_machine": costs[baseline]["machine"],  # every cost record has it (its key hashes measure.py)
         "command": command or "yoloattn compare ...", "nc": data.nc, "problems": outcome.problems,
         "summary_notes": [*report.power_lines(outcome.summary, target_delta),
                           *report.transfer_lines(outcome.summary, settings.weights)],

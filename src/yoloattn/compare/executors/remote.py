@@ -55,6 +55,7 @@ def check_node(task: RemoteRun) -> None:
     """Raise NodeError when this node's code differs from the driver's or a plug-in is not importable."""
     import importlib.util
 
+    from ...plugins import is_plugin_file
     from ..settings import versions
 
     here = versions()
@@ -64,7 +65,7 @@ def check_node(task: RemoteRun) -> None:
         raise NodeError(f"{'; '.join(differ)}: install the driver's yoloattn, Ultralytics and torch on every node "
                         "(runs are keyed by them)")
     for plugin in task.plugins:
-        if plugin.endswith(".py") or os.sep in plugin:
+        if is_plugin_file(plugin):
             if not Path(plugin).is_file():
                 raise NodeError(f"plug-in file {plugin} is not here: put it on storage every node mounts at the "
                                 "same path, or install it as a package")
@@ -122,18 +123,17 @@ def staging_root(spec: WorkerSpec) -> Path:
 def returned_files(run_dir: Path, driver_run_dir: Path, collect_weights: bool) -> dict[str, bytes]:
     """The run folder's files for the driver (weights only with ``collect_weights``); result.json's
     ``weights`` then names where the driver writes them."""
-    files = {}
-    for path in sorted(p for p in run_dir.rglob("*") if p.is_file()):
-        relative = path.relative_to(run_dir).as_posix()
-        if (path.suffix == ".pt" and not collect_weights) or path.stat().st_size > MAX_RETURNED_FILE:
-            continue
-        files[relative] = path.read_bytes()
-    if collect_weights and "result.json" in files:
+    if collect_weights and (run_dir / "result.json").is_file():
         result = RunResult.read(run_dir / "result.json")
         weights = Path(result.weights)
         if weights.is_relative_to(run_dir):
-            moved = dataclasses.replace(result, weights=str(driver_run_dir / weights.relative_to(run_dir)))
-            files["result.json"] = (json.dumps(dataclasses.asdict(moved), indent=2, default=str) + "\n").encode()
+            dataclasses.replace(result, weights=str(driver_run_dir / weights.relative_to(run_dir))).write(
+                run_dir / "result.json")
+    files = {}
+    for path in sorted(p for p in run_dir.rglob("*") if p.is_file()):
+        if (path.suffix == ".pt" and not collect_weights) or path.stat().st_size > MAX_RETURNED_FILE:
+            continue
+        files[path.relative_to(run_dir).as_posix()] = path.read_bytes()
     return files
 
 
