@@ -8,7 +8,8 @@ import torch.nn.functional as F
 
 from tests._utils import SHAPES, onnx_parity, rel_err
 from tests.reference.acmix_ref import reference_from
-from yoloattn.attention.acmix import ACmix, _window_attention_traceable, _WindowAttention
+from yoloattn.attention import acmix
+from yoloattn.attention.acmix import ACmix, _window_attention_dense, _window_attention_traceable, _WindowAttention
 
 C1, C2 = 8, 16
 
@@ -347,8 +348,43 @@ def test_constructor_errors(kwargs, match):
         ACmix(**kwargs)
 
 
+@pytest.mark.parametrize("first", [(20, 20), (30, 30)])  # exported dense (400 <= 12 * 49) and windowed (900)
 @pytest.mark.parametrize("stride", [1, 2])
-def test_onnx_dynamic_hw(stride):
+def test_onnx_dynamic_hw(stride, first):
     pytest.importorskip("onnxruntime")
-    errors = onnx_parity(make(stride=stride), [(20, 20), (17, 23), (3, 5), (1, 1), (2, 9)], C1)
+    errors = onnx_parity(make(stride=stride), [first, (17, 23), (31, 29), (3, 5), (1, 1), (2, 9)], C1)
     assert max(errors) <= 1e-4, errors
+
+
+@pytest.mark.parametrize(
+    "kernel, dilation, stride, shape",
+    [(7, 1, 1, (20, 20)), (7, 1, 1, (17, 23)), (7, 1, 2, (17, 23)), (7, 1, 2, (20, 12)), (5, 2, 1, (9, 14)),
+     (3, 3, 2, (11, 6)), (7, 1, 1, (1, 1)), (7, 1, 2, (2, 5)), (7, 1, 1, (3, 6)), (5, 1, 2, (1, 4))],
+)
+def test_dense_inference_path_equals_the_window_path(kernel, dilation, stride, shape):
+    """The dense form (every position, log-count bias for reflected duplicates) is the window attention."""
+    h, w = shape
+    n, d = 3, 4
+    pad = dilation * (kernel - 1) // 2
+    offsets = [(dilation * a, dilation * b) for a in range(kernel) for b in range(kernel)]
+    q = torch.randn(n, d, h, w, dtype=torch.float64)[..., ::stride, ::stride]
+    keys, values = torch.randn(2, n, d, h, w, dtype=torch.float64)
+    window = _WindowAttention.apply(q, acmix._reflect_pad(keys, pad), acmix._reflect_pad(values, pad), offsets, pad,
+                                    stride)
+    dense = _window_attention_dense(q, keys, values, kernel, dilation, pad, stride)
+    assert dense.shape == window.shape
+    assert rel_err(dense, window) <= 1e-12
+
+
+def test_module_takes_the_dense_path_only_in_inference_on_small_maps(monkeypatch):
+    calls = []
+    original = acmix._window_attention_dense
+    monkeypatch.setattr(acmix, "_window_attention_dense", lambda *a: calls.append(a[0].shape) or original(*a))
+    module = make()
+    small, large = torch.randn(1, C1, 20, 20), torch.randn(1, C1, 30, 30)  # 400 and 900 positions, K = 49
+    module(small).sum().backward()  # training records the window path: no dense call
+    assert calls == []
+    with torch.no_grad():
+        for x in (small, large):
+            assert rel_err(module(x), reference_from(module)(x)) <= 1e-5
+    assert calls == [(4, 4, 20, 20)]

@@ -16,6 +16,7 @@ from yoloattn.attention import mqa as mqa_module
 from yoloattn.attention.acmix import ACmix
 from yoloattn.attention.irmb import iRMB
 from yoloattn.attention.mlla import LinearAttention
+from yoloattn.flops import FlopCounter
 from yoloattn.attention.mqa import MobileMQA
 
 CPU_FUSED = "aten._scaled_dot_product_flash_attention_for_cpu"
@@ -153,9 +154,15 @@ def test_acmix_counts_window_attention(stride):
         + conv(b, kc * kc * d, c2, kc, out, groups=d)  # dep_conv
         + window
     )
-    counter = counted(module, torch.randn(b, c1, h, w))
-    assert counter.total == expected
-    assert counter.breakdown()["ACmix (module formula)"] == window
+    x = torch.randn(b, c1, h, w)
+    for grad in (False, True):  # inference runs the dense form (two bmm), training the window loop
+        with torch.set_grad_enabled(grad), FlopCounter() as counter:
+            module(x)
+        assert module.dense_attention(h, w, recording=grad) is not grad
+        assert counter.total == expected
+        assert counter.breakdown()["ACmix (module formula)"] == window
+        assert "aten.bmm" not in counter.breakdown()
+        assert sum(counter.breakdown().values()) == expected
     assert flops.acmix_window_flops(module, (b, c1, h, w)) == window
 
 

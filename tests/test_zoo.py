@@ -8,8 +8,8 @@ import torch
 import yaml
 
 import yoloattn  # noqa: F401  (registers the blocks)
-from yoloattn import zoo
-from yoloattn.zoo import VariantError, make_variant
+from yoloattn import modules, zoo
+from yoloattn.zoo import VariantError, layer_strides, make_variant
 
 import ultralytics
 from ultralytics import YOLO
@@ -370,6 +370,43 @@ def test_make_variant_fixes_shifted_indices():
     rows = d["backbone"] + d["head"]
     assert [r[0] for r in rows[22:24]] == [18, 21]  # MQA skips the stride-8 output
     assert rows[-1][0] == [15, 22, 23]
+
+
+def _head_sources(d: dict) -> list[tuple[int, str]]:
+    """(stride, module) of every map the detection head reads."""
+    rows = d["backbone"] + d["head"]
+    strides = layer_strides(rows)
+    return [(strides[i], rows[i][2]) for i in rows[-1][0]]
+
+
+@pytest.mark.parametrize("module, expected", [("iRMB", [16, 32]), ("MQA", [16, 32]), ("ACmix", [32]), ("MLLA", [32])])
+def test_head_rule_attends_the_modules_own_neck_outputs(module, expected):
+    base = zoo.load_base("11/yolo11.yaml")
+    floor = modules.get(module).head_floor()
+    assert expected == [s for s in (8, 16, 32) if s >= floor]
+    sources = _head_sources(make_variant(base, module, "head"))
+    assert [s for s, m in sources if m == module] == expected
+    assert [s for s, _ in sources] == [8, 16, 32]  # the head still reads all three outputs
+    everywhere = _head_sources(make_variant(base, module, "head@8,16,32"))
+    assert everywhere == [(8, module), (16, module), (32, module)]
+    assert _head_sources(make_variant(base, module, "head@8")) == [(8, module), (16, "C3k2"), (32, "C3k2")]
+
+
+def test_head_rule_default_for_modules_without_a_floor():
+    cheap = modules.AttentionModule("cheap", object, quadratic=False)
+    quadratic = modules.AttentionModule("quad", object, quadratic=True)
+    assert (cheap.head_floor(), quadratic.head_floor()) == (8, 16)
+    assert modules.AttentionModule("set", object, quadratic=True, head_min_stride=32).head_floor() == 32
+    with pytest.raises(modules.PluginError, match="head_min_stride must be a stride"):
+        modules.register_attention("BadFloor", torch.nn.BatchNorm2d, head_min_stride=0)
+
+
+def test_head_rule_errors_name_the_strides():
+    base = zoo.load_base("v8/yolov8.yaml")
+    with pytest.raises(VariantError, match="reads neck outputs of stride 8, 16, 32, not 64"):
+        make_variant(base, "iRMB", "head@32,64")
+    with pytest.raises(VariantError, match="strides must be integers"):
+        make_variant(base, "iRMB", "head@p5")
 
 
 def test_make_variant_errors_are_clear():

@@ -26,7 +26,10 @@ What counts them:
   counts it with a formula per module class (``MODULE_FORMULAS``), evaluated by a forward hook on
   the input shape: logits q . k over d channels for K window offsets at every output pixel and head,
   plus the weighted sum of K values, i.e. 4 * B * C * K * H' * W' FLOPs (C = heads * d). Module
-  formulas count the forward pass only.
+  formulas count the forward pass only. In inference on small maps ACmix runs the same attention as
+  two dense matmuls over all positions (``ACmix.dense_attention``); those are the window's math with
+  zero weights outside it, so the formula replaces their count and ACmix's FLOPs do not depend on
+  the path taken.
 """
 
 from __future__ import annotations
@@ -167,13 +170,22 @@ def acmix_window_flops(module: ACmix, x_shape: tuple[int, ...]) -> int:
     return 2 * macs_per_product * 2  # logits and weighted values, 2 FLOPs per multiply-add each
 
 
-def _acmix_hook_formula(module: ACmix, args: tuple, output: Any) -> int:
-    return acmix_window_flops(module, tuple(args[0].shape))
+def _acmix_hook_formula(module: ACmix, args: tuple, output: Any) -> tuple[int, dict[str, int]]:
+    shape = tuple(args[0].shape)
+    replaced = {}
+    if len(shape) == 4 and module.dense_attention(shape[2], shape[3], recording=output.requires_grad):
+        # FlopCounterMode counted the dense form's two batched matmuls (the window's math plus zero
+        # weights outside it): the window's count replaces them
+        batch, _, height, width = shape
+        out_positions = -(-height // module.stride) * -(-width // module.stride)
+        replaced["aten.bmm"] = 2 * 2 * batch * module.head * out_positions * height * width * module.head_dim
+    return acmix_window_flops(module, shape), replaced
 
 
 # Module class -> formula(module, forward args, output) -> FLOPs of math FlopCounterMode cannot see
-# inside that module's forward. Subclasses match too.
-MODULE_FORMULAS: dict[type[nn.Module], Callable[[nn.Module, tuple, Any], int]] = {
+# inside that module's forward, and optionally a dict {aten op name: FLOPs} of dispatched ops inside
+# it whose count the formula replaces. Subclasses match too.
+MODULE_FORMULAS: dict[type[nn.Module], Callable[[nn.Module, tuple, Any], int | tuple[int, dict[str, int]]]] = {
     ACmix: _acmix_hook_formula,
 }
 
@@ -200,11 +212,13 @@ class FlopCounter:
     def __init__(self) -> None:
         self._mode = FlopCounterMode(display=False)  # fused-attention formulas: registered on import
         self._module_counts: dict[str, int] = defaultdict(int)
+        self._replaced: dict[str, int] = defaultdict(int)  # dispatched FLOPs a module formula counts instead
         self._thread: int | None = None
         self._hook = None
 
     def __enter__(self) -> FlopCounter:
         self._module_counts.clear()
+        self._replaced.clear()
         self._thread = threading.get_ident()
         self._mode.__enter__()
         # A global hook also sees modules built or reached outside a given model (bare calls).
@@ -221,16 +235,26 @@ class FlopCounter:
             return
         formula = _module_formula(module)
         if formula is not None:
-            self._module_counts[f"{type(module).__name__} (module formula)"] += int(formula(module, args, output))
+            counted = formula(module, args, output)
+            count, replaced = counted if isinstance(counted, tuple) else (counted, {})
+            self._module_counts[f"{type(module).__name__} (module formula)"] += int(count)
+            for op, n in replaced.items():
+                self._replaced[op] += int(n)
 
     @property
     def total(self) -> int:
         """All FLOPs counted so far: dispatched ops plus module formulas (int)."""
-        return int(self._mode.get_total_flops()) + sum(self._module_counts.values())
+        return int(self._mode.get_total_flops()) - sum(self._replaced.values()) + sum(self._module_counts.values())
 
     def breakdown(self) -> dict[str, int]:
-        """FLOPs per aten op (e.g. ``'aten.convolution'``) and per module formula; sums to ``total``."""
+        """FLOPs per aten op (e.g. ``'aten.convolution'``) and per module formula; sums to ``total``.
+
+        Dispatched ops whose count a module formula replaced are reduced by it (and left out at 0).
+        """
         counts = {str(op): int(n) for op, n in self._mode.get_flop_counts().get("Global", {}).items()}
+        for op, n in self._replaced.items():
+            counts[op] = counts.get(op, 0) - n
+        counts = {op: n for op, n in counts.items() if n}
         counts.update(self._module_counts)
         return counts
 

@@ -49,6 +49,13 @@ from torch.autograd.function import once_differentiable
 
 __all__ = ["ACmix"]
 
+# Inference (no autograd) on maps of N <= _DENSE_WINDOWS * K positions computes the window attention
+# densely: N / K times the multiply-adds of the K window offsets, but two matmuls instead of 2K
+# element-wise passes. Measured at 1 thread, 4 heads, ka = 7 (K = 49), forward only: 20x20 (N/K = 8)
+# PyTorch 2.9 vs 4.3 ms, ONNX Runtime 1.9 vs 8.2 ms; 30x30 (18) PyTorch 10.1 vs 4.4 ms; 40x40 (33)
+# ONNX Runtime 22.6 vs 14.2 ms. Training keeps the window path (its backward is written for it).
+_DENSE_WINDOWS = 12
+
 
 def _coordinate_grid(h: int, w: int, like: torch.Tensor) -> torch.Tensor:
     """(1, 2, h, w) grid: channel 0 is x in [-1, 1] along W, channel 1 is y in [-1, 1] along H."""
@@ -86,6 +93,18 @@ def _reflect_pad(x: torch.Tensor, pad: int) -> torch.Tensor:
     return x.index_select(-1, _reflect_indices(w, pad, x.device))
 
 
+def _window_counts(n_out, n, pad: int, stride: int, dilation: int, kernel: int, device: torch.device) -> torch.Tensor:
+    """(n_out, n): how many of the `kernel` window offsets of output i read input index j along one axis.
+
+    Output i's window reads padded positions stride * i + dilation * a (a < kernel), and padded
+    position t holds input index _reflect_indices(n, pad)[t]; near a border a reflected index is
+    read twice.
+    """
+    source = _reflect_indices(n, pad, device)
+    positions = torch.arange(n_out, device=device) * stride + (torch.arange(kernel, device=device) * dilation)[:, None]
+    return (source[positions][..., None] == torch.arange(n, device=device)).sum(0)
+
+
 def _window(padded: torch.Tensor, dy: int, dx: int, pad: int, stride: int) -> torch.Tensor:
     """The view of `padded` (.., H + 2p, W + 2p) seen by window offset (dy, dx) at every output pixel.
 
@@ -117,11 +136,32 @@ def _window_attention_forward(q, keys, values, offsets, pad, stride):
 def _window_attention_traceable(q, keys, values, offsets, pad, stride):
     """The same result with out-of-place ops only, which torch.jit.trace (ONNX export) can record."""
     logits = torch.stack([(q * _window(keys, dy, dx, pad, stride)).sum(1) for dy, dx in offsets], 1)
-    att = logits.softmax(dim=1)
-    out = att[:, :1] * _window(values, *offsets[0], pad, stride)
+    # softmax written out: ONNX Runtime's Softmax over a non-last axis transposes its input twice
+    # (11.6 of 35 ms at 80x80 with 4 heads of 16)
+    exp = (logits - logits.amax(1, keepdim=True)).exp()
+    att = (exp / exp.sum(1, keepdim=True)).split(1, 1)
+    out = att[0] * _window(values, *offsets[0], pad, stride)
     for j, (dy, dx) in enumerate(offsets[1:], start=1):
-        out = out + att[:, j : j + 1] * _window(values, dy, dx, pad, stride)
+        out = out + att[j] * _window(values, dy, dx, pad, stride)
     return out
+
+
+def _window_attention_dense(q, keys, values, kernel, dilation, pad, stride):
+    """The window attention as attention over all N = H * W positions of the unpadded map.
+
+    Reflection makes a window read some positions twice near the borders, so position j enters
+    output i's softmax with multiplicity count(i, j) (separable over rows and columns,
+    :func:`_window_counts`): logit + log(count), where count 0 gives -inf. Exact for any map size.
+    q (n, d, H', W'); keys, values (n, d, H, W). Returns (n, d, H', W').
+    """
+    n, d, h_out, w_out = q.shape
+    h, w = keys.shape[-2:]
+    rows = _window_counts(h_out, h, pad, stride, dilation, kernel, q.device).to(q.dtype).log()
+    cols = _window_counts(w_out, w, pad, stride, dilation, kernel, q.device).to(q.dtype).log()
+    bias = (rows[:, None, :, None] + cols[None, :, None, :]).reshape(h_out * w_out, h * w)
+    logits = torch.matmul(q.flatten(2).transpose(1, 2), keys.flatten(2)) + bias  # (n, N', N)
+    out = torch.matmul(logits.softmax(-1), values.flatten(2).transpose(1, 2))  # (n, N', d)
+    return out.transpose(1, 2).reshape(n, d, h_out, w_out)
 
 
 class _WindowAttention(torch.autograd.Function):
@@ -252,13 +292,23 @@ class ACmix(nn.Module):
         pe = self.conv_p(_coordinate_grid(h, w, q))  # (1, d, H, W)
         q = q.reshape(-1, self.head_dim, h, w)[..., ::s, ::s] * self.scale
         # Reflection is linear, so padding k - pe once gives both k(u + o) and pe(u + o) of every window.
-        keys = _reflect_pad(k.reshape(-1, self.head_dim, h, w) - pe, pad)
-        values = _reflect_pad(v.reshape(-1, self.head_dim, h, w), pad)
-        if torch.jit.is_tracing():
-            out = _window_attention_traceable(q, keys, values, self.offsets, pad, s)
+        keys = k.reshape(-1, self.head_dim, h, w) - pe
+        values = v.reshape(-1, self.head_dim, h, w)
+        recording = torch.is_grad_enabled() and (q.requires_grad or keys.requires_grad or values.requires_grad)
+        if self.dense_attention(h, w, recording):
+            out = _window_attention_dense(q, keys, values, self.kernel_att, self.dilation, pad, s)
+        elif torch.jit.is_tracing():
+            out = _window_attention_traceable(q, _reflect_pad(keys, pad), _reflect_pad(values, pad), self.offsets, pad, s)
         else:
-            out = _WindowAttention.apply(q, keys, values, self.offsets, pad, s)
+            out = _WindowAttention.apply(q, _reflect_pad(keys, pad), _reflect_pad(values, pad), self.offsets, pad, s)
         return out.reshape(b, c, out.shape[-2], out.shape[-1])
+
+    def dense_attention(self, h: int, w: int, recording: bool) -> bool:
+        """Whether the window attention on an (H, W) input runs densely (:func:`_window_attention_dense`):
+        in inference (``recording``: autograd records it) on maps of at most ``_DENSE_WINDOWS * K``
+        positions. A traced graph (ONNX, TorchScript export) counts as inference whatever the grad mode.
+        """
+        return (torch.jit.is_tracing() or not recording) and h * w <= _DENSE_WINDOWS * len(self.offsets)
 
     def _convolution(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         b, _, h, w = q.shape

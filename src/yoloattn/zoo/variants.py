@@ -13,16 +13,19 @@
               AIFI's channel contract (2-D map in, same channels out).
 - ``sppf``    a standalone M layer right after SPPF / SPPELAN; every later reference to SPPF's output
               now reads the attended map.
-- ``head``    a standalone M layer on each neck output feeding the head (Detect, Segment, Pose, OBB,
+- ``head``    a standalone M layer on neck outputs feeding the head (Detect, Segment, Pose, OBB,
               v10Detect, RTDETRDecoder; the neck's own flow is unchanged, only the head reads the
-              attended maps).
+              attended maps): those of stride >= the module's ``head_floor()`` (iRMB and Mobile MQA
+              P4/16 and P5/32, ACmix and MLLA P5/32; a plug-in every output, P4 and up when quadratic),
+              which keeps every built-in within 1.25x of its baseline's latency (modules.py has the
+              numbers); ``head@8,16,32`` names the outputs.
 - ``mmqa``    YOLOv9 only: every backbone RepNCSPELAN4 becomes ``MMQARepNCSPELAN4`` (the tutorial).
 
 Every stock argument of a rewritten row stays in its place (C3k2's order is the installed
 Ultralytics', with 8.4's ``attn``); the module's options follow as a trailing flow mapping, which
 the bridge passes by keyword. All ``from`` indices that shift are fixed. A module whose table row
 says it is quadratic in the map size gets its ``dense_map_options`` at stride <= 16 (Mobile MQA:
-kv_stride 2, as MobileNetV4 does at stride 16), and the ``head`` rule keeps it off the stride-8 map.
+kv_stride 2, as MobileNetV4 does at stride 16).
 Any module of the table works, timm's and plug-ins included (``yoloattn.modules``).
 """
 
@@ -42,11 +45,12 @@ RULE_HELP = {
     "a2c2f": "YOLO12: every A2C2f with area attention becomes A2C2f_M (a2c2f@32: only those strides)",
     "aifi": "RT-DETR: the AIFI encoder layer on P5 becomes an M layer (same channels)",
     "sppf": "an M layer right after SPPF/SPPELAN",
-    "head": "an M layer on each neck output feeding the head (Detect, Segment, Pose, OBB, RTDETRDecoder)",
+    "head": "an M layer on neck outputs feeding the head: P4-P5 (ACmix, MLLA: P5) by default, head@8,16,32 names them",
     "mmqa": "YOLOv9 only, MQA only: every backbone RepNCSPELAN4 becomes MMQARepNCSPELAN4",
 }
-# Rules that take ``@strides``, and the strides they pick without (None: every stride).
-STRIDED_RULES = {"csp": frozenset({32}), "a2c2f": None}
+# Rules that take ``@strides``, and the strides they pick without (None: every stride; for ``head``,
+# those of stride >= the module's head_floor()).
+STRIDED_RULES = {"csp": frozenset({32}), "a2c2f": None, "head": None}
 _CSP = {"C2f", "C3k2", "RepNCSPELAN4"}
 _PSA = {"C2PSA", "PSA"}
 _DOWNSAMPLERS = {"ADown", "AConv", "SCDown"}
@@ -115,12 +119,21 @@ def make_variant(base: dict, module: str, where: str) -> dict:
         n_backbone += s < n_backbone
     elif rule == "head":
         detect = rows[-1]
-        sources = detect[0] if isinstance(detect[0], list) else [detect[0]]
+        sources = [s % (len(rows) - 1) if s < 0 else s for s in (detect[0] if isinstance(detect[0], list) else [detect[0]])]
+        outputs = sorted({row_strides[s] for s in sources})
+        if strides is None:  # the module's own floor: costly modules skip the finest map (see AttentionModule)
+            floor = modules.get(module).head_floor()
+            strides = frozenset(s for s in outputs if s >= floor)
+            _require(strides, f"{module} attends neck outputs of stride >= {floor} only and this head reads "
+                              f"{', '.join(map(str, outputs))} (name strides: head@{','.join(map(str, outputs))})", where)
+        missing = sorted(set(strides) - set(outputs))
+        if missing:
+            raise VariantError(f"cannot apply placement {where!r}: the head reads neck outputs of stride "
+                               f"{', '.join(map(str, outputs))}, not {', '.join(map(str, missing))}")
         new_from, added = [], []
         for src in sources:
-            src = src % (len(rows) - 1) if src < 0 else src
-            if modules.get(module).quadratic and row_strides[src] <= 8:
-                new_from.append(src)  # quadratic attention on the stride-8 map would dominate the model's cost
+            if row_strides[src] not in strides:
+                new_from.append(src)
                 continue
             added.append([src, 1, module, _layer_args(module, rows[src][3][0], row_strides[src])])
             new_from.append(len(rows) - 1 + len(added) - 1)
@@ -189,10 +202,10 @@ def parse_rule(where: str) -> tuple[str, frozenset[int] | None]:
     if "," in rule:
         raise VariantError(f"one placement rule here, got {where!r} (`yoloattn compare --where` takes a list)")
     if rule not in RULES:
-        raise VariantError(f"unknown placement {where!r}; choose one of {', '.join(RULES)} (csp and a2c2f take "
-                           "strides: csp@16,32)")
+        raise VariantError(f"unknown placement {where!r}; choose one of {', '.join(RULES)} (csp, a2c2f and head "
+                           "take strides: csp@16,32)")
     if stride_text and rule not in STRIDED_RULES:
-        raise VariantError(f"only the {' and '.join(STRIDED_RULES)} placements take strides, got {where!r}")
+        raise VariantError(f"only the {', '.join(STRIDED_RULES)} placements take strides, got {where!r}")
     if not stride_text:
         return rule, STRIDED_RULES.get(rule, None)
     try:
