@@ -260,16 +260,21 @@ def test_variant_default_output_name(capsys, tmp_path, monkeypatch):
 
 
 def test_bench_reports_both_backends(capsys):
-    code, out, _ = run_cli(capsys, "bench", "yolov8n", "--imgsz", "64", "--backend", "all", "--iters", "3",
-                           "--warmup", "1", "--threads", "1")
+    code, out, _ = run_cli(capsys, "bench", "yolov8n", "yolov8n-irmb-sppf", "--imgsz", "64", "--backend", "all",
+                           "--iters", "3", "--warmup", "1", "--threads", "1")
     assert code == 0
     rows = [line.split() for line in out.splitlines() if line.startswith("yolov8n ")]
-    assert [r[1] for r in rows] == ["torch", "onnxruntime"]
+    variant = [line.split() for line in out.splitlines() if line.startswith("yolov8n-irmb-sppf ")]
+    assert [r[1] for r in rows] == [r[1] for r in variant] == ["torch", "onnxruntime"]
     for r in rows:
-        median, p90, per_s = float(r[4]), float(r[5]), float(r[6])
+        median, p90, versus, per_s = float(r[4]), float(r[5]), r[6], float(r[7])
         assert 0 < median <= p90 and per_s == pytest.approx(1000 / median, rel=0.01)
-        assert r[9].endswith("%") and float(r[9][:-1]) > 0
-    assert float(rows[0][7]) > 0 and rows[1][7] == "n/a"
+        assert versus == "1.00×"
+        assert r[10].endswith("%") and float(r[10][:-1]) > 0
+    for base, r in zip(rows, variant):  # the ratio column: the variant's median over its listed baseline's
+        assert float(r[6].removesuffix("×")) == pytest.approx(float(r[4]) / float(base[4]), abs=0.006)
+    assert float(rows[0][8]) > 0 and rows[1][8] == "n/a"
+    assert "× base: median over that of the listed model" in out
     assert "matmul" in out and "1 thread(s)" in out
     assert "params (M, fused, 80 classes)" in out.splitlines()[0]
     from ultralytics.nn.tasks import DetectionModel

@@ -386,21 +386,43 @@ def cmd_bench(args: argparse.Namespace) -> int:
     _check_imgsz(args.imgsz, models)
     results = bench.benchmark_many(models, args.imgsz, args.batch, backends, args.device, threads, args.warmup,
                                    args.iters, matmul_peak=peak)
+    bases = _listed_bases(list(models))
+
+    def versus_base(name: str, backend: str) -> str:
+        base = bases.get(name)
+        return "" if base is None else f"{results[name, backend].latency_ms / results[base, backend].latency_ms:.2f}×"
+
     rows = [[name, backend, f"{r.params / 1e6:.3f}", f"{r.gflops:.3f}", f"{r.latency_ms:.2f}", f"{r.p90_ms:.2f}",
-             f"{r.throughput:.1f}", "n/a" if r.peak_mem_mb is None else f"{r.peak_mem_mb:.1f}",
+             versus_base(name, backend), f"{r.throughput:.1f}", "n/a" if r.peak_mem_mb is None else f"{r.peak_mem_mb:.1f}",
              f"{r.achieved_gflops_s:.1f}", f"{100 * r.efficiency:.1f}%"] for (name, backend), r in results.items()]
     classes = {name: r.nc for (name, _), r in results.items()}
     same = len(set(classes.values())) == 1
     params = f"params (M, {bench.param_basis(True, next(iter(classes.values())))})" if same else "params (M, fused)"
-    print(_table(["model", "backend", params, "GFLOPs/img", "median ms", "p90 ms", "img/s", "peak MiB",
+    print(_table(["model", "backend", params, "GFLOPs/img", "median ms", "p90 ms", "× base", "img/s", "peak MiB",
                   "GFLOP/s", "of peak"], rows))
     per_model = "" if same else " Classes (params depend on them): " + ", ".join(
         f"{name} {nc}" for name, nc in classes.items()) + "."
     print(f"\nbatch {args.batch} at {args.imgsz}x{args.imgsz} on {args.device}, {threads} thread(s), fused eval "
           f"models, {args.iters} timed passes each, interleaved across models; peak = fp32 matmul "
           f"{peak:.1f} GFLOP/s measured now. "
-          f"Peak MiB: activation memory of one pass (n/a for ONNX Runtime).{per_model}")
+          f"Peak MiB: activation memory of one pass (n/a for ONNX Runtime).{per_model}"
+          + (" × base: median over that of the listed model the variant extends (yolo11n for yolo11n-mlla-psa), "
+             "same backend." if bases else ""))
     return 0
+
+
+def _listed_bases(names: list[str]) -> dict[str, str]:
+    """Each listed model -> the listed model it extends by name (``yolo11n-mlla-psa`` -> ``yolo11n``;
+    the longest such prefix), the baseline itself -> itself; models with no listed base are left out."""
+    stems = {name: os.path.basename(name).removesuffix(".yaml").removesuffix(".pt") for name in names}
+    bases = {}
+    for name, stem in stems.items():
+        candidates = [other for other, o in stems.items() if stem.startswith(o + "-")]
+        if candidates:
+            base = max(candidates, key=lambda other: len(stems[other]))
+            bases[name] = base
+            bases.setdefault(base, base)
+    return bases
 
 
 def cmd_train(args: argparse.Namespace) -> int:
