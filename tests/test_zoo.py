@@ -382,8 +382,7 @@ def _head_sources(d: dict) -> list[tuple[int, str]]:
 @pytest.mark.parametrize("module, expected", [("iRMB", [16, 32]), ("MQA", [16, 32]), ("ACmix", [32]), ("MLLA", [32])])
 def test_head_rule_attends_the_modules_own_neck_outputs(module, expected):
     base = zoo.load_base("11/yolo11.yaml")
-    floor = modules.get(module).head_floor()
-    assert expected == [s for s in (8, 16, 32) if s >= floor]
+    assert expected == [s for s in (8, 16, 32) if s >= modules.get(module).floor("head")]
     sources = _head_sources(make_variant(base, module, "head"))
     assert [s for s, m in sources if m == module] == expected
     assert [s for s, _ in sources] == [8, 16, 32]  # the head still reads all three outputs
@@ -392,13 +391,29 @@ def test_head_rule_attends_the_modules_own_neck_outputs(module, expected):
     assert _head_sources(make_variant(base, module, "head@8")) == [(8, module), (16, "C3k2"), (32, "C3k2")]
 
 
-def test_head_rule_default_for_modules_without_a_floor():
+@pytest.mark.parametrize("module, expected", [("ACmix", [32]), ("MLLA", [16, 32]), ("iRMB", [16, 32]), ("MQA", [16, 32])])
+def test_a2c2f_rule_replaces_area_attention_from_the_modules_floor(module, expected):
+    d = make_variant(zoo.load_base("12/yolo12.yaml"), module, "a2c2f")
+    rows = d["backbone"] + d["head"]
+    strides = layer_strides(rows)
+    assert sorted({strides[i] for i, r in enumerate(rows) if r[2] == f"A2C2f_{module}"}) == expected
+    assert sorted({strides[i] for i, r in enumerate(rows) if r[2] == "A2C2f" and r[3][1]}) == \
+        [s for s in (16, 32) if s not in expected]  # the blocks left out keep their area attention
+    named = make_variant(zoo.load_base("12/yolo12.yaml"), module, "a2c2f@16,32")
+    assert sum(r[2] == f"A2C2f_{module}" for r in named["backbone"] + named["head"]) == 2
+
+
+def test_floor_defaults_and_validation():
+    from yoloattn.zoo.variants import STRIDED_RULES
+
+    assert set(modules.MIN_STRIDE_RULES) == {rule for rule, default in STRIDED_RULES.items() if default is None}
     cheap = modules.AttentionModule("cheap", object, quadratic=False)
     quadratic = modules.AttentionModule("quad", object, quadratic=True)
-    assert (cheap.head_floor(), quadratic.head_floor()) == (8, 16)
-    assert modules.AttentionModule("set", object, quadratic=True, head_min_stride=32).head_floor() == 32
-    with pytest.raises(modules.PluginError, match="head_min_stride must be a stride"):
-        modules.register_attention("BadFloor", torch.nn.BatchNorm2d, head_min_stride=0)
+    assert (cheap.floor("head"), quadratic.floor("head"), quadratic.floor("a2c2f")) == (1, 16, 1)
+    assert modules.AttentionModule("set", object, quadratic=True, min_stride={"head": 32}).floor("head") == 32
+    for bad in ({"head": 0}, {"haed": 16}):
+        with pytest.raises(modules.PluginError, match="min_stride maps the placement rules head and a2c2f"):
+            modules.register_attention("BadFloor", torch.nn.BatchNorm2d, min_stride=bad)
 
 
 def test_head_rule_errors_name_the_strides():

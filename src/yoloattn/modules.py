@@ -37,8 +37,10 @@ SOURCES = ("built-in", "timm", "plug-in")
 CHANNELS = ("c1_c2", "c")
 #: The largest stride whose maps count as dense for a quadratic module (MobileNetV4 reduces keys there).
 DENSE_STRIDE = 16
-#: The finest map a P3-P5 detection head reads (P3/8).
+#: The finest map a P3-P5 detection head reads (P3/8); quadratic modules start one level coarser.
 HEAD_FINEST_STRIDE = 8
+#: The placement rules whose default strides a module can narrow (``AttentionModule.min_stride``).
+MIN_STRIDE_RULES = ("head", "a2c2f")
 
 class PluginError(YoloattnError):
     """A module cannot be registered or loaded: a name clash, a bad class, an unimportable plug-in."""
@@ -70,10 +72,12 @@ class AttentionModule:
         psa, layer: Optional builders for the attention inside a PSABlock ``(c, **options)`` and
             for the standalone YAML layer ``(c1, c2, *args, **options)``. None: ``M`` in PSABlock's
             residual, and the bare ``M``.
-        head_min_stride: The finest neck output the ``head`` rule attends unless strides are named
-            (``head@8,16,32``). None: 16 for a quadratic module, else 8 (see :meth:`head_floor`).
-            The finest map has 4x the positions of the next, so a module whose per-position cost is
-            high sets 16 or 32 to keep its ``head`` placement within the latency budget.
+        min_stride: Per placement rule that picks strides (``head``, ``a2c2f``), the finest stride it
+            gives this module when the user names none (``head@8,16,32`` does). Missing rules: the
+            ``head`` rule attends stride >= 16 for a quadratic module and every neck output
+            otherwise; ``a2c2f`` every stride (see :meth:`floor`). A finer map has 4x the positions
+            of the next, so a module whose per-position cost is high gets 16 or 32 there to stay
+            within the latency budget.
     """
 
     name: str
@@ -88,18 +92,17 @@ class AttentionModule:
     unit: Any = "bottleneck"
     psa: Any = None
     layer: Any = None
-    head_min_stride: int | None = None
+    min_stride: Mapping[str, int] = field(default_factory=dict)
 
     def cls(self) -> type:
         """The attention class (imports it on first use)."""
         return resolve(self.target, self)
 
-    def head_floor(self) -> int:
-        """The finest neck output stride the ``head`` rule attends when no strides are named:
-        ``head_min_stride``, else 16 for a quadratic module and 8 (every output of a P3-P5 head) otherwise."""
-        if self.head_min_stride is not None:
-            return self.head_min_stride
-        return 2 * HEAD_FINEST_STRIDE if self.quadratic else HEAD_FINEST_STRIDE
+    def floor(self, rule: str) -> int:
+        """The finest stride placement ``rule`` gives this module when no strides are named (1: any)."""
+        if rule in self.min_stride:
+            return self.min_stride[rule]
+        return 2 * HEAD_FINEST_STRIDE if rule == "head" and self.quadratic else 1
 
     def options_at(self, stride: int) -> dict:
         """Default options of a placement on a map of this stride (empty unless quadratic and dense)."""
@@ -143,14 +146,15 @@ def register_attention(name: str, cls: Any = None, **options: Any):
     origin = options.pop("origin", None) or _origin_of(cls)
     if isinstance(cls, type) and "channels" not in options:
         options["channels"] = _channels_of(name, cls, origin)
-    if "dense_map_options" in options:
-        options["dense_map_options"] = MappingProxyType(dict(options["dense_map_options"] or {}))
+    for mapping in ("dense_map_options", "min_stride"):
+        if mapping in options:
+            options[mapping] = MappingProxyType(dict(options[mapping] or {}))
     spec = AttentionModule(name, cls, origin=origin, **options)
     if spec.channels not in CHANNELS or spec.source not in SOURCES:
         raise PluginError(f"register_attention({name!r}): channels must be one of {CHANNELS} and source one of {SOURCES}")
-    if spec.head_min_stride is not None and (not isinstance(spec.head_min_stride, int) or spec.head_min_stride < 1):
-        raise PluginError(f"register_attention({name!r}): head_min_stride must be a stride like 8, 16 or 32 (or None), "
-                          f"got {spec.head_min_stride!r}")
+    if not all(r in MIN_STRIDE_RULES and isinstance(v, int) and v >= 1 for r, v in spec.min_stride.items()):
+        raise PluginError(f"register_attention({name!r}): min_stride maps the placement rules "
+                          f"{' and '.join(MIN_STRIDE_RULES)} to strides, e.g. {{'head': 16}}, got {dict(spec.min_stride)!r}")
     if isinstance(spec.unit, str) and spec.unit not in ("bottleneck", "residual") and ":" not in spec.unit:
         raise PluginError(f"register_attention({name!r}): unit must be 'bottleneck', 'residual', a builder or a "
                           f"'package.module:builder' path, got {spec.unit!r}")
@@ -256,13 +260,15 @@ def _channels_of(name: str, cls: type, origin: str) -> str:
 
 
 # --------------------------------------------------------------------------- the built-in modules
-# head_min_stride keeps each ``head`` placement within 1.25x of its baseline's batch-1 latency at 640
-# (PyTorch and ONNX Runtime, 1 thread; docs/benchmarks.md has the full table). yolo11n, ratio to the
-# baseline (PyTorch / ONNX Runtime) per set of attended neck outputs:
+# min_stride keeps each ``head`` and YOLO12 ``a2c2f`` placement within 1.25x of its baseline's batch-1
+# latency at 640 (PyTorch and ONNX Runtime, 1 thread; docs/benchmarks.md has the full table).
+# ``head`` on yolo11n, ratio to the baseline (PyTorch / ONNX Runtime) per set of attended outputs:
 #   iRMB   P3-P5 1.19 / 1.19 (yolo26n: 1.14 / 1.23)   P4-P5 1.07 / 1.10
 #   ACmix  P3-P5 1.43 / 2.11   P4-P5 1.16 / 1.32   P5 1.06 / 1.06
 #   MLLA   P3-P5 1.61 / 1.48   P4-P5 1.23 / 1.26   P5 1.07 / 1.12
-# MQA is quadratic and skips P3 as every quadratic module does (P4-P5: 1.16 / 1.19).
+# MQA is quadratic and skips P3 as every quadratic module does (P4-P5: 1.16 / 1.19). ``a2c2f`` on
+# yolo12n: ACmix in the P4 and P5 blocks 1.06 / 1.29 (the 40x40 window loop in ONNX Runtime), P5 only
+# 0.99 / 1.02; the other modules keep both (at most 1.06 / 1.10).
 register_attention(
     "MQA", "yoloattn.attention.mqa:MobileMQA", channels="c1_c2", quadratic=True,
     dense_map_options={"kv_stride": 2}, source="built-in", origin="yoloattn",
@@ -274,19 +280,19 @@ register_attention(
     "ACmix", "yoloattn.attention.acmix:ACmix", channels="c1_c2", source="built-in", origin="yoloattn",
     params="3*(Cin*C + C) + 3*C/head + 3*head*kc^2 + C*kc^4 + 2",
     summary="ACmix (CVPR 2022): local attention + shift conv, no residual",
-    unit="yoloattn.blocks.units:ACmixBottleneck", head_min_stride=32,
+    unit="yoloattn.blocks.units:ACmixBottleneck", min_stride={"head": 32, "a2c2f": 32},
 )
 register_attention(
     "MLLA", "yoloattn.attention.mlla:MLLABlock", channels="c1_c2", source="built-in", origin="yoloattn",
     params="(5 + 2r)*C^2 + (50 + r)*C  (r = mlp_ratio)",
     summary="MLLA block (NeurIPS 2024): linear attention with 2-D RoPE",
-    unit="yoloattn.blocks.units:mlla_unit", psa="yoloattn.blocks.units:mlla_psa", head_min_stride=32,
+    unit="yoloattn.blocks.units:mlla_unit", psa="yoloattn.blocks.units:mlla_psa", min_stride={"head": 32},
 )
 register_attention(
     "iRMB", "yoloattn.attention.irmb:iRMB", channels="c1_c2", source="built-in", origin="yoloattn",
     params="(2 + 2e)*C^2 + (2 + 11e)*C  (e = exp_ratio, no qkv bias)",
     summary="iRMB (EMO, ICCV 2023): windowed attention + depthwise conv",
-    unit="yoloattn.blocks.units:irmb_unit", psa="yoloattn.blocks.units:irmb_psa", head_min_stride=16,
+    unit="yoloattn.blocks.units:irmb_unit", psa="yoloattn.blocks.units:irmb_psa", min_stride={"head": 16},
 )
 
 

@@ -7,15 +7,16 @@
 - ``psa``     the PSA attention block: YOLO11's and YOLO26's C2PSA becomes ``C2PSA_M``, YOLOv10's PSA
               ``PSA_M`` (the attention replaced, the FFN and residuals kept).
 - ``a2c2f``   YOLO12: every A2C2f with area attention (``a2=True``) becomes ``A2C2f_M`` (M in place of
-              each ABlock's area attention; the R-ELAN skeleton, MLPs and residual scaling kept);
-              ``a2c2f@32`` keeps only the blocks at those strides.
+              each ABlock's area attention; the R-ELAN skeleton, MLPs and residual scaling kept), at
+              strides >= the module's ``floor("a2c2f")`` (ACmix: 32 only, for ONNX Runtime);
+              ``a2c2f@16,32`` names the strides.
 - ``aifi``    RT-DETR: the AIFI transformer encoder layer on P5 becomes a standalone M layer with
               AIFI's channel contract (2-D map in, same channels out).
 - ``sppf``    a standalone M layer right after SPPF / SPPELAN; every later reference to SPPF's output
               now reads the attended map.
 - ``head``    a standalone M layer on neck outputs feeding the head (Detect, Segment, Pose, OBB,
               v10Detect, RTDETRDecoder; the neck's own flow is unchanged, only the head reads the
-              attended maps): those of stride >= the module's ``head_floor()`` (iRMB and Mobile MQA
+              attended maps): those of stride >= the module's ``floor("head")`` (iRMB and Mobile MQA
               P4/16 and P5/32, ACmix and MLLA P5/32; a plug-in every output, P4 and up when quadratic),
               which keeps every built-in within 1.25x of its baseline's latency (modules.py has the
               numbers); ``head@8,16,32`` names the outputs.
@@ -42,14 +43,14 @@ RULES = ("csp", "psa", "a2c2f", "aifi", "sppf", "head", "mmqa")
 RULE_HELP = {
     "csp": "the backbone CSP block at stride 32 becomes its *_M version (csp@16,32: other strides)",
     "psa": "YOLO11/YOLO26 C2PSA becomes C2PSA_M, YOLOv10 PSA becomes PSA_M (attention replaced, FFN kept)",
-    "a2c2f": "YOLO12: every A2C2f with area attention becomes A2C2f_M (a2c2f@32: only those strides)",
+    "a2c2f": "YOLO12: every A2C2f with area attention becomes A2C2f_M (ACmix: P5 only; a2c2f@16,32 names strides)",
     "aifi": "RT-DETR: the AIFI encoder layer on P5 becomes an M layer (same channels)",
     "sppf": "an M layer right after SPPF/SPPELAN",
     "head": "an M layer on neck outputs feeding the head: P4-P5 (ACmix, MLLA: P5) by default, head@8,16,32 names them",
     "mmqa": "YOLOv9 only, MQA only: every backbone RepNCSPELAN4 becomes MMQARepNCSPELAN4",
 }
-# Rules that take ``@strides``, and the strides they pick without (None: every stride; for ``head``,
-# those of stride >= the module's head_floor()).
+# Rules that take ``@strides``, and the strides they pick without (None: every stride at or above the
+# module's floor(rule), modules.AttentionModule.min_stride).
 STRIDED_RULES = {"csp": frozenset({32}), "a2c2f": None, "head": None}
 _CSP = {"C2f", "C3k2", "RepNCSPELAN4"}
 _PSA = {"C2PSA", "PSA"}
@@ -90,9 +91,16 @@ def make_variant(base: dict, module: str, where: str) -> dict:
         for i in hits:
             _rewrite(rows[i], f"{rows[i][2]}_{module}", None)
     elif rule == "a2c2f":
-        hits = [i for i, r in enumerate(rows) if r[2] == "A2C2f" and _has_area_attention(r[3]) and at(i)]
+        blocks = [i for i, r in enumerate(rows) if r[2] == "A2C2f" and _has_area_attention(r[3])]
         scope = "" if strides is None else f" at stride {sorted(strides)}"
-        _require(hits, f"no A2C2f with area attention (a2=True){scope} (the a2c2f rule is for YOLO12 models)", where)
+        _require([i for i in blocks if at(i)], f"no A2C2f with area attention (a2=True){scope} (the a2c2f rule is "
+                                               "for YOLO12 models)", where)
+        if strides is None:  # the module's own floor (modules.AttentionModule.min_stride)
+            floor = modules.get(module).floor(rule)
+            strides = frozenset(row_strides[i] for i in blocks if row_strides[i] >= floor)
+            _require(strides, f"{module} replaces area attention at stride >= {floor} only and this model has it at "
+                              f"{', '.join(str(row_strides[i]) for i in blocks)} (name strides: a2c2f@16)", where)
+        hits = [i for i in blocks if at(i)]
         for i in hits:
             _rewrite(rows[i], f"A2C2f_{module}", _options_at(module, row_strides[i]))
     elif rule == "aifi":
@@ -122,7 +130,7 @@ def make_variant(base: dict, module: str, where: str) -> dict:
         sources = [s % (len(rows) - 1) if s < 0 else s for s in (detect[0] if isinstance(detect[0], list) else [detect[0]])]
         outputs = sorted({row_strides[s] for s in sources})
         if strides is None:  # the module's own floor: costly modules skip the finest map (see AttentionModule)
-            floor = modules.get(module).head_floor()
+            floor = modules.get(module).floor(rule)
             strides = frozenset(s for s in outputs if s >= floor)
             _require(strides, f"{module} attends neck outputs of stride >= {floor} only and this head reads "
                               f"{', '.join(map(str, outputs))} (name strides: head@{','.join(map(str, outputs))})", where)
