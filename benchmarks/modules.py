@@ -2,7 +2,7 @@
 
     python benchmarks/modules.py              # the tables in docs/benchmarks.md
     python benchmarks/modules.py --quick      # a 1-minute subset (`make demo` until compare exists)
-    python benchmarks/modules.py --inference  # only Mobile MQA vs timm in inference (eval, no_grad)
+    python benchmarks/modules.py --inference  # only the inference tables: Mobile MQA vs timm, ACmix's two paths
 
 Everything runs in one process, so the ratio columns compare like with like. The references are the
 slow, obvious ports of the official algorithms kept in tests/reference/ (plus timm's
@@ -131,15 +131,65 @@ def inference_table(batch: int, repeats: int) -> None:
               f"{t_timm / t_ours:.2f}x |", flush=True)
 
 
+def _onnxruntime_time(module: torch.nn.Module, x: torch.Tensor, repeats: int) -> float:
+    """Median seconds of one ONNX Runtime run (1 thread) of `module` exported at x's shape."""
+    import io
+
+    import onnxruntime as ort
+
+    buffer = io.BytesIO()
+    with torch.no_grad():
+        torch.onnx.export(module.eval(), (x,), buffer, input_names=["x"], opset_version=17, dynamo=False)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    session = ort.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
+    feed = {"x": x.numpy()}
+    session.run(None, feed)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        session.run(None, feed)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def acmix_inference_table(repeats: int) -> None:
+    """ACmix (C=128, 4 heads, 7x7 window) in inference at batch 1 and 1 thread: the dense window
+    attention (acmix._window_attention_dense) against the window loop, PyTorch and ONNX Runtime."""
+    import yoloattn.attention.acmix as acmix_module
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    dense_limit = acmix_module._DENSE_WINDOWS
+    print("\nACmix inference: eval, torch.no_grad(), B=1, C=128, 4 heads, 7x7 window, fp32, 1 thread; whole module")
+    print(f"(the module takes the dense path up to {dense_limit} x 49 = {dense_limit * 49} positions)")
+    print("| H=W | positions / K | PyTorch window ms | PyTorch dense ms | ORT window ms | ORT dense ms |")
+    print("|---|---|---|---|---|---|")
+    try:
+        for size in (20, 24, 32, 40):
+            module, x = ACmix(128, 128).eval(), torch.randn(1, 128, size, size)
+            row = []
+            for limit in (0, 10**9):  # 0: always the window loop; huge: always dense
+                acmix_module._DENSE_WINDOWS = limit
+                row.append((inference_time(module, x, repeats), _onnxruntime_time(module, x, repeats)))
+            (t_window, o_window), (t_dense, o_dense) = row
+            print(f"| {size} | {size * size / 49:.1f} | {t_window * 1e3:.2f} | {t_dense * 1e3:.2f} | "
+                  f"{o_window * 1e3:.2f} | {o_dense * 1e3:.2f} |", flush=True)
+    finally:
+        acmix_module._DENSE_WINDOWS = dense_limit
+        torch.set_num_threads(threads)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="C=64 at 20x20 and 40x40 only, fewer repeats")
     parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--inference", action="store_true", help="only the Mobile MQA inference table")
+    parser.add_argument("--inference", action="store_true", help="only the inference tables (Mobile MQA vs timm, ACmix)")
     args = parser.parse_args(argv)
     torch.manual_seed(0)
     if args.inference:
         inference_table(args.batch, 5)
+        acmix_inference_table(15)
         return
     settings = [(64, 20), (64, 40)] if args.quick else [(64, 20), (64, 40), (64, 80), (256, 20)]
     repeats = 3 if args.quick else 5
@@ -159,6 +209,7 @@ def main(argv=None) -> None:
                       f"{t_ref * 1e3:.1f} | {m_ref / 2**20:.0f} | {t_ref / t_ours:.2f}x | "
                       f"{m_ref / max(m_ours, 1):.1f}x |", flush=True)
     inference_table(args.batch, repeats)
+    acmix_inference_table(15)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,10 @@ Efficiency: the official code unfolds k, v and pe into K-times larger tensors (K
 and v are reflection-padded once and the K window offsets are strided slices of them, so the
 largest extra tensors are the logits/attention (B*h, K, H', W'), K/d times a q/k/v activation instead
 of K times. A hand-written backward accumulates the gradients of the padded tensors in place.
+In inference (no autograd, and every traced export) on maps of at most 12 K positions the same
+attention runs densely, as softmax(q k^T + log count) v over all H * W positions, where count(u, p)
+is how many of u's reflected window offsets land on p (0 outside the window; separable over rows and
+columns): two matmuls instead of 2K element-wise passes (``ACmix.dense_attention``).
 The result equals the official one up to float rounding.
 
 Extensions over the official code (identical where the official code runs):
