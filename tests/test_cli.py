@@ -86,6 +86,9 @@ def test_modules_lists_every_registry_name_with_its_formula(capsys):
         line = next(line for line in lines if line.split() and line.split()[0] == entry.name)
         assert entry.contract in line.split() and entry.params in line
     assert all(m in lines[0] for m in MODULES)
+    floors = next(line for line in lines if line.startswith("Without strides"))
+    assert "head from stride 32 for ACmix" in floors and "a2c2f from stride 32 for ACmix" in floors
+    assert "head from stride 16 for iRMB" in floors and "head from stride 16 for MQA" in floors
 
 
 def test_zoo_lists_every_bundled_file(capsys):

@@ -253,8 +253,12 @@ def cmd_modules(args: argparse.Namespace) -> int:
     print(f"(every module M gives M and {', '.join(f + '_M' for f in FAMILIES)})")
     for e in entries:
         print(f"  {e.name:<{width}}  {e.contract:<5}  {e.summary}  [params: {e.params or 'see the block'}]")
-    print("\nPlacement rules (--where): " + ", ".join(RULES) + " (csp@16,32 picks the strides); "
-          "see `yoloattn variant --help`")
+    print("\nPlacement rules (--where): " + ", ".join(RULES) + " (csp@16,32, head@8,16,32 and a2c2f@16,32 pick "
+          "the strides); see `yoloattn variant --help`")
+    floors = [f"{rule} from stride {spec.floor(rule)} for {spec.name}" for spec in modules.table()
+              for rule in modules.MIN_STRIDE_RULES if spec.floor(rule) > 1]
+    if floors:
+        print("Without strides (latency budget, docs/benchmarks.md): " + "; ".join(floors))
     return 0
 
 

@@ -264,11 +264,11 @@ def _channels_of(name: str, cls: type, origin: str) -> str:
 # latency at 640 (PyTorch and ONNX Runtime, 1 thread; docs/benchmarks.md has the full table).
 # ``head`` on yolo11n, ratio to the baseline (PyTorch / ONNX Runtime) per set of attended outputs:
 #   iRMB   P3-P5 1.19 / 1.19 (yolo26n: 1.14 / 1.23)   P4-P5 1.07 / 1.10
-#   ACmix  P3-P5 1.43 / 2.11   P4-P5 1.16 / 1.32   P5 1.06 / 1.06
+#   ACmix  P3-P5 1.43 / 2.11 (before its dense inference path)   P4-P5 1.16 / 1.32   P5 1.06 / 1.06
 #   MLLA   P3-P5 1.61 / 1.48   P4-P5 1.23 / 1.26   P5 1.07 / 1.12
 # MQA is quadratic and skips P3 as every quadratic module does (P4-P5: 1.16 / 1.19). ``a2c2f`` on
 # yolo12n: ACmix in the P4 and P5 blocks 1.06 / 1.29 (the 40x40 window loop in ONNX Runtime), P5 only
-# 0.99 / 1.02; the other modules keep both (at most 1.06 / 1.10).
+# 0.99 / 1.02; the other modules keep both (at most 1.08 / 1.09).
 register_attention(
     "MQA", "yoloattn.attention.mqa:MobileMQA", channels="c1_c2", quadratic=True,
     dense_map_options={"kv_stride": 2}, source="built-in", origin="yoloattn",
