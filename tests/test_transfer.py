@@ -134,7 +134,7 @@ def test_the_issue_counts_for_yolov8n_and_irmb(tmp_path):
         variant = build(zoo.render(zoo.make_variant(base_dict, "iRMB", rule), "t"), tmp_path / f"yolov8n-{rule}.yaml")
         report = transfer_weights(variant, base)
         counts[rule] = (report.stock, report.transferred, report.total)
-    assert counts == {"sppf": (162, 355, 369), "head": (270, 355, 397), "csp": (343, 343, 357)}
+    assert counts == {"sppf": (162, 355, 369), "head": (270, 355, 383), "csp": (343, 343, 357)}
 
 
 def test_a_hand_written_tutorial_yaml_is_aligned_by_structure(tmp_path):
