@@ -306,10 +306,9 @@ class ACmix(nn.Module):
         recording = torch.is_grad_enabled() and (q.requires_grad or keys.requires_grad or values.requires_grad)
         if self.dense_attention(h, w, recording):
             out = _window_attention_dense(q, keys, values, self.kernel_att, self.dilation, pad, s)
-        elif torch.jit.is_tracing():
-            out = _window_attention_traceable(q, _reflect_pad(keys, pad), _reflect_pad(values, pad), self.offsets, pad, s)
         else:
-            out = _WindowAttention.apply(q, _reflect_pad(keys, pad), _reflect_pad(values, pad), self.offsets, pad, s)
+            window = _window_attention_traceable if torch.jit.is_tracing() else _WindowAttention.apply
+            out = window(q, _reflect_pad(keys, pad), _reflect_pad(values, pad), self.offsets, pad, s)
         return out.reshape(b, c, out.shape[-2], out.shape[-1])
 
     def dense_attention(self, h: int, w: int, recording: bool) -> bool:

@@ -93,14 +93,11 @@ def make_variant(base: dict, module: str, where: str) -> dict:
     elif rule == "a2c2f":
         blocks = [i for i, r in enumerate(rows) if r[2] == "A2C2f" and _has_area_attention(r[3])]
         scope = "" if strides is None else f" at stride {sorted(strides)}"
-        _require([i for i in blocks if at(i)], f"no A2C2f with area attention (a2=True){scope} (the a2c2f rule is "
-                                               "for YOLO12 models)", where)
-        if strides is None:  # the module's own floor (modules.AttentionModule.min_stride)
-            floor = modules.get(module).floor(rule)
-            strides = frozenset(row_strides[i] for i in blocks if row_strides[i] >= floor)
-            _require(strides, f"{module} replaces area attention at stride >= {floor} only and this model has it at "
-                              f"{', '.join(str(row_strides[i]) for i in blocks)} (name strides: a2c2f@16)", where)
         hits = [i for i in blocks if at(i)]
+        _require(hits, f"no A2C2f with area attention (a2=True){scope} (the a2c2f rule is for YOLO12 models)", where)
+        if strides is None:
+            kept = _module_strides(module, rule, {row_strides[i] for i in blocks}, "replaces area attention", where)
+            hits = [i for i in hits if row_strides[i] in kept]
         for i in hits:
             _rewrite(rows[i], f"A2C2f_{module}", _options_at(module, row_strides[i]))
     elif rule == "aifi":
@@ -129,11 +126,8 @@ def make_variant(base: dict, module: str, where: str) -> dict:
         detect = rows[-1]
         sources = [s % (len(rows) - 1) if s < 0 else s for s in (detect[0] if isinstance(detect[0], list) else [detect[0]])]
         outputs = sorted({row_strides[s] for s in sources})
-        if strides is None:  # the module's own floor: costly modules skip the finest map (see AttentionModule)
-            floor = modules.get(module).floor(rule)
-            strides = frozenset(s for s in outputs if s >= floor)
-            _require(strides, f"{module} attends neck outputs of stride >= {floor} only and this head reads "
-                              f"{', '.join(map(str, outputs))} (name strides: head@{','.join(map(str, outputs))})", where)
+        if strides is None:
+            strides = _module_strides(module, rule, outputs, "attends neck outputs", where)
         missing = sorted(set(strides) - set(outputs))
         if missing:
             raise VariantError(f"cannot apply placement {where!r}: the head reads neck outputs of stride "
@@ -220,6 +214,18 @@ def parse_rule(where: str) -> tuple[str, frozenset[int] | None]:
         return rule, frozenset(int(s) for s in stride_text.split(","))
     except ValueError:
         raise VariantError(f"strides must be integers like csp@16,32, got {where!r}") from None
+
+
+def _module_strides(module: str, rule: str, available, action: str, where: str) -> frozenset[int]:
+    """The strides among ``available`` that ``rule`` gives ``module`` when none are named: those at or
+    above the module's floor (``AttentionModule.min_stride``; costly modules skip the finest maps).
+    VariantError when the floor leaves none."""
+    floor = modules.get(module).floor(rule)
+    kept = frozenset(s for s in available if s >= floor)
+    listed = ", ".join(map(str, sorted(available)))
+    _require(kept, f"{module} {action} of stride >= {floor} only and this model has {listed} (name strides: "
+                   f"{rule}@{','.join(map(str, sorted(available)))})", where)
+    return kept
 
 
 def _require(hits: list, problem: str, where: str) -> None:
