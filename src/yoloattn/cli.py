@@ -258,7 +258,8 @@ def cmd_modules(args: argparse.Namespace) -> int:
     floors = [f"{rule} from stride {spec.floor(rule)} for {spec.name}" for spec in modules.table()
               for rule in modules.MIN_STRIDE_RULES if spec.floor(rule) > 1]
     if floors:
-        print("Without strides (latency budget, docs/benchmarks.md): " + "; ".join(floors))
+        print("Without strides (latency budget, docs/benchmarks.md): " + "; ".join(floors)
+              + "; every other module and rule: all strides (stride 8 = P3, 16 = P4, 32 = P5)")
     return 0
 
 
