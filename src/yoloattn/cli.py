@@ -259,7 +259,8 @@ def cmd_modules(args: argparse.Namespace) -> int:
               for rule in modules.MIN_STRIDE_RULES if spec.floor(rule) > 1]
     if floors:
         print("Without strides (latency budget, docs/benchmarks.md): " + "; ".join(floors)
-              + "; every other module and rule: all strides (stride 8 = P3, 16 = P4, 32 = P5)")
+              + "; modules not listed: every neck output (head) and every area-attention A2C2f (a2c2f); "
+              "stride 8 = P3, 16 = P4, 32 = P5")
     return 0
 
 
