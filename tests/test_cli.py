@@ -238,6 +238,7 @@ def test_variant_keeps_ultralytics_scale_naming(capsys, tmp_path):
     code, text, _ = run_cli(capsys, "variant", "yolo11n", "--module", "IRMB", "-o", str(out))
     assert code == 0 and re.search(r"[\d,]+ parameters \(unfused, 80 classes\), [\d.]+ GFLOPs at 640", text)
     d = yaml.safe_load(out.read_text())
+    assert "do not edit" not in out.read_text()  # the user's file: only the zoo's own files say so
     assert set(d["scales"]) == set("nslmx")  # the name picks the scale, as for Ultralytics' files
     assert any(row[2] == "C2PSA_iRMB" for row in d["backbone"])  # YOLO11 default placement: psa
     from ultralytics import YOLO

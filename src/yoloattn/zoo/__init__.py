@@ -143,9 +143,12 @@ def planned() -> list[tuple[str, str, str, str]]:
     return plan
 
 
-def render(d: dict, title: str) -> str:
-    """YAML text in Ultralytics' layout: one flow-style row per layer with its index."""
-    lines = [f"# {title}", _GENERATED_MARK, ""]
+def render(d: dict, title: str, *, zoo_file: bool = False) -> str:
+    """YAML text in Ultralytics' layout: one flow-style row per layer with its index.
+
+    ``zoo_file`` adds the line that marks a file as the zoo generator's own (it may then delete or
+    rewrite it); files written for users (``yoloattn variant``, compare's model copies) leave it out."""
+    lines = [f"# {title}", *([_GENERATED_MARK] if zoo_file else []), ""]
     for key, value in d.items():  # nc, activation, end2end, reg_max, ... in the base's order
         if key not in ("scales", "backbone", "head"):
             lines.append(f"{key}: {_flow(value)}")
@@ -179,7 +182,7 @@ def generate(out_dir: Path = YAML_DIR) -> list[Path]:
         d = make_variant(load_base(base), module, rule)
         title = f"{Path(base).stem} + {module} ({rule} placement)"
         target = out_dir / name
-        target.write_text(render(d, title))
+        target.write_text(render(d, title, zoo_file=True))
         written.append(target)
     return written
 
