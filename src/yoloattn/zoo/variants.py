@@ -33,6 +33,7 @@ Any module of the table works, timm's and plug-ins included (``yoloattn.modules`
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable
 
 from .. import modules
 from ..errors import YoloattnError
@@ -216,15 +217,15 @@ def parse_rule(where: str) -> tuple[str, frozenset[int] | None]:
         raise VariantError(f"strides must be integers like csp@16,32, got {where!r}") from None
 
 
-def _module_strides(module: str, rule: str, available, action: str, where: str) -> frozenset[int]:
+def _module_strides(module: str, rule: str, available: Iterable[int], action: str, where: str) -> frozenset[int]:
     """The strides among ``available`` that ``rule`` gives ``module`` when none are named: those at or
     above the module's floor (``AttentionModule.min_stride``; costly modules skip the finest maps).
     VariantError when the floor leaves none."""
     floor = modules.get(module).floor(rule)
-    kept = frozenset(s for s in available if s >= floor)
-    listed = ", ".join(map(str, sorted(available)))
-    _require(kept, f"{module} {action} of stride >= {floor} only and this model has {listed} (name strides: "
-                   f"{rule}@{','.join(map(str, sorted(available)))})", where)
+    ordered = sorted(set(available))
+    kept = frozenset(s for s in ordered if s >= floor)
+    _require(kept, f"{module} {action} of stride >= {floor} only and this model has {', '.join(map(str, ordered))} "
+                   f"(name strides: {rule}@{','.join(map(str, ordered))})", where)
     return kept
 
 
