@@ -238,7 +238,9 @@ def test_variant_keeps_ultralytics_scale_naming(capsys, tmp_path):
     code, text, _ = run_cli(capsys, "variant", "yolo11n", "--module", "IRMB", "-o", str(out))
     assert code == 0 and re.search(r"[\d,]+ parameters \(unfused, 80 classes\), [\d.]+ GFLOPs at 640", text)
     d = yaml.safe_load(out.read_text())
+    header = [line for line in out.read_text().splitlines() if line.startswith("# ")][:2]
     assert "do not edit" not in out.read_text()  # the user's file: only the zoo's own files say so
+    assert "by `yoloattn variant`" in header[0] and "`import yoloattn`" in header[1]
     assert set(d["scales"]) == set("nslmx")  # the name picks the scale, as for Ultralytics' files
     assert any(row[2] == "C2PSA_iRMB" for row in d["backbone"])  # YOLO11 default placement: psa
     from ultralytics import YOLO
@@ -280,7 +282,7 @@ def test_bench_reports_both_backends(capsys):
         ratio, mv, mb, half = float(r[6].removesuffix("×")), float(r[4]), float(base[4]), 0.005
         assert (mv - half) / (mb + half) - half <= ratio <= (mv + half) / (mb - half) + half
     assert float(rows[0][8]) > 0 and rows[1][8] == "n/a"
-    assert "× base: median over that of the listed model" in out
+    assert "× base: median over that of the listed model the variant extends (yolov8n for yolov8n-irmb-sppf)" in out
     assert "matmul" in out and "1 thread(s)" in out
     assert "params (M, fused, 80 classes)" in out.splitlines()[0]
     from ultralytics.nn.tasks import DetectionModel

@@ -422,6 +422,11 @@ def test_head_rule_errors_name_the_strides():
         make_variant(base, "iRMB", "head@32,64")
     with pytest.raises(VariantError, match="strides must be integers"):
         make_variant(base, "iRMB", "head@p5")
+    for empty in ("head@", "head@16,"):  # an '@' with nothing after it is a typo, not the default strides
+        with pytest.raises(VariantError, match="strides must be integers"):
+            make_variant(base, "iRMB", empty)
+    with pytest.raises(VariantError, match="placements take strides"):
+        make_variant(base, "iRMB", "sppf@")
 
 
 def test_make_variant_errors_are_clear():

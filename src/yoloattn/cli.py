@@ -363,7 +363,9 @@ def cmd_variant(args: argparse.Namespace) -> int:
     for issue in issues:
         print(f"warning: {issue}", file=sys.stderr)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(zoo.render(variant, f"{stem} + {module} ({where} placement), by `yoloattn variant`"))
+    out.write_text(zoo.render(variant, f"{stem} + {module} ({where} placement), by `yoloattn variant`",
+                              notes=("Its blocks are registered by `import yoloattn` (or run it with the yoloattn "
+                                     "CLI); stock YOLO(...) cannot build it without that import.",)))
     for note in notes:
         print(f"note: {note}")
     from . import bench
@@ -408,12 +410,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
                   "GFLOP/s", "of peak"], rows))
     per_model = "" if same else " Classes (params depend on them): " + ", ".join(
         f"{name} {nc}" for name, nc in classes.items()) + "."
+    example = next(((name, base) for name, base in bases.items() if name != base), None)
     print(f"\nbatch {args.batch} at {args.imgsz}x{args.imgsz} on {args.device}, {threads} thread(s), fused eval "
           f"models, {args.iters} timed passes each, interleaved across models; peak = fp32 matmul "
           f"{peak:.1f} GFLOP/s measured now. "
           f"Peak MiB: activation memory of one pass (n/a for ONNX Runtime).{per_model}"
-          + (" × base: median over that of the listed model the variant extends (yolo11n for yolo11n-mlla-psa), "
-             "same backend." if bases else ""))
+          + (f" × base: median over that of the listed model the variant extends ({example[1]} for {example[0]}), "
+             "same backend." if example else ""))
     return 0
 
 

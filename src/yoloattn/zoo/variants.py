@@ -201,15 +201,15 @@ def _canonical_module(module: str) -> str:
 def parse_rule(where: str) -> tuple[str, frozenset[int] | None]:
     """``"csp@16,32"`` -> ``("csp", {16, 32})``; a rule's default strides without ``@`` (None: every
     stride, see :data:`STRIDED_RULES`). VariantError for an unknown rule or bad strides."""
-    rule, _, stride_text = where.partition("@")
+    rule, at, stride_text = where.partition("@")
     if "," in rule:
         raise VariantError(f"one placement rule here, got {where!r} (`yoloattn compare --where` takes a list)")
     if rule not in RULES:
         raise VariantError(f"unknown placement {where!r}; choose one of {', '.join(RULES)} (csp, a2c2f and head "
                            "take strides: csp@16,32)")
-    if stride_text and rule not in STRIDED_RULES:
+    if at and rule not in STRIDED_RULES:
         raise VariantError(f"only the {', '.join(STRIDED_RULES)} placements take strides, got {where!r}")
-    if not stride_text:
+    if not at:
         return rule, STRIDED_RULES.get(rule, None)
     try:
         return rule, frozenset(int(s) for s in stride_text.split(","))
