@@ -608,7 +608,7 @@ _EPILOGS = {
           yoloattn demo                                      # the calibrated CPU comparison (time: docs/compare.md)
           yoloattn compare --base yolo11n --modules mlla,irmb --epochs 10 --seeds 3 --out runs/cmp
 
-        Everything runs offline: settings live in ./.yolo-config (or $YOLOATTN_CONFIG_DIR).
+        Everything runs offline: settings live in ./.yolo-config (or $YOLOATTN_CONFIG_DIR, or a YOLO_CONFIG_DIR you set).
         """,
     "modules": "example:\n  yoloattn modules",
     "zoo": "example:\n  yoloattn zoo\n  yoloattn info yolo11n-mlla-psa",
