@@ -6,14 +6,19 @@ explicit recipe and seeds in parallel subprocesses (resumable), measures paramet
 batch-1 CPU latency, and writes ``results.csv``, ``summary.csv``, plots, heatmaps, ``report.md`` and a
 self-contained ``report.html``. See ``docs/compare.md``.
 
-Modules: ``settings`` (what runs, the recipe, ``DEMO``), ``models`` (model names), ``measure``
-(cost), ``records`` (the typed spec / result records between processes), ``worker`` (one training
-run), ``sizes`` (COCO AP per object size), ``runner`` (planning, parallel execution, resume),
-``stats`` (intervals, Welch, Holm, Hedges' g, detectable Δ, flagged runs), ``plots``, ``heatmaps``
-(EigenCAM panel) and ``report``.
+The pipeline, one room per phase: ``settings`` (what the user asked: ``CompareSettings`` with its nested
+``ExecutionSettings``, the recipe, ``DEMO``, run keys) -> ``resolve`` (every default and check, once) ->
+``plan`` (data, variants, runs, worker specs) -> ``measure`` (cost) -> ``runner`` (the driver and the retry
+loop, through ``executors/``, a table of executors) -> ``outputs`` (result rows, heatmaps, report context)
+and ``report`` (Markdown and HTML). Beside them: ``progress`` (events and the terminal listener),
+``records`` (typed records between processes), ``worker`` (one training run), ``sizes`` (COCO AP per
+object size), ``models`` (model names), ``stats`` (intervals, Welch, Holm, Hedges' g, detectable Δ,
+flagged runs), ``plots`` and ``heatmaps`` (EigenCAM panel).
 """
 
-from .runner import CompareError, CompareOutcome, parse_modules, run_compare
-from .settings import DEMO, RECIPE, CompareSettings
+from .resolve import parse_modules, resolve
+from .runner import CompareOutcome, run_compare
+from .settings import DEMO, RECIPE, CompareError, CompareSettings, ExecutionSettings, option_names, settings_from_options
 
-__all__ = ["DEMO", "RECIPE", "CompareError", "CompareOutcome", "CompareSettings", "parse_modules", "run_compare"]
+__all__ = ["DEMO", "RECIPE", "CompareError", "CompareOutcome", "CompareSettings", "ExecutionSettings", "option_names",
+           "parse_modules", "resolve", "run_compare", "settings_from_options"]

@@ -23,16 +23,40 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import YoloattnError
 from ..modules import builtin_names
 from ..recipe import RECIPE
 
 
 
+class CompareError(YoloattnError):
+    """Settings that cannot be run (bad module name, seeds < 1, ...); the message says how to fix them."""
+
+
+@dataclass(frozen=True)
+class ExecutionSettings:
+    """Where and how many runs execute (``executors/``). Nothing here is in a run's key: any executor, at
+    any ``jobs``, reproduces a run's numbers. Each executor owns the fields it names in its ``options``
+    (the others are shared); giving another executor's option is an error (``executors.check``)."""
+
+    executor: str = "local"  # a name of executors.EXECUTORS: "local" (subprocesses here) or "ray" (one Ray task per run)
+    jobs: int | None = None  # runs in flight; None: the executor's default_capacity
+    retries: int = 2  # new attempts of a run whose worker was killed (signal, OOM, lost node)
+    runs_per_gpu: int = 1  # local with --device 0,1,..: runs that share one GPU
+    ray_address: str | None = None  # ray: None: a new local Ray instance; "auto" or "ray://host:port": a cluster
+    gpus_per_run: int | None = None  # ray: GPUs per task (None: 1 on a GPU --device, else 0)
+    cpus_per_run: int | None = None  # ray: CPUs per task (None: threads_per_run)
+    collect_weights: bool = False  # ray: copy each run's last.pt / best.pt back under OUT
+
+
 @dataclass(frozen=True)
 class CompareSettings:
-    """One comparison. ``imgsz`` None is filled by :meth:`resolved` (with ``threads_per_run``), ``jobs``
-    None by :func:`default_jobs`."""
+    """One comparison, as the user asked for it: the experiment (what decides the numbers), the report
+    options, and the nested :class:`ExecutionSettings`. ``imgsz`` and ``threads_per_run`` None are filled
+    by :meth:`resolved` (``resolve.resolve`` applies every default and check once); the CLI builds its
+    options from these fields (``cli.py``)."""
 
+    # experiment: every field here is in the run keys (plan.py), through the model YAMLs or train_args
     data: str = "embedded"  # "embedded" or the path of a YOLO data.yaml
     preset: str = "demo"  # embedded dataset preset (tiny / demo / bench)
     data_overrides: dict = field(default_factory=dict)  # embedded generator knobs, e.g. {"n_train": 600}
@@ -47,25 +71,18 @@ class CompareSettings:
     imgsz: int | None = None  # None: the embedded preset's image size, or 640 for a user dataset
     recipe: dict = field(default_factory=lambda: dict(RECIPE))
     device: str = "cpu"
-    jobs: int | None = None  # None: see default_jobs
     threads_per_run: int | None = None  # torch threads per training run; None: default_threads_per_run()
     val_every: int = 0  # validate every k epochs for the mAP curves (0: only after the last epoch)
     weights: str | None = None  # a base checkpoint every run starts from (None: from scratch); see transfer.py
     freeze: int | None = None  # freeze the first N layers of the base, and the same (aligned) layers of each variant
-    latency_threads: int = 1  # torch / ONNX Runtime threads for the batch-1 latency
     # End-to-end heads (YOLO26, YOLOv10): False evaluates and times the one-to-one NMS-free head
     # (Ultralytics' nms=False), True the one-to-many head with NMS. No effect on other models.
     nms: bool = False
+    # report
+    latency_threads: int = 1  # torch / ONNX Runtime threads for the batch-1 latency
     out: str = "runs/compare"
     allow_skipped: bool = False  # go on when Ultralytics would skip images of a user dataset (not in run keys)
-    # Where runs execute (executors/; none of it is in the run keys: any executor reproduces a run's numbers)
-    executor: str = "local"  # "local" (subprocesses on this machine) or "ray" (one Ray task per run)
-    ray_address: str | None = None  # None: a new local Ray instance; "auto" or "ray://host:port": a cluster
-    gpus_per_run: int | None = None  # ray: GPUs per task (None: 1 on a GPU --device, else 0)
-    cpus_per_run: int | None = None  # ray: CPUs per task (None: threads_per_run)
-    runs_per_gpu: int = 1  # local with --device 0,1,..: runs that share one GPU
-    retries: int = 2  # new attempts of a run whose worker was killed (signal, OOM, lost node)
-    collect_weights: bool = False  # ray: copy each run's last.pt / best.pt back under OUT
+    execution: ExecutionSettings = field(default_factory=ExecutionSettings)
 
     def resolved(self, preset_imgsz: int | None = None) -> CompareSettings:
         """With ``imgsz`` filled: the embedded preset's largest image side, else 640."""
@@ -109,24 +126,6 @@ def default_threads_per_run() -> int:
     return 1 if (os.cpu_count() or 1) <= 4 else 2
 
 
-def default_jobs(runs: int, threads_per_run: int, device: str = "cpu", runs_per_gpu: int = 1) -> int:
-    """Parallel runs that fit the machine: on a GPU device, ``runs_per_gpu`` per listed GPU (``--device 0,1,2,3``:
-    4); on the CPU, ``cores // threads_per_run`` slots.
-
-    When CPU runs would end in a partial wave that leaves cores idle (5 runs on 2 slots: 2 + 2 + 1), up
-    to three waves' worth of runs start together instead (5 runs at once take 2.5 run-times instead of
-    3). The thread count of a run does not change with this choice, so neither do its numbers.
-    """
-    if device_kind(device) == "mps":
-        return 1
-    if device_kind(device) == "cuda":
-        return max(1, min(runs, len(gpu_indices(device)) * runs_per_gpu))
-    slots = max(1, (os.cpu_count() or 1) // max(1, threads_per_run))
-    if runs % slots and runs <= 3 * slots:
-        return runs
-    return max(1, min(runs, slots))
-
-
 # The `make demo` / `yoloattn demo` comparison, calibrated on 2 CPU cores (see docs/compare.md): it must
 # finish in <= 15 min and still answer something: fewer variants, more seeds, so that the report has
 # intervals and states the smallest Δ it could have detected.
@@ -143,6 +142,57 @@ DEMO = CompareSettings(
     val_every=2,
     out="runs/demo",
 )
+
+
+# Ultralytics arguments compare sets itself: a recipe (--set) that names one is refused
+MANAGED_BY_COMPARE = frozenset({"data", "pretrained", "freeze", "epochs", "imgsz", "seed", "device", "project", "name",
+                                "exist_ok", "resume", "model", "mode", "task", "nms"})
+_COMPOSITE = ("recipe", "data_overrides", "execution")  # fields set through their own arguments
+
+
+def option_names() -> tuple[str, ...]:
+    """The field names a user sets one by one (``yoloattn compare --NAME``): those of
+    :class:`CompareSettings` and of :class:`ExecutionSettings`, not the recipe or the embedded knobs."""
+    own = tuple(f.name for f in dataclasses.fields(CompareSettings) if f.name not in _COMPOSITE)
+    return own + tuple(f.name for f in dataclasses.fields(ExecutionSettings))
+
+
+def settings_from_options(options: dict, recipe: dict | None = None, data_knobs: dict | None = None) -> CompareSettings:
+    """The comparison a user's options ask for.
+
+    ``options`` maps :func:`option_names` to values (None: not given); ``data`` may be ``embedded:PRESET``.
+    The embedded demo preset starts from :data:`DEMO` (the calibrated demo), anything else from the
+    defaults. ``recipe``: Ultralytics arguments that change the training recipe; ``data_knobs``: embedded
+    generator knobs.
+
+    Raises CompareError: ``--preset`` with a data.yaml, ``--data-opt`` with a data.yaml, or a recipe that
+    names an argument compare sets itself (:data:`MANAGED_BY_COMPARE`).
+    """
+    unknown = sorted(set(options) - set(option_names()))
+    if unknown:
+        raise CompareError(f"unknown comparison option(s) {', '.join(unknown)}; known: {', '.join(option_names())}")
+    data, _, embedded_preset = (options.get("data") or "embedded").partition(":")
+    if data != "embedded":
+        data = options["data"]
+        if options.get("preset"):
+            raise CompareError("--preset picks the embedded dataset; drop it when --data is a data.yaml")
+    preset = options.get("preset") or embedded_preset or "demo"
+    settings = DEMO if data == "embedded" and preset == "demo" else CompareSettings(data=data, preset=preset)
+    given = {name: value for name, value in options.items() if value is not None and name not in ("data", "preset")}
+    execution_fields = {f.name for f in dataclasses.fields(ExecutionSettings)}
+    chosen = {name: value for name, value in given.items() if name not in execution_fields}
+    execution = dataclasses.replace(settings.execution, **{k: v for k, v in given.items() if k in execution_fields})
+    if recipe:
+        managed = sorted(set(recipe) & MANAGED_BY_COMPARE)
+        if managed:
+            raise CompareError(f"--set cannot change {', '.join(managed)}: compare sets them itself "
+                               "(use --epochs, --imgsz, --seeds, --device, --data, --weights, --freeze, --nms, --out)")
+        chosen["recipe"] = {**settings.recipe, **recipe}
+    if data_knobs:
+        if data != "embedded":
+            raise CompareError("--data-opt sets knobs of the embedded dataset; it does not apply to a data.yaml")
+        chosen["data_overrides"] = {**settings.data_overrides, **data_knobs}
+    return dataclasses.replace(settings, **chosen, execution=execution)
 
 
 def digest(obj) -> str:

@@ -31,7 +31,7 @@ from pathlib import Path
 import yaml
 
 from .sources import cache_root
-from .validate import DatasetError
+from .errors import DatasetError
 
 SPLIT_KEYS = ("train", "val", "test", "minival")  # the keys Ultralytics joins to the dataset root
 

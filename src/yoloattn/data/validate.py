@@ -19,15 +19,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import YoloattnError
+from .errors import DatasetError
 
 COORD_TOLERANCE = 0.01  # Ultralytics accepts coordinates in [-0.01, 1.01]
 DEFAULT_FIX = "fix those files, or pass --allow-skipped to go on without them"
 EXAMPLES_IN_LINE = 1  # example files named in a one-line message (the listing file has all of them)
-
-
-class DatasetError(YoloattnError):
-    """A YOLO dataset that Ultralytics would reject or silently train wrongly on."""
 
 
 @dataclass(frozen=True)

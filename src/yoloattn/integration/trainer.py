@@ -80,11 +80,11 @@ def ray_runtime_env(extra: dict | None = None) -> dict:
     in this process are named in the workers' ``YOLOATTN_PLUGINS``; their files must be reachable
     there (a shared path, or added to ``py_modules``).
     """
-    import yoloattn
-    from yoloattn.plugins import ENV_VAR, loaded
+    from ..plugins import ENV_VAR, loaded
 
+    package = Path(__file__).resolve().parents[1]  # the yoloattn package folder
     env = dict(extra or {})
-    env["py_modules"] = [*env.get("py_modules", []), str(Path(yoloattn.__file__).parent)]
+    env["py_modules"] = [*env.get("py_modules", []), str(package)]
     if loaded():  # workers import the same plug-ins on `import yoloattn` (they must be importable there)
         env["env_vars"] = {**env.get("env_vars", {}), ENV_VAR: ",".join(loaded())}
     return env

@@ -14,14 +14,26 @@ Ray's own task retries are off (``max_retries=0``): the runner retries killed at
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import os
 import re
 
 from ...plugins import loaded
 from ..records import DataSource, RemoteRun, RunAttempt, WorkerSpec
-from ..settings import CompareSettings, device_kind, gpu_indices, versions
-from . import ray_address
+from ..settings import CompareError, CompareSettings, device_kind, gpu_indices, versions
+
+RAY_ADDRESS_ENV = "RAY_ADDRESS"  # Ray's own variable, honoured as --ray-address is
+
+
+def ray_address(settings: CompareSettings) -> tuple[str, str] | None:
+    """(address, how it was given) of the Ray cluster to join: ``--ray-address`` or ``$RAY_ADDRESS``; None for
+    a new local instance."""
+    if settings.execution.ray_address:
+        return settings.execution.ray_address, f"--ray-address {settings.execution.ray_address}"
+    if os.environ.get(RAY_ADDRESS_ENV):
+        return os.environ[RAY_ADDRESS_ENV], f"{RAY_ADDRESS_ENV}={os.environ[RAY_ADDRESS_ENV]}"
+    return None
 
 
 class ProgressBoard:
@@ -44,13 +56,7 @@ def train_task(task: RemoteRun, board) -> RunAttempt:
     return run_attempt(task, board)
 
 
-def _error(message: str):
-    from ..runner import CompareError
-
-    return CompareError(message)
-
-
-def _attempt_of_error(err: Exception) -> RunAttempt:
+def _attempt_ofCompareError(err: Exception) -> RunAttempt:
     """A Ray error as an attempt: a dead worker or node is retried; a missing package stops the run."""
     from ray import exceptions as rx
 
@@ -91,22 +97,28 @@ def _probe(address: str, given: str) -> None:
     try:
         socket.create_connection((host, int(port)), timeout=PROBE_TIMEOUT_S).close()
     except OSError as err:
-        raise _error(f"{given}: nothing answers at {host}:{port} ({err.strerror or err}); "
+        raise CompareError(f"{given}: nothing answers at {host}:{port} ({err.strerror or err}); "
                      f"{_hint(address, given, '')}") from None
 
 
 class RayExecutor:
     """One Ray task per run; see the module docstring."""
 
+    options = ("ray_address", "gpus_per_run", "cpus_per_run", "collect_weights")
+    summary = "one Ray task per run, on a local Ray instance or a cluster"
+    names_hosts = True
+
     def __init__(self, settings: CompareSettings, data: DataSource):
         try:
             import ray
         except ImportError:
-            raise _error("--executor ray needs Ray, which is not installed: pip install 'yoloattn[ray]'") from None
+            raise CompareError("--executor ray needs Ray, which is not installed: pip install 'yoloattn[ray]'") from None
+        execution = settings.execution
         self.ray, self.settings, self.data = ray, settings, data
-        self.cpus = settings.cpus_per_run or settings.threads_per_run
-        self.gpus = settings.gpus_per_run if settings.gpus_per_run is not None else int(device_kind(settings.device) == "cuda")
-        self.capacity = settings.jobs or 10**6  # Ray queues what does not fit; --jobs caps runs in flight
+        self.cpus = execution.cpus_per_run or settings.threads_per_run
+        self.gpus = execution.gpus_per_run if execution.gpus_per_run is not None else \
+            int(device_kind(settings.device) == "cuda")
+        self.capacity = execution.jobs or 10**6  # Ray queues what does not fit; --jobs caps runs in flight
         self._refs: dict = {}  # ObjectRef -> run
         self._attempts: dict = {}  # run -> its attempt id
         self._started: set = set()
@@ -117,6 +129,38 @@ class RayExecutor:
         self._check_fit()
         self.board = ray.remote(num_cpus=0)(ProgressBoard).remote()
         self.task = ray.remote(train_task).options(num_cpus=self.cpus, num_gpus=self.gpus, max_retries=0)
+
+    @classmethod
+    def check(cls, settings: CompareSettings) -> None:
+        execution, kind = settings.execution, device_kind(settings.device)
+        if importlib.util.find_spec("ray") is None:
+            raise CompareError("--executor ray needs Ray, which is not installed: pip install 'yoloattn[ray]'")
+        if execution.gpus_per_run and kind != "cuda":
+            raise CompareError(f"--gpus-per-run {execution.gpus_per_run} needs a GPU --device (e.g. --device 0), "
+                               f"got --device {settings.device}")
+        if ray_address(settings):
+            return  # the cluster's nodes have the CPUs and GPUs, not necessarily this one (_check_fit)
+        cpus = execution.cpus_per_run or settings.threads_per_run or 1
+        if cpus > (os.cpu_count() or 1):
+            raise CompareError(f"--cpus-per-run {cpus}: the local Ray instance has {os.cpu_count()} CPU(s); lower "
+                               "--cpus-per-run (or --threads-per-run), or join a cluster with --ray-address")
+        gpus_listed = len(gpu_indices(settings.device))
+        if (execution.gpus_per_run or 0) > gpus_listed:
+            raise CompareError(f"--gpus-per-run {execution.gpus_per_run}: --device {settings.device} gives the local "
+                               f"Ray instance {gpus_listed} GPU(s); list more GPUs or lower --gpus-per-run")
+
+    @classmethod
+    def default_capacity(cls, settings: CompareSettings, runs: int) -> None:
+        return None  # Ray places runs by their resources; --jobs only caps it when given
+
+    @classmethod
+    def joins_cluster(cls, settings: CompareSettings) -> bool:
+        return ray_address(settings) is not None
+
+    @classmethod
+    def plan_text(cls, settings: CompareSettings) -> str:
+        address = ray_address(settings)
+        return f"through Ray ({address[1] if address else 'a local instance'})"
 
     def _connect(self) -> None:
         ray = self.ray
@@ -144,7 +188,7 @@ class RayExecutor:
                         os.environ["CUDA_VISIBLE_DEVICES"] = visible
         except (ConnectionError, RuntimeError, ValueError) as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise _error(f"{given}: cannot start or reach Ray ({first}); {_hint(address, given, first)}") from None
+            raise CompareError(f"{given}: cannot start or reach Ray ({first}); {_hint(address, given, first)}") from None
 
     def _check_fit(self) -> None:
         nodes = [n.get("Resources", {}) for n in self.ray.nodes() if n.get("Alive")]
@@ -152,7 +196,7 @@ class RayExecutor:
             return
         largest = max(((r.get("CPU", 0), r.get("GPU", 0)) for r in nodes), default=(0, 0))
         self.close()
-        raise _error(f"no node of the Ray cluster has {self.cpus} CPU(s) and {self.gpus} GPU(s) for a run (the "
+        raise CompareError(f"no node of the Ray cluster has {self.cpus} CPU(s) and {self.gpus} GPU(s) for a run (the "
                      f"largest has {largest[0]:g} CPU(s), {largest[1]:g} GPU(s)): lower --cpus-per-run / "
                      "--threads-per-run / --gpus-per-run, or add such a node")
 
@@ -160,14 +204,15 @@ class RayExecutor:
         resources = self.ray.cluster_resources()
         nodes = sum(1 for n in self.ray.nodes() if n.get("Alive"))
         each = f"{self.cpus} CPU(s)" + (f" and {self.gpus} GPU(s)" if self.gpus else "")
-        cap = f", at most {self.settings.jobs} at a time" if self.settings.jobs else ""
+        jobs = self.settings.execution.jobs
+        cap = f", at most {jobs} at a time" if jobs else ""
         return (f"one Ray task each ({each}, {self.settings.threads_per_run} torch thread(s)){cap} on "
                 f"{nodes} node(s) with {resources.get('CPU', 0):g} CPU(s), {resources.get('GPU', 0):g} GPU(s)")
 
     def submit(self, run, spec: WorkerSpec) -> None:
         task = RemoteRun(spec=spec, model_yaml_text=run.model.yaml_path.read_text(), data=self.data,
                          versions=versions(), plugins=tuple(loaded()), gpus=self.gpus,
-                         collect_weights=self.settings.collect_weights)
+                         collect_weights=self.settings.execution.collect_weights)
         self._refs[self.task.remote(task, self.board)] = run
         self._attempts[run] = spec.attempt
 
@@ -189,7 +234,7 @@ class RayExecutor:
                 try:
                     attempt = ray.get(ref)
                 except Exception as err:  # noqa: BLE001 - every Ray failure becomes a typed attempt
-                    attempt = _attempt_of_error(err)
+                    attempt = _attempt_ofCompareError(err)
                 self._attempts.pop(run, None)
                 self._started.discard(run)
                 ended.append((run, attempt))

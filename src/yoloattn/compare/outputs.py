@@ -1,0 +1,164 @@
+"""What a finished comparison writes: result rows, statistics, plots, heatmaps and the report.
+
+:func:`write_report` takes the finished runs and the measured costs and writes into OUT:
+``results.csv`` (one row per run), ``summary.csv`` (``stats.summarize``: intervals, Holm, detectable Δ,
+with diverged and missing runs left out and listed), ``pareto.png``, ``curves.png``, ``heatmaps.png``
+(EigenCAM, ``heatmaps.py``), ``report.md`` and a self-contained ``report.html`` (``report.py``). It
+returns the summary and the lines the terminal shows at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import yaml
+
+from . import plots, report, stats
+from .measure import ModelSpec
+from .plan import PreparedData, RunSpec
+from .records import RunFailure, RunResult
+from .resolve import ResolvedCompare
+from .settings import CompareSettings, versions
+
+COST_COLUMNS = ("params", "gflops", "latency_p50_ms", "latency_p90_ms", "latency_ort_p50_ms", "latency_ort_p90_ms")
+HEATMAP_IMAGES = 4  # evaluation images in the heatmap panel
+
+
+@dataclass
+class Report:
+    """What :func:`write_report` wrote and what the terminal shows."""
+
+    summary: list[dict]
+    problems: list[stats.RunProblem]
+    markdown: Path
+    html: Path
+    lines: list[str] = field(default_factory=list)  # the summary table, notes and flagged runs, for the terminal
+
+
+def result_rows(runs: list[tuple[RunSpec, RunResult]], costs: dict[str, dict], settings: CompareSettings) -> list[dict]:
+    """One row per finished run: its model's cost, its metrics, where and with what it ran."""
+    rows = []
+    for run, result in runs:
+        rows.append({
+            "model": run.model.label, "module": run.model.module, "where": run.model.where, "seed": run.seed,
+            **{k: costs[run.model.label][k] for k in COST_COLUMNS},
+            **{k: getattr(result, k) for k in ("map50", "map50_95", "precision", "recall", *stats.SIZE_METRICS,
+                                                "train_s")},
+            "threads": result.env.threads, "host": result.env.host, "torch": result.env.torch, "ultralytics": result.env.ultralytics,
+            "epochs": settings.epochs, "imgsz": settings.imgsz, "run_key": run.key, "run_dir": str(run.run_dir),
+            "curve": result.curve, "val_curve": result.val_curve, "objects_by_size": result.objects_by_size,
+            "weights": result.weights, "transferred": result.transferred, "total_tensors": result.total_tensors,
+            "base_kept": result.base_kept,
+        })
+    return rows
+
+
+def heatmaps(models: list[ModelSpec], rows: list[dict], data: PreparedData, settings: CompareSettings, out: Path,
+             say: Callable[[str], None]) -> Path | str | None:
+    """``OUT/heatmaps.png``: EigenCAM of each model's lowest finished seed at the layer its module changed,
+    the baseline at each of those layers; None when there is nothing to draw, or the reason (a str, also
+    said) when it cannot be drawn. A failure here costs the panel, never the report of runs that took hours."""
+    from ..integration.heads import wrapper
+    from .heatmaps import changed_layers, heatmap_panel
+    from .sizes import split_images
+
+    weights = {}
+    for row in sorted(rows, key=lambda r: r["seed"]):
+        weights.setdefault(row["model"], row["weights"])
+    base = models[0]
+    variants = [spec for spec in models[1:] if spec.label in weights]
+    if base.label not in weights or not variants:
+        return None
+    elsewhere = sorted(label for label, path in weights.items() if not Path(path).is_file())
+    if elsewhere:
+        reason = (f"the weights of {', '.join(elsewhere)} stayed on the node(s) that trained them "
+                  "(--collect-weights copies them under OUT)")
+        say(f"heatmaps skipped: {reason}")
+        return reason
+    try:
+        def layers(spec: ModelSpec) -> list:
+            d = yaml.safe_load(spec.yaml_path.read_text())
+            return [*d["backbone"], *d["head"]]
+
+        def load(label: str):
+            return wrapper(weights[label]).model.float().eval()
+
+        base_rows, base_model = layers(base), load(base.label)
+        columns, seen = [], set()
+        for spec in variants:
+            base_layer, layer = changed_layers(base_rows, layers(spec))
+            if base_layer not in seen:
+                seen.add(base_layer)
+                columns.append((f"{base.label} (layer {base_layer})", base_model, base_layer))
+            columns.append((f"{spec.module}@{spec.where} (layer {layer})", load(spec.label), layer))
+        images = [Path(p) for p in split_images(data.run_yaml, "val")[:HEATMAP_IMAGES]]
+        return heatmap_panel(columns, images, settings.imgsz, out / "heatmaps.png")
+    except Exception as err:  # noqa: BLE001 - see the docstring
+        reason = f"{type(err).__name__}: {err}"
+        say(f"heatmaps skipped: {reason}")
+        return reason
+
+
+def failure_text(failure: RunFailure) -> str:
+    """How a run failed for good, for the list of runs left out of the statistics."""
+    where = f" on {failure.host}" if failure.host else ""
+    return f"failed{where} after {failure.attempts} attempt(s): {failure.cause}"
+
+
+def _machine() -> str:
+    """The machine that ran the comparison (the report's header; each run's own is in results.csv)."""
+    cpu = platform.processor() or platform.machine()
+    return f"{cpu}, {os.cpu_count()} CPU cores, {platform.system()} {platform.release()}"
+
+
+def data_label(settings: CompareSettings, data: PreparedData) -> str:
+    if settings.data == "embedded":
+        return f"the embedded '{settings.preset}' dataset"
+    return str(data.data_yaml)
+
+
+def write_report(resolved: ResolvedCompare, models: list[ModelSpec], runs: list[RunSpec], rows: list[dict],
+                 costs: dict[str, dict], data: PreparedData, where: str, command: str, target_delta: float | None,
+                 say: Callable[[str], None]) -> Report:
+    """Statistics, plots, heatmaps, CSVs and the report of the finished ``rows`` (see the module docstring).
+
+    ``runs``: every planned run (those without a result are listed with why); ``where``: the placements
+    that gave variants; ``command``: the command line, quoted in the report.
+    """
+    settings, out = resolved.settings, resolved.out
+    baseline = models[0].label
+    planned = {spec.label: list(range(settings.seeds)) for spec in models}
+    summary = stats.summarize(rows, baseline, planned)
+    failures = {(f.model, f.seed): f for run in runs if (f := run.failure()) is not None and run.result() is None}
+    problems = stats.run_problems(rows, planned, {k: failure_text(f) for k, f in failures.items()})
+    context = {
+        "title": f"{baseline} + attention modules on {data_label(settings, data)}",
+        "settings": settings, "summary": summary, "rows": rows, "data_yaml": data.data_yaml,
+        "eval_split": data.eval_split, "where": where, "data_report": data.report,
+        "end_to_end": models[0].end_to_end,
+        "matmul_peak": costs[baseline]["matmul_peak_gflops_s"], "versions": versions(),
+        "machine": _machine(),
+        "latency_machine": costs[baseline]["machine"],  # every cost record has it (its key hashes measure.py)
+        "command": command or "yoloattn compare ...", "nc": data.nc, "problems": problems,
+        "summary_notes": [*report.power_lines(summary, target_delta), *report.transfer_lines(summary, settings.weights)],
+    }
+    panel = heatmaps(models, rows, data, settings, out, say)
+    context["heatmaps"], context["heatmaps_skipped"] = (panel, None) if not isinstance(panel, str) else (None, panel)
+    report.write_csv(out / "results.csv", rows, report.RESULT_COLUMNS)
+    report.write_csv(out / "summary.csv", summary, report.SUMMARY_COLUMNS)
+    context["plots"] = [plots.plot_pareto(summary, out / "pareto.png", baseline),
+                        plots.plot_curves(rows, out / "curves.png", baseline)]
+    markdown, html = report.write_markdown(out / "report.md", context), report.write_html(out / "report.html", context)
+
+    lines = ["\n" + report.text_table(*report.summary_table(summary, data.nc))]
+    grid = report.placement_table(summary)
+    if grid is not None and (len(grid[0]) > 2 or len(grid[1]) > 1):  # more than one cell: worth a grid
+        lines.append("\n" + report.text_table(*grid))
+    lines += context["summary_notes"]
+    if problems:
+        lines.append("\nleft out of the statistics or flagged:\n" + "\n".join(f"  {p}" for p in problems))
+    return Report(summary, problems, markdown, html, lines)
