@@ -20,7 +20,8 @@ from yoloattn.compare import DEMO, CompareError, CompareSettings, parse_modules
 from yoloattn.compare import settings as settings_module
 from yoloattn.compare.plots import pareto_front
 from yoloattn.compare.records import RunEnv, RunResult
-from yoloattn.compare.runner import plan_models, plan_runs, prepare_data
+from yoloattn.compare.plan import RunSpec, plan_models, plan_runs, plan_variants, prepare_data
+from yoloattn.compare.resolve import resolve
 
 MODELS = ["yolo11n", "yolo11n-mqa-psa", "yolo11n-acmix-psa", "yolo11n-mlla-psa", "yolo11n-irmb-psa"]
 # The documented command with its default modules (all four, ACmix's 7x7 window on 2x2 P5 maps included).
@@ -109,7 +110,7 @@ def test_report_html_is_self_contained(compared):
     from matplotlib.image import imread
 
     from yoloattn.compare.heatmaps import CELL_INCHES, DPI
-    from yoloattn.compare.runner import HEATMAP_IMAGES
+    from yoloattn.compare.outputs import HEATMAP_IMAGES
 
     # every variant changes yolo11n's C2PSA (layer 10): one baseline column, then one column per variant
     cell = round(CELL_INCHES * DPI)
@@ -177,7 +178,7 @@ def test_compare_says_what_it_measures_and_counts(compared):
 def test_eta_formatting_and_estimates():
     from yoloattn import bench
     from yoloattn.compare.measure import format_duration, progress_line
-    from yoloattn.compare.runner import _train_fraction, estimate_remaining
+    from yoloattn.compare.progress import estimate_remaining, train_fraction
 
     assert [format_duration(s) for s in (0, 0.2, 40, 59.5, 61, 3599, 3723)] == \
         ["0:00", "0:01", "0:40", "1:00", "1:01", "59:59", "1:02:03"]
@@ -194,40 +195,44 @@ def test_eta_formatting_and_estimates():
     # before any run finished: the running runs' own pace (60 s for 25 % -> 180 s left, 240 s per run)
     assert estimate_remaining([], [(60.0, 0.25)], pending=1, slots=1) == pytest.approx(180.0 + 240.0)
     assert estimate_remaining([], [(5.0, None)], pending=0, slots=1) is None  # nothing to go by yet
-    assert _train_fraction({"phase": "train", "epoch": 2, "epochs": 4, "batch": 5, "batches": 10}) == 0.375
-    assert _train_fraction({"phase": "setup"}) is None and _train_fraction({"phase": "val"}) == 1.0
+    assert train_fraction({"phase": "train", "epoch": 2, "epochs": 4, "batch": 5, "batches": 10}) == 0.375
+    assert train_fraction({"phase": "setup"}) is None and train_fraction({"phase": "val"}) == 1.0
 
 
 def test_progress_line_has_an_eta_and_stays_quiet_off_a_terminal(tmp_path, monkeypatch):
-    from yoloattn.compare import runner
+    from yoloattn.compare import progress as progress_module
     from yoloattn.compare.measure import ModelSpec
+    from yoloattn.compare.progress import RunFinished, RunStarted, Status, TerminalProgress
 
     def run(label):
-        return runner.RunSpec(ModelSpec(label, "", "", tmp_path / f"{label}.yaml"), 0, "k", tmp_path / label)
+        return RunSpec(ModelSpec(label, "", "", tmp_path / f"{label}.yaml"), 0, "k", tmp_path / label)
 
     clock = [1000.0]
-    monkeypatch.setattr(runner.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(progress_module.time, "monotonic", lambda: clock[0])
     stream = io.StringIO()  # not a terminal
-    progress = runner._Progress(stream, total=4)
+    progress = TerminalProgress(stream, total=4)
     a, b, c = run("a"), run("b"), run("c")
     state = {"phase": "train", "epoch": 1, "epochs": 2, "batch": 1, "batches": 10}
-    progress.status(0, [(a, state), (b, state)])
+    progress(Status(0, ((a, state), (b, state))))
     assert stream.getvalue().splitlines() == ["[0/4 runs done, 0:00] a s0 epoch 1/2 10% | b s0 epoch 1/2 10%"]
     for second in range(1, 20):  # batch progress alone prints nothing more off a terminal
         clock[0] += 1
-        progress.status(0, [(a, {**state, "batch": 1 + second % 9}), (b, state)])
+        progress(Status(0, ((a, {**state, "batch": 1 + second % 9}), (b, state))))
     assert len(stream.getvalue().splitlines()) == 1
     clock[0] = 1100.0  # a finishes after 100 s; c takes its slot
-    a.run_dir.mkdir()
     env = RunEnv(1, "cpu", "3", "torch", "ultralytics", "numpy", "yoloattn", "machine")
-    RunResult("k", "a", 0, 0.1, 0.05, 0.2, 0.2, 0.04, None, None, (3, 0, 0), 100.0, env, "w").write(a.run_dir / "result.json")
-    progress.status(1, [(b, {**state, "epoch": 2}), (c, {"phase": "starting"})])
+    result = RunResult("k", "a", 0, 0.1, 0.05, 0.2, 0.2, 0.04, None, None, (3, 0, 0), 100.0, env, "w")
+    progress(RunFinished(a, result))
+    progress(RunStarted(c))
+    assert stream.getvalue().splitlines()[-2:] == ["finished a s0  mAP50 0.100  mAP50-95 0.050  (100 s)",
+                                                   f"started  c s0  ({c.run_dir.name})"]
+    progress(Status(1, ((b, {**state, "epoch": 2}), (c, {"phase": "starting"}))))
     assert progress.durations == [100.0]
     # b: 0 s left of a 100 s run; c: 100 s; the 4th run after b -> ETA 1:40
     assert stream.getvalue().splitlines()[-1] == "[1/4 runs done, 1:40, ETA 1:40] b s0 epoch 2/2 10% | c s0 starting"
-    clock[0] += runner.QUIET_LOG_EVERY_S  # unchanged phases: one line per QUIET_LOG_EVERY_S
-    progress.status(1, [(b, {**state, "epoch": 2}), (c, {"phase": "starting"})])
-    assert len(stream.getvalue().splitlines()) == 3
+    clock[0] += progress_module.QUIET_LOG_EVERY_S  # unchanged phases: one line per QUIET_LOG_EVERY_S
+    progress(Status(1, ((b, {**state, "epoch": 2}), (c, {"phase": "starting"}))))
+    assert len(stream.getvalue().splitlines()) == 5
 
 
 @pytest.mark.slow
@@ -261,8 +266,10 @@ def test_run_keys_change_with_every_setting_that_decides_a_result(tmp_path, monk
     base = CompareSettings(preset="tiny", base="yolov8n", modules=("iRMB",), epochs=1, seeds=2, imgsz=64,
                            out=str(tmp_path), threads_per_run=1)
     data = prepare_data(base, tmp_path)
-    models, where = plan_models(base, tmp_path)
-    assert where == "csp"  # the YOLOv8 default placement
+    resolved = resolve(base)
+    plan = plan_variants(resolved)
+    models = plan_models(resolved, plan)
+    assert plan.where == "csp"  # the YOLOv8 default placement
 
     def keys(settings, data=data):
         return [r.key for r in plan_runs(settings, models, data, tmp_path)]
@@ -276,17 +283,17 @@ def test_run_keys_change_with_every_setting_that_decides_a_result(tmp_path, monk
     assert not set(keys(base, other_data)) & set(reference)
     for change in (dict(threads_per_run=base.threads_per_run + 1), dict(val_every=1)):
         assert not set(keys(dataclasses.replace(base, **change))) & set(reference), change
-    assert keys(dataclasses.replace(base, jobs=7, out="elsewhere")) == reference  # not part of the result
+    elsewhere = dataclasses.replace(base, out="elsewhere", execution=dataclasses.replace(base.execution, jobs=7))
+    assert keys(elsewhere) == reference  # not part of the result
     with monkeypatch.context() as patch:  # an edited attention module
         patch.setattr(settings_module, "model_code_hash", lambda: "edited")
         assert not set(keys(base)) & set(reference)
 
 
 def test_a_result_of_another_version_or_key_counts_as_unfinished(tmp_path):
-    from yoloattn.compare import runner
     from yoloattn.compare.measure import ModelSpec
 
-    run = runner.RunSpec(ModelSpec("m", "", "", tmp_path / "m.yaml"), 0, "key", tmp_path / "m")
+    run = RunSpec(ModelSpec("m", "", "", tmp_path / "m.yaml"), 0, "key", tmp_path / "m")
     run.run_dir.mkdir()
     assert not run.finished()
     (run.run_dir / "result.json").write_text(json.dumps({"key": "key", "map50": 0.1}))  # an older worker's dict
@@ -322,18 +329,32 @@ def test_compare_bad_input_exits_2(capsys, tmp_path):
 
 
 def test_command_line_settings_start_from_the_preset(capsys):
-    from yoloattn.cli import _compare_settings, build_parser
+    from yoloattn.compare import option_names, settings_from_options
 
-    def settings(*argv):
-        return _compare_settings(build_parser().parse_args(list(argv)))
+    def settings(**given):
+        return settings_from_options({name: given.pop(name, None) for name in option_names()}, **given)
 
-    assert settings("compare") == DEMO and settings("demo", "--jobs", "3").jobs == 3
-    tiny = settings("compare", "--data", "embedded:tiny", "--modules", "mlla", "--set", "lr0=0.02")
+    assert settings() == DEMO and settings(jobs=3).execution.jobs == 3
+    tiny = settings(data="embedded:tiny", modules="mlla", recipe={"lr0": 0.02})
     assert (tiny.preset, tiny.base, tiny.modules, tiny.recipe["lr0"], tiny.recipe["batch"]) == \
         ("tiny", "yolo11n", "mlla", 0.02, 8)
+    with pytest.raises(CompareError, match="--preset picks the embedded dataset"):
+        settings(data="my/data.yaml", preset="tiny")
     code = main(["compare", "--preset", "tiny", "--set", "epochs=3"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "--set cannot change epochs" in err[0]
+
+
+def test_every_compare_option_of_the_command_line_is_a_settings_field():
+    """The CLI builds compare's settings from the dataclass fields: an option without a field (or a field
+    without an option) would be silently dropped."""
+    from yoloattn.cli import build_parser
+    from yoloattn.compare import option_names
+
+    parser = build_parser().commands["compare"]
+    dests = {action.dest for action in parser._actions if action.option_strings} - {"help", "plugin"}
+    own = {"dry_run", "target_delta", "set", "data_opt"}  # run_compare's arguments and the composite fields
+    assert dests - own == set(option_names()) - {"data_seed"}
 
 
 def test_parse_modules():
@@ -344,15 +365,19 @@ def test_parse_modules():
 
 
 def test_default_jobs_fit_the_cores_and_threads_per_run_do_not_follow_them(monkeypatch):
+    from yoloattn.compare.executors import local
+
     monkeypatch.setattr(settings_module.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(local.os, "cpu_count", lambda: 2)
     assert settings_module.default_threads_per_run() == 1
-    assert settings_module.default_jobs(4, 1) == 2 and settings_module.default_jobs(4, 2) == 1
-    assert settings_module.default_jobs(5, 1) == 5  # 2.5 run-times at once instead of 2 + 2 + 1 waves
-    assert settings_module.default_jobs(7, 1) == 2 and settings_module.default_jobs(1, 1) == 1
+    assert local.default_jobs(4, 1) == 2 and local.default_jobs(4, 2) == 1
+    assert local.default_jobs(5, 1) == 5  # 2.5 run-times at once instead of 2 + 2 + 1 waves
+    assert local.default_jobs(7, 1) == 2 and local.default_jobs(1, 1) == 1
     monkeypatch.setattr(settings_module.os, "cpu_count", lambda: 16)
+    monkeypatch.setattr(local.os, "cpu_count", lambda: 16)
     assert settings_module.default_threads_per_run() == 2
-    assert settings_module.default_jobs(16, 2) == 8 and settings_module.default_jobs(3, 2) == 3
-    assert settings_module.default_jobs(3, 2, device="0") == 1
+    assert local.default_jobs(16, 2) == 8 and local.default_jobs(3, 2) == 3
+    assert local.default_jobs(3, 2, device="0") == 1
     assert CompareSettings(threads_per_run=3).resolved().threads_per_run == 3  # given: kept
     assert CompareSettings().resolved().threads_per_run == 2
 

@@ -321,8 +321,8 @@ def test_resume_without_a_recorded_dataset_says_what_to_pass(trained_relative, t
 
 def test_compare_refuses_skipped_images_and_reports_counts(tmp_path):
     from yoloattn.compare import report
-    from yoloattn.compare.runner import prepare_data
-    from yoloattn.compare.settings import CompareSettings
+    from yoloattn.compare import CompareSettings
+    from yoloattn.compare.plan import prepare_data
 
     root = tmp_path / "ds"
     make_dataset(root)

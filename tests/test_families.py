@@ -294,12 +294,13 @@ def test_compare_runs_the_new_bases_end_to_end(tmp_path, capsys, base, module, w
 
 
 def test_compare_times_the_one_to_many_head_with_nms(tmp_path):
-    from yoloattn.compare import CompareSettings
-    from yoloattn.compare.runner import plan_models, plan_runs, prepare_data
+    from yoloattn.compare import CompareSettings, resolve
+    from yoloattn.compare.plan import plan_models, plan_runs, plan_variants, prepare_data
 
     settings = CompareSettings(preset="tiny", base="yolov10n", modules=("MQA",), epochs=1, seeds=1, imgsz=64,
-                               threads_per_run=1, nms=True)
-    models, _ = plan_models(settings, tmp_path)
+                               threads_per_run=1, nms=True, out=str(tmp_path))
+    resolved = resolve(settings)
+    models = plan_models(resolved, plan_variants(resolved))
     assert all(m.end_to_end for m in models)
     nms_runs = plan_runs(settings, models, prepare_data(settings, tmp_path), tmp_path)
     e2e_runs = plan_runs(dataclasses.replace(settings, nms=False), models, prepare_data(settings, tmp_path), tmp_path)

@@ -10,8 +10,7 @@ import pytest
 import torch
 
 from yoloattn.cli import main
-from yoloattn.compare import CompareSettings, run_compare
-from yoloattn.compare.runner import CompareError
+from yoloattn.compare import CompareError, CompareSettings, ExecutionSettings, run_compare
 
 NO_GPU = not torch.cuda.is_available()
 
@@ -103,7 +102,7 @@ def test_train_val_export_check_ultralytics_arguments_with_ultralytics_rules(bad
 
 
 def test_python_api_checks_settings_too(tmp_path):
-    for bad, pattern in ((dict(jobs=0), r"--jobs must be an integer >= 1, got 0"),
+    for bad, pattern in ((dict(execution=ExecutionSettings(jobs=0)), r"--jobs must be an integer >= 1, got 0"),
                          (dict(seeds=0), r"--seeds must be an integer >= 1"),
                          (dict(recipe={"batch": "abc"}), r"training recipe \(--set\): 'batch=abc'")):
         with pytest.raises(CompareError, match=pattern):

@@ -12,8 +12,9 @@ import pytest
 
 from yoloattn.cli import main
 from yoloattn.compare.report import placement_table
-from yoloattn.compare.runner import CompareError, parse_where, plan_variants
-from yoloattn.compare.settings import CompareSettings
+from yoloattn.compare import CompareError, CompareSettings, resolve
+from yoloattn.compare.plan import plan_variants
+from yoloattn.compare.resolve import parse_where
 from yoloattn.zoo import VariantError
 
 ARGS = ["compare", "--preset", "tiny", "--base", "yolo11n", "--modules", "iRMB", "--epochs", "1", "--seeds", "1",
@@ -32,30 +33,35 @@ def test_where_lists_keep_stride_lists_with_their_rule():
         parse_where(" , ")
 
 
+def plan(**settings):
+    """The variants a comparison with these settings plans (through resolve, as run_compare does)."""
+    return plan_variants(resolve(CompareSettings(**settings)))
+
+
 def test_all_takes_every_rule_the_base_has_and_says_what_it_skipped():
-    plan = plan_variants(CompareSettings(base="yolov8n", modules=("iRMB", "MLLA"), where="all"))
-    assert plan.rules == ("csp", "sppf", "head")
-    assert [(m, w) for m, w, _, _ in plan.variants] == [
+    planned = plan(base="yolov8n", modules=("iRMB", "MLLA"), where="all")
+    assert planned.rules == ("csp", "sppf", "head")
+    assert [(m, w) for m, w, _, _ in planned.variants] == [
         ("iRMB", "csp"), ("MLLA", "csp"), ("iRMB", "sppf"), ("MLLA", "sppf"), ("iRMB", "head"), ("MLLA", "head")]
     # one line per rule of another family, each naming the family it is for
-    assert [line.split(":")[0] for line in plan.skipped] == [
+    assert [line.split(":")[0] for line in planned.skipped] == [
         "placement psa skipped", "placement a2c2f skipped", "placement aifi skipped"]
-    assert "no C2PSA or PSA" in plan.skipped[0] and "YOLO12" in plan.skipped[1] and "RT-DETR" in plan.skipped[2]
-    eleven = plan_variants(CompareSettings(base="yolo11n", modules=("MLLA",), where="all"))
+    assert "no C2PSA or PSA" in planned.skipped[0] and "YOLO12" in planned.skipped[1] and "RT-DETR" in planned.skipped[2]
+    eleven = plan(base="yolo11n", modules=("MLLA",), where="all")
     assert eleven.rules == ("csp", "psa", "sppf", "head") and len(eleven.skipped) == 2
-    twelve = plan_variants(CompareSettings(base="yolo12n", modules=("MLLA",), where="all"))
+    twelve = plan(base="yolo12n", modules=("MLLA",), where="all")
     assert twelve.rules == ("a2c2f", "head")
 
 
 def test_inapplicable_rules_are_skipped_in_lists_and_refused_alone():
-    plan = plan_variants(CompareSettings(base="yolov8n", modules=("iRMB",), where="psa,head"))
-    assert plan.rules == ("head",) and "psa" in plan.skipped[0]
+    planned = plan(base="yolov8n", modules=("iRMB",), where="psa,head")
+    assert planned.rules == ("head",) and "psa" in planned.skipped[0]
     with pytest.raises(VariantError, match="no placement of --where psa,mmqa applies to yolov8n"):
-        plan_variants(CompareSettings(base="yolov8n", modules=("iRMB",), where=("psa", "mmqa")))
+        plan(base="yolov8n", modules=("iRMB",), where=("psa", "mmqa"))
     with pytest.raises(VariantError, match="no C2PSA"):
-        plan_variants(CompareSettings(base="yolov8n", modules=("iRMB",), where="psa"))  # one rule: as before
+        plan(base="yolov8n", modules=("iRMB",), where="psa")  # one rule: as before
     with pytest.raises(VariantError, match="unknown placement 'cps'"):
-        plan_variants(CompareSettings(base="yolov8n", modules=("iRMB",), where="cps,head"))  # a typo is no skip
+        plan(base="yolov8n", modules=("iRMB",), where="cps,head")  # a typo is no skip
 
 
 def test_placement_grid_marks_the_best_cell_and_missing_pairs():

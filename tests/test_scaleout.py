@@ -18,12 +18,12 @@ from pathlib import Path
 import pytest
 
 from yoloattn.cli import EXIT_FAILED, EXIT_USAGE, main
-from yoloattn.compare import CompareSettings
+from yoloattn.compare import CompareSettings, ExecutionSettings
 from yoloattn.compare import runner as runner_module
-from yoloattn.compare.executors.local import LocalExecutor
+from yoloattn.compare.executors.local import LocalExecutor, default_jobs
 from yoloattn.compare.executors.remote import STORAGE_ENV, NodeError, check_node
 from yoloattn.compare.records import DataSource, RemoteRun, RunFailure, WorkerSpec
-from yoloattn.compare.settings import default_jobs, device_kind, gpu_indices, versions
+from yoloattn.compare.settings import device_kind, gpu_indices, versions
 
 ARGS = ["compare", "--preset", "tiny", "--base", "yolov8n", "--modules", "irmb", "--where", "sppf",
         "--epochs", "1", "--seeds", "2", "--imgsz", "64", "--threads-per-run", "1"]
@@ -193,14 +193,15 @@ def test_gpu_devices_give_one_run_per_gpu_unless_shared():
         def poll(self):
             return None
 
-    executor = LocalExecutor(dataclasses.replace(CompareSettings(), device="0,2", runs_per_gpu=2, jobs=4))
+    settings = CompareSettings(device="0,2", execution=ExecutionSettings(runs_per_gpu=2, jobs=4))
+    executor = LocalExecutor(settings)
     picked = []
     for run in range(4):
         gpu = executor.free_gpu()
         picked.append(gpu)
         executor._running[run] = (Running(), str(gpu))
     assert picked == [0, 2, 0, 2]  # the least busy GPU each time: never two runs on one while another is free
-    assert "on GPU 0,2 (2 runs per GPU)" in executor.describe()
+    assert "on GPU 0,2 (2 runs per GPU)" in LocalExecutor.plan_text(settings)
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -217,13 +217,14 @@ def test_train_pretrained_uses_the_transfer_and_compare_weights_writes_the_colum
 
 
 def test_freeze_follows_the_base_layers_into_every_variant(tmp_path):
-    from yoloattn.compare import CompareSettings
-    from yoloattn.compare.runner import plan_models, plan_runs, prepare_data
+    from yoloattn.compare import CompareSettings, resolve
+    from yoloattn.compare.plan import plan_models, plan_runs, plan_variants, prepare_data
 
     settings = CompareSettings(preset="tiny", base="yolov8n", modules=("iRMB",), where=("csp", "sppf", "head"),
                                epochs=1, seeds=1, imgsz=64, threads_per_run=1, freeze=10, out=str(tmp_path))
     data = prepare_data(settings, tmp_path)
-    models, _ = plan_models(settings, tmp_path)
+    resolved = resolve(dataclasses.replace(settings, weights=None, freeze=None))  # no checkpoint needed to plan
+    models = plan_models(resolved, plan_variants(resolved))
     frozen = {run.model.label: dict(run.extra_args)["freeze"] for run in plan_runs(settings, models, data, tmp_path)}
     assert frozen["yolov8n"] == tuple(range(10))
     assert frozen["yolov8n-irmb-sppf"] == tuple(range(10))  # the iRMB row 10 is new: trainable
@@ -261,7 +262,7 @@ def test_python_route_transfers_on_every_supported_ultralytics(tmp_path):
 
 def test_freeze_needs_weights():
     from yoloattn.compare import CompareError, CompareSettings
-    from yoloattn.compare.runner import check_settings
+    from yoloattn.compare import resolve
 
     with pytest.raises(CompareError, match="--freeze needs --weights BASE.pt"):
-        check_settings(CompareSettings(preset="tiny", freeze=3))
+        resolve(CompareSettings(preset="tiny", freeze=3))

@@ -172,14 +172,19 @@ def test_a_local_file_with_a_former_name_still_wins(tmp_path, monkeypatch):
 
 
 def test_compare_labels_are_zoo_names(tmp_path):
+    from yoloattn.compare import CompareSettings, resolve
     from yoloattn.compare.models import model_file
-    from yoloattn.compare.runner import plan_models
-    from yoloattn.compare.settings import CompareSettings
+    from yoloattn.compare.plan import plan_models, plan_variants
+
+    def plan_models_of(settings):
+        resolved = resolve(settings)
+        planned = plan_variants(resolved)
+        return plan_models(resolved, planned), planned.where
 
     cases = [("yolov8n", None, "csp"), ("yolov8n", "sppf", "sppf"), ("yolo11n", None, "psa"), ("yolo11n", "csp", "csp"),
              ("yolov9t", "sppf", "sppf"), ("yolov9c", "csp", "csp")]
     for i, (base, where, rule) in enumerate(cases):
-        specs, used = plan_models(CompareSettings(base=base, where=where), tmp_path / str(i))
+        specs, used = plan_models_of(CompareSettings(base=base, where=where, out=str(tmp_path / str(i))))
         assert used == rule
         for spec in specs[1:]:
             assert spec.label == f"{base}-{spec.module.lower()}-{rule}"
@@ -187,7 +192,7 @@ def test_compare_labels_are_zoo_names(tmp_path):
             bundled = yaml.safe_load(model_file(zoo.path(spec.label)).read_text())
             written = yaml.safe_load(spec.yaml_path.read_text())
             assert written["backbone"] == bundled["backbone"] and written["head"] == bundled["head"], spec.label
-    specs, _ = plan_models(CompareSettings(base="yolov9c", modules=("MQA",), where="mmqa"), tmp_path / "mmqa")
+    specs, _ = plan_models_of(CompareSettings(base="yolov9c", modules=("MQA",), where="mmqa", out=str(tmp_path / "mmqa")))
     assert [s.label for s in specs] == ["yolov9c", "yolov9c-mmqa"] and zoo.is_bundled("yolov9c-mmqa")
 
 

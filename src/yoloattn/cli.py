@@ -112,23 +112,18 @@ def _task_data(model, name: str, value: str, command: str, allow_skipped: bool, 
     rows, so a pose dataset (class, box, keypoints) goes to Ultralytics as given, checked by Ultralytics."""
     from pathlib import Path
 
-    from .integration.heads import is_rtdetr, task_of
+    from .integration.heads import embedded_refusal, task_of
 
     d = model.model.yaml
-    task = "detect" if is_rtdetr(d) else task_of(d)
+    task = task_of(d)
     if task == "detect":
         return _resolve_data(value, command, allow_skipped, splits, single_cls)
-    if str(value).partition(":")[0] == "embedded":
-        raise CLIError(f"{name} is {_a(task)} {task} model, but the embedded dataset has boxes only: pass "
-                       f"data=PATH/data.yaml of a {task} dataset (or use the detection model of the family)")
+    refusal = embedded_refusal(d, name)
+    if refusal and str(value).partition(":")[0] == "embedded":
+        raise CLIError(refusal)
     if task == "pose":
         return str(Path(str(value)).expanduser())
     return _resolve_data(value, command, allow_skipped, splits, single_cls)
-
-
-def _a(word: str) -> str:
-    """The indefinite article of a task name: "a segment", "an obb"."""
-    return "an" if word[:1] in "aeio" else "a"
 
 
 def _resolve_data(value: str, command: str = "train", allow_skipped: bool = False,
@@ -343,23 +338,12 @@ def cmd_variant(args: argparse.Namespace) -> int:
     elif scales and out_scale and scale and out_scale != scale:
         notes.append(f"the file name selects scale {out_scale!r} (the base was {scale!r})")
     from .compare.models import model_file, resolve_model
-    from .integration.wiring import WIRING_ERROR_KINDS, check_wiring
+    from .integration.wiring import check_variant
 
-    # Checked before writing so a model that cannot build leaves no file behind. The base file is
-    # named as the source because its head-row comment (# Detect(P3, P4, P5)) and -p2/-p6 name say
-    # which levels the head must read; the rendered variant keeps neither.
-    # A layer that raises for another reason (layer-error) keeps its own traceback from the build below.
-    wiring_errors = WIRING_ERROR_KINDS
-    base_file = str(model_file(resolve_model(args.base)))
-    issues = check_wiring({**variant, "scale": out_scale or scale or None, "yaml_file": base_file})
-    if any(issue.kind in wiring_errors for issue in issues):
-        # Row numbers of the base are the ones the user can fix; the variant's differ after inserted rows.
-        base_issues = check_wiring({**base, "scale": scale or None, "yaml_file": base_file})
-        where, found = (args.base, base_issues) if any(i.kind in wiring_errors for i in base_issues) else \
-            (f"{out.name} (from {args.base})", issues)
-        first = next(issue for issue in found if issue.kind in wiring_errors)
-        more = f" (and {len(found) - 1} more wiring problem(s))" if len(found) > 1 else ""
-        raise CLIError(f"{where} would not build: {first}{more}")
+    # checked before writing, so a model that cannot build leaves no file behind
+    issues = check_variant(variant, base, base_file=str(model_file(resolve_model(args.base))), scale=scale,
+                           variant_scale=out_scale, base_label=args.base,
+                           variant_label=f"{out.name} (from {args.base})")
     for issue in issues:
         print(f"warning: {issue}", file=sys.stderr)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -373,10 +357,10 @@ def cmd_variant(args: argparse.Namespace) -> int:
     model = _load_torch_model(str(out.resolve()))
     params = bench.describe_params(bench.count_params(model), False, bench.model_nc(model))
     plugin = "".join(f" --plugin {p}" for p in args.plugin or []) if spec.source == "plug-in" else ""
-    from .integration.heads import is_rtdetr, task_of
+    from .integration.heads import task_info
 
-    task = "detect" if is_rtdetr(variant) else task_of(variant)
-    data = "data=embedded" if task == "detect" else f"data=PATH/{task}-data.yaml"  # the embedded data has boxes only
+    task = task_info(variant)
+    data = "data=embedded" if task.embedded else f"data=PATH/{task.name}-data.yaml"
     print(f"wrote {out.resolve()}: {params}, {bench.count_gflops(model, 640):.2f} GFLOPs at 640. "
           f"Train it with: yoloattn train {out} {data} epochs=10 imgsz=160{plugin}")
     return 0
@@ -541,49 +525,15 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
-_MANAGED_BY_COMPARE = {"data", "pretrained", "freeze", "epochs", "imgsz", "seed", "device", "project", "name", "exist_ok", "resume",
-                       "model", "mode", "task", "nms"}
-
-
-def _compare_settings(args: argparse.Namespace):
-    import dataclasses
-
-    from .compare import DEMO, CompareSettings
-
-    data, _, embedded_preset = (args.data or "embedded").partition(":")  # also accepts embedded:PRESET
-    if data != "embedded":
-        data = args.data
-        if args.preset:
-            raise CLIError("--preset picks the embedded dataset; drop it when --data is a data.yaml")
-    preset = args.preset or embedded_preset or "demo"
-    settings = DEMO if data == "embedded" and preset == "demo" else CompareSettings(data=data, preset=preset)
-    chosen = {k: getattr(args, k) for k in ("base", "where", "epochs", "seeds", "imgsz", "jobs", "out", "device",
-                                           "latency_threads", "allow_skipped", "threads_per_run", "val_every",
-                                           "weights", "freeze", "nms", "executor", "ray_address", "gpus_per_run",
-                                           "cpus_per_run", "runs_per_gpu", "retries", "collect_weights")
-              if getattr(args, k, None) is not None}
-    if args.modules is not None:
-        chosen["modules"] = args.modules
-    if args.set:
-        recipe = _ultralytics_args(args.set)
-        managed = sorted(set(recipe) & _MANAGED_BY_COMPARE)
-        if managed:
-            raise CLIError(f"--set cannot change {', '.join(managed)}: compare sets them itself "
-                           "(use --epochs, --imgsz, --seeds, --device, --data, --weights, --freeze, --nms, --out)")
-        chosen["recipe"] = {**settings.recipe, **recipe}
-    if args.data_opt:
-        if data != "embedded":
-            raise CLIError("--data-opt sets knobs of the embedded dataset; it does not apply to a data.yaml")
-        chosen["data_overrides"] = {**settings.data_overrides, **_parse_pairs(args.data_opt, "dataset options")}
-    return dataclasses.replace(settings, **chosen)
-
-
 def cmd_compare(args: argparse.Namespace) -> int:
     import shlex
 
-    from .compare import run_compare
+    from .compare import option_names, run_compare, settings_from_options
 
-    settings = _compare_settings(args)
+    options = {name: getattr(args, name, None) for name in option_names()}  # the demo parser has few of them
+    settings = settings_from_options(
+        options, recipe=_ultralytics_args(args.set) if getattr(args, "set", None) else None,
+        data_knobs=_parse_pairs(args.data_opt, "dataset options") if getattr(args, "data_opt", None) else None)
     command = " ".join([PROG, *map(shlex.quote, args.argv)])
     outcome = run_compare(settings, command=command, dry_run=args.dry_run, target_delta=args.target_delta)
     if outcome.interrupted:
@@ -727,14 +677,8 @@ def _subparser(sub, name: str, help_text: str, handler, plugins: bool = True) ->
     return parser
 
 
-_COMPARE_ONLY = ("data", "preset", "base", "modules", "where", "epochs", "seeds", "imgsz", "device",
-                 "latency_threads", "set", "data_opt", "val_every", "weights", "freeze", "nms")
-
-
 def _add_compare_options(p: argparse.ArgumentParser, demo: bool = False) -> None:
-    if demo:
-        p.set_defaults(**dict.fromkeys(_COMPARE_ONLY))  # the demo takes DEMO's settings, only --jobs/--out
-    else:
+    if not demo:  # the demo takes DEMO's settings: only how it runs and --out
         p.add_argument("--data", help="'embedded' (default), 'embedded:PRESET' or PATH/data.yaml")
         p.add_argument("--preset", choices=("tiny", "demo", "bench"), help="embedded dataset preset (default demo)")
         p.add_argument("--base", help="base model: yolo11n, yolov8n.yaml, a zoo name or a YAML path")
@@ -773,9 +717,10 @@ def _add_compare_options(p: argparse.ArgumentParser, demo: bool = False) -> None
                    help="torch threads per training run (default 1 on up to 4 cores, else 2); part of the run "
                         "key, since the thread count changes the numbers")
     g = p.add_argument_group("where runs execute (docs/scale-out.md; none of these changes a run's numbers)")
-    g.add_argument("--executor", choices=("local", "ray"),
-                   help="local: subprocesses on this machine (default); ray: one Ray task per run, on a local Ray "
-                        "instance or the cluster of --ray-address (pip install 'yoloattn[ray]')")
+    from .compare.executors import EXECUTORS, executor_class
+
+    g.add_argument("--executor", choices=tuple(EXECUTORS),
+                   help="; ".join(f"{name}: {executor_class(name).summary}" for name in EXECUTORS) + " (default local)")
     g.add_argument("--ray-address", metavar="auto|HOST:PORT|ray://HOST:PORT",
                    help="join this Ray cluster (default: $RAY_ADDRESS, else start a local instance sized to this "
                         "machine)")

@@ -11,6 +11,8 @@ Ultralytics YAML as loaded) or a built model, so callers never test class names 
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 END_TO_END_HEADS = {"v10Detect"}  # heads that are end-to-end whatever the YAML's end2end key says
@@ -82,9 +84,59 @@ def wrapper(source):
     return RTDETR(str(source)) if isinstance(model.model, RTDETRDetectionModel) else model
 
 
+@dataclass(frozen=True)
+class Task:
+    """What yoloattn does with a task of Ultralytics (``task_of``)."""
+
+    name: str
+    trainer: str | None  # yoloattn's trainer class in integration/trainer.py; None: not trained
+    labels: str  # what its labels carry beyond a class, for messages
+    embedded: bool  # the embedded dataset (boxes only, data/) fits it
+    compare: bool  # `yoloattn compare` trains and evaluates it
+
+
+TASKS = {
+    "detect": Task("detect", "DetectionTrainer", "boxes", embedded=True, compare=True),
+    "segment": Task("segment", "SegmentationTrainer", "masks", embedded=False, compare=False),
+    "pose": Task("pose", "PoseTrainer", "keypoints", embedded=False, compare=False),
+    "obb": Task("obb", "OBBTrainer", "rotated boxes", embedded=False, compare=False),
+    "classify": Task("classify", None, "boxes to classify", embedded=False, compare=False),
+}
+
+
+def task_info(d: dict) -> Task:
+    """The :data:`TASKS` row of a model dict (RT-DETR is detection)."""
+    return TASKS[task_of(d)]
+
+
+def _a(word: str) -> str:
+    return "an" if word[:1] in "aeio" else "a"
+
+
+def embedded_refusal(d: dict, name: str) -> str | None:
+    """Why the embedded dataset cannot train or validate model ``name`` (its task's labels are not boxes), or
+    None when it can."""
+    task = task_info(d)
+    if task.embedded:
+        return None
+    return (f"{name} is {_a(task.name)} {task.name} model, but the embedded dataset has boxes only: pass "
+            f"data=PATH/data.yaml of a {task.name} dataset (or use the detection model of the family)")
+
+
+def compare_refusal(task: str, name: str, stem: str) -> str | None:
+    """Why ``yoloattn compare`` cannot take base ``name`` (display stem ``stem``) of ``task``, or None."""
+    row = TASKS.get(task)
+    if row is None or row.compare:
+        return None
+    detection = re.sub(r"-(seg|pose|obb|cls)(?=-|$)", "", stem)  # Ultralytics' task suffixes of model names
+    return (f"--base {name} is {_a(task)} {task} model, but compare trains and evaluates detection "
+            f"(the embedded dataset and YOLO box labels have no {row.labels}): use the detection model of the "
+            f"family, e.g. --base {detection if detection != stem else 'yolo26n'}")
+
+
 def trainer_for(d: dict) -> type:
-    """yoloattn's trainer class for a model dict: ``RTDETRTrainer`` for RT-DETR, ``SegmentationTrainer``,
-    ``PoseTrainer`` or ``OBBTrainer`` for those heads, else ``DetectionTrainer``.
+    """yoloattn's trainer class for a model dict: ``RTDETRTrainer`` for RT-DETR, else the trainer of its task's
+    :data:`TASKS` row (``DetectionTrainer``, ``SegmentationTrainer``, ``PoseTrainer`` or ``OBBTrainer``).
 
     Raises YoloattnError for a task yoloattn does not train (classification).
     """
@@ -93,9 +145,9 @@ def trainer_for(d: dict) -> type:
 
     if is_rtdetr(d):
         return trainer.RTDETRTrainer
-    task = task_of(d)
-    found = {"detect": trainer.DetectionTrainer, "segment": trainer.SegmentationTrainer,
-             "pose": trainer.PoseTrainer, "obb": trainer.OBBTrainer}.get(task)
-    if found is None:
-        raise YoloattnError(f"yoloattn trains detect, segment, pose and obb models; this one is a {task} model")
-    return found
+    task = task_info(d)
+    if task.trainer is None:
+        *others, last = [t.name for t in TASKS.values() if t.trainer]
+        trained = f"{', '.join(others)} and {last}"
+        raise YoloattnError(f"yoloattn trains {trained} models; this one is {_a(task.name)} {task.name} model")
+    return getattr(trainer, task.trainer)

@@ -156,6 +156,30 @@ def report_wiring(model, *, stream=None, label: str | None = None, imgsz: int = 
     return issues
 
 
+def check_variant(variant: dict, base: dict, *, base_file: str, scale: str | None, variant_scale: str | None,
+                  base_label: str, variant_label: str) -> list[WiringIssue]:
+    """``check_wiring`` of a variant that ``zoo.make_variant`` made from ``base``, before it is written.
+
+    ``base_file`` is named as the source of both, because its head-row comment (``# Detect(P3, P4, P5)``)
+    and ``-p2``/``-p6`` name say which levels the head must read (a rendered variant keeps neither);
+    ``scale`` / ``variant_scale``: the scale letter each builds at. Returns the warnings.
+
+    Raises WiringError (one line) when the variant would not build: naming the base's rows when the base
+    itself is mis-wired (those are the row numbers the user can fix; the variant's differ after inserted
+    rows), else the variant's. A layer that raises for another reason is only a warning, so that building
+    shows its real traceback.
+    """
+    issues = check_wiring({**variant, "scale": variant_scale or scale or None, "yaml_file": base_file})
+    if not any(issue.kind in WIRING_ERROR_KINDS for issue in issues):
+        return issues
+    base_issues = check_wiring({**base, "scale": scale or None, "yaml_file": base_file})
+    label, found = (base_label, base_issues) if any(i.kind in WIRING_ERROR_KINDS for i in base_issues) else \
+        (variant_label, issues)
+    first = next(issue for issue in found if issue.kind in WIRING_ERROR_KINDS)
+    more = f" (and {len(found) - 1} more wiring problem(s))" if len(found) > 1 else ""
+    raise WiringError(f"{label} would not build: {first}{more}")
+
+
 def declared_levels(path: str | Path) -> tuple[int, ...] | None:
     """The P-levels of the head-row comment of a model YAML file (``# Detect(P3, P4, P5)`` -> (3, 4, 5)).
 

@@ -41,7 +41,7 @@ class LocalExecutor:
     """Subprocess pool on this machine; see the module docstring."""
 
     options = ("runs_per_gpu",)
-    summary = "the local executor trains under OUT, one run per GPU of --device"
+    summary = "worker subprocesses on this machine, training under OUT (one run per GPU of --device)"
     names_hosts = False
 
     def __init__(self, settings: CompareSettings, data: DataSource | None = None):

@@ -105,7 +105,8 @@ class RayExecutor:
     """One Ray task per run; see the module docstring."""
 
     options = ("ray_address", "gpus_per_run", "cpus_per_run", "collect_weights")
-    summary = "one Ray task per run, on a local Ray instance or a cluster"
+    summary = ("one Ray task per run, on a local Ray instance or the cluster of --ray-address "
+               "(pip install 'yoloattn[ray]')")
     names_hosts = True
 
     def __init__(self, settings: CompareSettings, data: DataSource):
