@@ -1,12 +1,23 @@
+import importlib.util
 import os
 from pathlib import Path
 
-# Ultralytics reads these at import time: keep it offline and out of the user's home.
 _ROOT = Path(__file__).resolve().parents[1]
-os.environ.setdefault("YOLO_OFFLINE", "1")
-os.environ.setdefault("YOLO_AUTOINSTALL", "False")
-os.environ.setdefault("YOLO_CONFIG_DIR", str(_ROOT / ".yolo-config"))
-os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def _offline_module():
+    """``yoloattn.offline``, loaded without importing the package: ``import yoloattn`` imports Ultralytics,
+    which reads the offline switches once, at its import, so they must be set first."""
+    package = Path(importlib.util.find_spec("yoloattn").submodule_search_locations[0])
+    spec = importlib.util.spec_from_file_location("_yoloattn_offline_for_tests", package / "offline.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# The environment the yoloattn command runs in (offline, config out of the user's home), as the command
+# computes it; a YOLO_CONFIG_DIR the caller set (make test-oldest) is kept.
+os.environ.update(_offline_module().offline_env(None if os.environ.get("YOLO_CONFIG_DIR") else _ROOT / ".yolo-config"))
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
@@ -15,6 +26,15 @@ import torch  # noqa: E402
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> Path:
+    """The embedded ``tiny`` dataset (16/8/8 images, seed 0), generated once per session; its data.yaml.
+    Tests that change it work on a copy."""
+    from yoloattn.data import generate
+
+    return generate("tiny", out=tmp_path_factory.mktemp("tiny") / "ds", seed=0)
 
 
 # Nothing a test runs may write into the clone (results belong in the working directory of a command,

@@ -39,13 +39,6 @@ def assert_usage_error(code: int, err: str, pattern: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory) -> Path:
-    from yoloattn.data import generate
-
-    return generate("tiny", out=tmp_path_factory.mktemp("tiny"))
-
-
-@pytest.fixture(scope="module")
 def trained(tiny_data, tmp_path_factory) -> Path:
     project = tmp_path_factory.mktemp("train")
     code = main(["train", "yolov8n", f"data={tiny_data}", "epochs=1", "imgsz=64", "batch=4", "workers=0",

@@ -25,12 +25,10 @@ def _private_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("YOLOATTN_CACHE", str(tmp_path_factory.getbasetemp() / "yoloattn-cache"))
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    """A tiny dataset generated once; tests that modify it work on a copy."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("YOLOATTN_CACHE", str(tmp_path_factory.getbasetemp() / "yoloattn-cache"))
-        return generate("tiny", out=tmp_path_factory.mktemp("tiny") / "ds", seed=0)
+@pytest.fixture
+def tiny(tiny_data) -> Path:
+    """The session's tiny dataset (conftest.py); tests that modify it work on a copy."""
+    return tiny_data
 
 
 def _files(root: Path) -> dict[str, bytes]:

@@ -366,9 +366,8 @@ def _polygon_copy(data_yaml, out):
     return target
 
 
-def test_cli_trains_a_segment_variant_with_the_segmentation_trainer(tmp_path, capsys, monkeypatch):
+def test_cli_trains_a_segment_variant_with_the_segmentation_trainer(tmp_path, capsys, monkeypatch, tiny_data):
     from yoloattn.cli import main
-    from yoloattn.data import generate
 
     monkeypatch.chdir(tmp_path)
     assert main(["variant", "yolo11n-seg", "--module", "mqa", "--where", "psa", "-o", "yolo11n-seg-mqa-psa.yaml"]) == 0
@@ -376,7 +375,7 @@ def test_cli_trains_a_segment_variant_with_the_segmentation_trainer(tmp_path, ca
     assert main(["train", "yolo11n-seg-mqa-psa.yaml", "data=embedded:tiny", "epochs=1", "imgsz=64"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "is a segment model, but the embedded dataset has boxes only" in err[0]
-    data = _polygon_copy(generate("tiny", out=tmp_path / "d"), tmp_path / "seg")
+    data = _polygon_copy(tiny_data, tmp_path / "seg")
     assert main(["train", "yolo11n-seg-mqa-psa.yaml", f"data={data}", "epochs=1", "imgsz=64", "batch=4", "workers=0",
                  "plots=False", f"project={tmp_path}", "name=t"]) == 0
     ckpt = torch.load(tmp_path / "t" / "weights" / "last.pt", weights_only=False)
@@ -384,19 +383,17 @@ def test_cli_trains_a_segment_variant_with_the_segmentation_trainer(tmp_path, ca
     assert type(ckpt["model"].model[10]).__name__ == "C2PSA_MQA"
 
 
-def test_cli_trains_validates_and_exports_an_rtdetr_variant(tmp_path, capsys, monkeypatch):
+def test_cli_trains_validates_and_exports_an_rtdetr_variant(tmp_path, capsys, monkeypatch, tiny_data):
     from yoloattn.cli import main
-    from yoloattn.data import generate
 
     monkeypatch.chdir(tmp_path)
-    data = generate("tiny", out=tmp_path / "d")
-    assert main(["train", "rtdetr-l-mlla-aifi", f"data={data}", "epochs=1", "imgsz=64", "batch=4", "workers=0",
+    assert main(["train", "rtdetr-l-mlla-aifi", f"data={tiny_data}", "epochs=1", "imgsz=64", "batch=4", "workers=0",
                  "plots=False", f"project={tmp_path}", "name=t"]) == 0
     best = tmp_path / "t" / "weights" / "best.pt"
     ckpt = torch.load(best, weights_only=False)
     assert type(ckpt["model"]).__name__ == "RTDETRDetectionModel"
     assert type(ckpt["model"].model[11]).__name__ == "MLLABlock"
-    assert main(["val", str(best), f"data={data}", "imgsz=64", "batch=4", "plots=False", f"project={tmp_path}",
+    assert main(["val", str(best), f"data={tiny_data}", "imgsz=64", "batch=4", "plots=False", f"project={tmp_path}",
                  "name=v"]) == 0
     assert main(["export", str(best), "imgsz=64"]) == 0 and (tmp_path / "t" / "weights" / "best.onnx").is_file()
 

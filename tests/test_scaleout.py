@@ -5,7 +5,6 @@ cannot run a run says why in one line (docs/scale-out.md)."""
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import io
 import json
 import os
@@ -133,10 +132,9 @@ def test_a_worker_killed_mid_run_is_retried_and_the_comparison_completes(tmp_pat
 
 
 @pytest.mark.slow
-def test_a_dataset_the_ray_worker_cannot_read_fails_its_runs_in_one_line(tmp_path, monkeypatch):
-    from yoloattn.data import generate
-
-    data_yaml = generate("tiny", out=tmp_path / "mine")
+def test_a_dataset_the_ray_worker_cannot_read_fails_its_runs_in_one_line(tmp_path, monkeypatch, tiny_data):
+    shutil.copytree(tiny_data.parent, tmp_path / "mine")  # it moves away mid-comparison
+    data_yaml = tmp_path / "mine" / tiny_data.name
     prepare = runner_module.prepare_data
 
     def prepared_then_gone(settings, out):  # the driver sees the dataset, the nodes do not

@@ -162,10 +162,8 @@ def _five_class_model(tmp_path: Path):
     return YOLO(str(tmp_path / "yolov8n-5cls.yaml"))
 
 
-def test_evaluate_sizes_end_to_end(tmp_path):
-    from yoloattn.data import generate
-
-    data_yaml = generate("tiny", out=tmp_path / "tiny", seed=0)
+def test_evaluate_sizes_end_to_end(tmp_path, tiny_data):
+    data_yaml = tiny_data
     truth, areas = {}, []  # image path -> (xyxy, cls) in pixels, read here independently of the module
     for image in sorted((data_yaml.parent / "images" / "test").iterdir()):
         width, height = Image.open(image).size

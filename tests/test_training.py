@@ -16,24 +16,17 @@ TRAIN_ARGS = dict(epochs=1, imgsz=64, batch=4, workers=0, device="cpu", plots=Fa
                   optimizer="SGD", lr0=0.01, seed=0, deterministic=True, verbose=False)
 
 
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    from yoloattn.data import generate
-
-    return str(generate(preset="tiny", out=tmp_path_factory.mktemp("tiny")))
-
-
 @pytest.mark.parametrize("name, imgsz", [("yolov8n-irmb-csp.yaml", 64), ("yolo11n-mqa-csp.yaml", 64),
                                          ("yolo11n-mlla-psa.yaml", 64),
                                          # 2x2 P5 maps: smaller than ACmix's 7x7 reflection-padded window
                                          ("yolov9t-acmix-csp.yaml", 64)])
 def test_one_epoch_train_val_save_reload(name, imgsz, tiny_data, tmp_path):
     model = YOLO(zoo.path(name))
-    model.train(data=tiny_data, trainer=yoloattn.DetectionTrainer, project=str(tmp_path), name="run",
+    model.train(data=str(tiny_data), trainer=yoloattn.DetectionTrainer, project=str(tmp_path), name="run",
                 **{**TRAIN_ARGS, "imgsz": imgsz})
     best = tmp_path / "run" / "weights" / "best.pt"
     assert best.is_file()
-    metrics = YOLO(str(best)).val(data=tiny_data, imgsz=imgsz, batch=4, device="cpu", plots=False, workers=0,
+    metrics = YOLO(str(best)).val(data=str(tiny_data), imgsz=imgsz, batch=4, device="cpu", plots=False, workers=0,
                                   project=str(tmp_path), name="val", verbose=False)
     assert 0.0 <= metrics.box.map50 <= 1.0
     assert type(YOLO(str(best)).model.model[-1]).__name__ == "Detect"
@@ -72,7 +65,7 @@ def test_cli_resume_continues_an_interrupted_run_from_the_checkpoint_alone(tiny_
     model = YOLO(zoo.path("yolov8n-irmb-csp.yaml"))
     model.add_callback("on_model_save", interrupt_after_first_epoch)
     with pytest.raises(KeyboardInterrupt):
-        model.train(data=tiny_data, trainer=yoloattn.DetectionTrainer, project=str(tmp_path), name="run",
+        model.train(data=str(tiny_data), trainer=yoloattn.DetectionTrainer, project=str(tmp_path), name="run",
                     **{**TRAIN_ARGS, "epochs": 2})
     run = tmp_path / "run"
     assert len((run / "results.csv").read_text().strip().splitlines()) == 1 + 1
@@ -83,7 +76,7 @@ def test_cli_resume_continues_an_interrupted_run_from_the_checkpoint_alone(tiny_
 
 
 def test_ddp_worker_imports_yoloattn(tiny_data, tmp_path):
-    result = _ddp_worker_run(yoloattn.DetectionTrainer, tiny_data, tmp_path)
+    result = _ddp_worker_run(yoloattn.DetectionTrainer, str(tiny_data), tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "ddp" / "weights" / "last.pt").is_file()
 
@@ -92,7 +85,7 @@ def test_ddp_worker_with_stock_trainer_cannot_build(tiny_data, tmp_path):
     # the control: without our trainer class nothing makes the worker import yoloattn
     from ultralytics.models.yolo.detect import DetectionTrainer
 
-    result = _ddp_worker_run(DetectionTrainer, tiny_data, tmp_path)
+    result = _ddp_worker_run(DetectionTrainer, str(tiny_data), tmp_path)
     assert result.returncode != 0
     assert "C2PSA_MLLA" in result.stderr
 

@@ -180,10 +180,10 @@ def test_missing_or_foreign_weights_give_one_line(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def base_checkpoint(tmp_path_factory):
+def base_checkpoint(tmp_path_factory, tiny_data):
     """yolov8n trained for one tiny epoch: a real Ultralytics checkpoint with the tiny preset's 5 classes."""
     out = tmp_path_factory.mktemp("base")
-    data = yoloattn.data.generate("tiny", out=out / "tiny")
+    data = tiny_data
     with contextlib.redirect_stdout(io.StringIO()):
         assert main(["train", "yolov8n.yaml", f"data={data}", "epochs=1", "imgsz=64", f"project={out}",
                      "name=base", "plots=False", "val=False"]) == 0
@@ -239,7 +239,7 @@ def test_freeze_follows_the_base_layers_into_every_variant(tmp_path):
 
 
 @pytest.mark.bridge
-def test_python_route_transfers_on_every_supported_ultralytics(tmp_path):
+def test_python_route_transfers_on_every_supported_ultralytics(tmp_path, tiny_data):
     """YOLO(variant).train(pretrained=PATH, trainer=yoloattn.DetectionTrainer): 8.4 passes the file's model,
     8.3 its own index-keyed load of it; both end with the structural transfer."""
     from ultralytics import YOLO
@@ -247,7 +247,7 @@ def test_python_route_transfers_on_every_supported_ultralytics(tmp_path):
     from yoloattn.integration.locations import pin_output_dirs
 
     pin_output_dirs(tmp_path)
-    data = yoloattn.data.generate("tiny", out=tmp_path / "tiny")
+    data = tiny_data
     base = YOLO("yolov8n.yaml")
     base.train(data=str(data), epochs=1, imgsz=64, trainer=yoloattn.DetectionTrainer, val=False, plots=False,
                project=str(tmp_path), name="base", workers=0)
