@@ -126,7 +126,7 @@ def test_a_comparison_through_a_fake_executor_retries_records_and_reports(fake, 
 
     assert (tmp_path / "report.md").is_file() and (tmp_path / "runs").is_dir()
     assert [p.parent.name.split("-s1-")[0] for p in (tmp_path / "runs").glob("*/failure.json")] == ["yolov8n"]
-    assert {row["model"] for row in outcome.summary} == {"yolov8n", "yolov8n-irmb-sppf"}
+    assert {row.model for row in outcome.summary} == {"yolov8n", "yolov8n-irmb-sppf"}
     assert any("yolov8n" in str(p) and "failed on node-3" in str(p) for p in outcome.problems)
 
     again = run_compare(settings, stream=io.StringIO())

@@ -10,6 +10,7 @@ import pytest
 from scipy.stats import norm, ttest_ind
 
 from yoloattn.compare import report
+from yoloattn.compare.rows import CostRow, ResultRow, SummaryRow
 from yoloattn.compare.stats import (bootstrap_ci, compare_variants, hedges_g, holm, min_detectable_delta,
                                     pooled_seed_sd, run_problems, seeds_needed, summarize, welch_p)
 
@@ -88,25 +89,32 @@ def test_a_raw_p_below_alpha_is_not_better_after_holm():
     assert edge.p < 0.05 and edge.p_holm >= 0.05 and edge.verdict.startswith("not shown")
 
 
+COST = CostRow(params=1, gflops=1.0, latency_p50_ms=1.0, latency_p90_ms=1.2, latency_ort_p50_ms=0.8,
+               latency_ort_p90_ms=0.9, peak_mem_mb=2.5, nc=5, efficiency=0.1, efficiency_ort=0.2,
+               matmul_peak_gflops_s=50.0, threads=1, machine="test")
+
+
 def row(model, seed, m, **extra):
     base = dict(model=model, module="" if model == "base" else "iRMB", where="" if model == "base" else "csp",
-                seed=seed, params=1, gflops=1.0, latency_p50_ms=1.0, latency_p90_ms=1.2, latency_ort_p50_ms=0.8,
-                latency_ort_p90_ms=0.9, map50=2 * m, map50_95=m, map50_95_small=m / 2, map50_95_medium=m,
-                map50_95_large=None, train_s=10.0, curve=[{"epoch": 1, "train/box_loss": 3.0}])
-    return {**base, **extra}
+                seed=seed, cost=COST, map50=2 * m, map50_95=m, map50_95_small=m / 2, map50_95_medium=m,
+                map50_95_large=None, precision=0.5, recall=0.5, train_s=10.0, threads=1, torch="2", ultralytics="8",
+                epochs=1, imgsz=64, transferred=None, total_tensors=None, base_kept=None, host="node",
+                run_key="key", run_dir="runs/x", curve=[{"epoch": 1, "train/box_loss": 3.0}])
+    return ResultRow(**{**base, **extra})
 
 
 def test_summary_means_stds_intervals_and_columns():
     rows = [row("base", 0, 0.10), row("base", 1, 0.12), row("v", 0, 0.15), row("v", 1, 0.19)]
     base, variant = summarize(rows, baseline="base")
-    assert base["map50_95_mean"] == pytest.approx(0.11) and base["map50_95_std"] == pytest.approx(0.0141421, 1e-4)
-    assert variant["delta_map50_95"] == pytest.approx(0.06) and variant["delta_map50"] == pytest.approx(0.12)
-    assert base["verdict"] == "baseline" and variant["seeds"] == 2
-    assert variant["delta_ci_low"] <= 0.06 <= variant["delta_ci_high"]
-    assert variant["map50_95_small_mean"] == pytest.approx(0.085) and variant["map50_95_large_mean"] is None
-    assert set(variant) <= set(report.SUMMARY_COLUMNS)
+    assert base.map50_95_mean == pytest.approx(0.11) and base.map50_95_std == pytest.approx(0.0141421, 1e-4)
+    assert variant.delta_map50_95 == pytest.approx(0.06) and variant.delta_map50 == pytest.approx(0.12)
+    assert base.verdict == "baseline" and variant.seeds == 2
+    assert variant.delta_ci_low <= 0.06 <= variant.delta_ci_high
+    assert variant.map50_95_small_mean == pytest.approx(0.085) and variant.map50_95_large_mean is None
+    assert isinstance(variant, SummaryRow) and variant.cost is COST  # the model's cost travels with its summary
+    assert base.delta_map50_95 is None and base.p_holm is None  # the baseline is not tested against itself
     single = summarize([row("base", 0, 0.1), row("v", 0, 0.2)], baseline="base")
-    assert single[0]["map50_95_std"] is None and single[1]["verdict"] == "n/a (1 seed)"
+    assert single[0].map50_95_std is None and single[1].verdict == "n/a (1 seed)"
 
 
 def test_a_diverged_run_and_a_missing_seed_are_flagged_and_left_out():
@@ -118,8 +126,8 @@ def test_a_diverged_run_and_a_missing_seed_are_flagged_and_left_out():
     assert [(p.model, p.seed, p.kind) for p in problems] == [("v", 1, "diverged"), ("v", 2, "missing")]
     assert "train/box_loss" in problems[0].detail
     base, variant = summarize(rows, "base", planned)
-    assert variant["seeds"] == 1 and variant["planned_seeds"] == 3 and variant["map50_95_mean"] == pytest.approx(0.20)
-    assert variant["verdict"] == "n/a (1 seed) (1 of 3 seeds)"
+    assert variant.seeds == 1 and variant.planned_seeds == 3 and variant.map50_95_mean == pytest.approx(0.20)
+    assert variant.verdict == "n/a (1 seed) (1 of 3 seeds)"
     lines = report.problem_lines(problems)
     assert all("left out of the statistics" in line for line in lines) and "v s2: missing" in lines[1]
 

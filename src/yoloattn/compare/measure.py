@@ -1,4 +1,5 @@
-"""Cost of each compared architecture: parameters, GFLOPs and batch-1 CPU latency (torch and ONNX Runtime).
+"""Cost of each compared architecture (``rows.CostRow``): parameters, GFLOPs, batch-1 CPU latency (torch and ONNX
+Runtime, ms) and the peak activation memory of one batch-1 torch inference pass (MiB).
 
 Measured once per model (not per seed: the cost does not depend on the weights) from the model YAML
 with the dataset's class count, in the comparison's own process on the driver machine (recorded as
@@ -6,8 +7,9 @@ with the dataset's class count, in the comparison's own process on the driver ma
 executor then trains the runs. All models are timed together, in alternating blocks
 (``bench.time_interleaved``), 30 passes each after 3 warm-up passes. Latency uses ``latency_threads``
 threads (default 1: the edge-device regime, and the steadiest number on a shared machine). Results
-are cached under ``OUT/measure/`` keyed by the YAML text, image size, class count, thread count and
-versions; the matmul peak is measured only when something is timed.
+are cached under ``OUT/measure/`` (one ``CostRow`` as a JSON dict per model) keyed by the YAML text, image
+size, class count, thread count and versions; a cached dict of another ``CostRow`` version is measured
+again. The matmul peak is measured only when something is timed.
 
 Parameters are those of the fused model (``bench.param_basis``: "fused, N classes", N the dataset's).
 Measuring takes about a minute for five nano models at 640 px on a small CPU, so ``progress`` gets a
@@ -16,6 +18,7 @@ line per model and per timed round with an ETA (``progress_line``).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -23,8 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .settings import cost_code_hash, digest, versions
 from .records import machine_description, write_json_atomic
+from .rows import CostRow
+from .settings import cost_code_hash, digest, versions
 
 WARMUP, ITERS = 3, 30
 
@@ -63,8 +67,8 @@ def _cost_fields(spec: ModelSpec, imgsz: int, nc: int, threads: int, nms: bool) 
 
 
 def measure_all(specs: list[ModelSpec], imgsz: int, nc: int, threads: int, out_dir: Path,
-                progress: Callable[[str], None] | None = None, nms: bool = False) -> dict[str, dict]:
-    """{label: {"params", "gflops", "latency_p50_ms", "latency_p90_ms", "latency_ort_p50_ms", ...}}; uncached models are timed together.
+                progress: Callable[[str], None] | None = None, nms: bool = False) -> dict[str, CostRow]:
+    """{label: its ``CostRow``} (params, GFLOPs, latency in ms, peak MiB, ...); uncached models are timed together.
 
     ``progress`` (e.g. ``print``) gets a plan line, a ``progress_line`` per model and per timed round, and
     the time it took, only when something is measured. A model with an end-to-end head (YOLO26,
@@ -73,7 +77,8 @@ def measure_all(specs: list[ModelSpec], imgsz: int, nc: int, threads: int, out_d
     """
     keys = {spec.label: digest(_cost_fields(spec, imgsz, nc, threads, nms))[:10] for spec in specs}
     caches = {spec.label: out_dir / f"{spec.label}-{keys[spec.label]}.json" for spec in specs}
-    costs = {label: json.loads(path.read_text()) for label, path in caches.items() if path.is_file()}
+    costs = {label: cost for label, path in caches.items()
+             if path.is_file() and (cost := CostRow.from_dict(json.loads(path.read_text()))) is not None}
     todo = [spec for spec in specs if spec.label not in costs]
     if todo:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -86,13 +91,13 @@ def measure_all(specs: list[ModelSpec], imgsz: int, nc: int, threads: int, out_d
         measured = _measure(todo, imgsz, nc, threads, lambda step, eta_s: say(progress_line(step, eta_s)), nms)
         say(f"measured costs in {format_duration(time.monotonic() - started)}")
         for label, cost in measured.items():
-            write_json_atomic(caches[label], cost)
+            write_json_atomic(caches[label], dataclasses.asdict(cost))
             costs[label] = cost
     return {spec.label: costs[spec.label] for spec in specs}
 
 
 def _measure(specs: list[ModelSpec], imgsz: int, nc: int, threads: int,
-             progress: Callable[[str, float | None], None] | None = None, nms: bool = False) -> dict[str, dict]:
+             progress: Callable[[str, float | None], None] | None = None, nms: bool = False) -> dict[str, CostRow]:
     import torch
     from ultralytics.nn.tasks import yaml_model_load
 
@@ -111,19 +116,19 @@ def _measure(specs: list[ModelSpec], imgsz: int, nc: int, threads: int,
     costs = {}
     for label in models:
         eager, ort = timed[label, "torch"], timed[label, "onnxruntime"]
-        costs[label] = {
-            "params": eager.params,  # fused, nc classes
-            "nc": nc,
-            "gflops": round(eager.gflops, 4),
-            "latency_p50_ms": round(eager.latency_ms, 3),  # bench's latency is the median
-            "latency_p90_ms": round(eager.p90_ms, 3),
-            "latency_ort_p50_ms": round(ort.latency_ms, 3),
-            "latency_ort_p90_ms": round(ort.p90_ms, 3),
-            "peak_mem_mb": round(eager.peak_mem_mb, 2),
-            "efficiency": round(eager.efficiency, 4),
-            "efficiency_ort": round(ort.efficiency, 4),
-            "matmul_peak_gflops_s": round(peak, 2),
-            "threads": threads,
-            "machine": machine_description(),  # the driver, in its own phase before any training
-        }
+        costs[label] = CostRow(
+            params=eager.params,  # fused, nc classes
+            nc=nc,
+            gflops=round(eager.gflops, 4),
+            latency_p50_ms=round(eager.latency_ms, 3),  # bench's latency is the median
+            latency_p90_ms=round(eager.p90_ms, 3),
+            latency_ort_p50_ms=round(ort.latency_ms, 3),
+            latency_ort_p90_ms=round(ort.p90_ms, 3),
+            peak_mem_mb=round(eager.peak_mem_mb, 2),
+            efficiency=round(eager.efficiency, 4),
+            efficiency_ort=round(ort.efficiency, 4),
+            matmul_peak_gflops_s=round(peak, 2),
+            threads=threads,
+            machine=machine_description(),  # the driver, in its own phase before any training
+        )
     return costs

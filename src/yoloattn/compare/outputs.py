@@ -22,9 +22,9 @@ from .measure import ModelSpec
 from .plan import PreparedData, RunSpec
 from .records import RunFailure, RunResult
 from .resolve import ResolvedCompare
+from .rows import CostRow, ResultRow, SummaryRow
 from .settings import CompareSettings, versions
 
-COST_COLUMNS = ("params", "gflops", "latency_p50_ms", "latency_p90_ms", "latency_ort_p50_ms", "latency_ort_p90_ms")
 HEATMAP_IMAGES = 4  # evaluation images in the heatmap panel
 
 
@@ -32,32 +32,35 @@ HEATMAP_IMAGES = 4  # evaluation images in the heatmap panel
 class Report:
     """What :func:`write_report` wrote and what the terminal shows."""
 
-    summary: list[dict]
+    summary: list[SummaryRow]
     problems: list[stats.RunProblem]
     markdown: Path
     html: Path
     lines: list[str] = field(default_factory=list)  # the summary table, notes and flagged runs, for the terminal
 
 
-def result_rows(runs: list[tuple[RunSpec, RunResult]], costs: dict[str, dict], settings: CompareSettings) -> list[dict]:
-    """One row per finished run: its model's cost, its metrics, where and with what it ran."""
+def result_rows(runs: list[tuple[RunSpec, RunResult]], costs: dict[str, CostRow],
+                settings: CompareSettings) -> list[ResultRow]:
+    """One row per finished run: its model's cost, its metrics, where and with what it ran.
+
+    Raises KeyError for a run whose model has no entry in ``costs``.
+    """
     rows = []
     for run, result in runs:
-        rows.append({
-            "model": run.model.label, "module": run.model.module, "where": run.model.where, "seed": run.seed,
-            **{k: costs[run.model.label][k] for k in COST_COLUMNS},
+        rows.append(ResultRow(
+            model=run.model.label, module=run.model.module, where=run.model.where, seed=run.seed,
+            cost=costs[run.model.label],
             **{k: getattr(result, k) for k in ("map50", "map50_95", "precision", "recall", *stats.SIZE_METRICS,
-                                                "train_s")},
-            "threads": result.env.threads, "host": result.env.host, "torch": result.env.torch, "ultralytics": result.env.ultralytics,
-            "epochs": settings.epochs, "imgsz": settings.imgsz, "run_key": run.key, "run_dir": str(run.run_dir),
-            "curve": result.curve, "val_curve": result.val_curve, "objects_by_size": result.objects_by_size,
-            "weights": result.weights, "transferred": result.transferred, "total_tensors": result.total_tensors,
-            "base_kept": result.base_kept,
-        })
+                                                "train_s", "transferred", "total_tensors", "base_kept", "curve",
+                                                "val_curve", "objects_by_size", "weights")},
+            threads=result.env.threads, host=result.env.host, torch=result.env.torch,
+            ultralytics=result.env.ultralytics, epochs=settings.epochs, imgsz=settings.imgsz, run_key=run.key,
+            run_dir=str(run.run_dir),
+        ))
     return rows
 
 
-def heatmaps(models: list[ModelSpec], rows: list[dict], data: PreparedData, settings: CompareSettings, out: Path,
+def heatmaps(models: list[ModelSpec], rows: list[ResultRow], data: PreparedData, settings: CompareSettings, out: Path,
              say: Callable[[str], None]) -> Path | str | None:
     """``OUT/heatmaps.png``: EigenCAM of each model's lowest finished seed at the layer its module changed,
     the baseline at each of those layers; None when there is nothing to draw, or the reason (a str, also
@@ -67,8 +70,8 @@ def heatmaps(models: list[ModelSpec], rows: list[dict], data: PreparedData, sett
     from .sizes import split_images
 
     weights = {}
-    for row in sorted(rows, key=lambda r: r["seed"]):
-        weights.setdefault(row["model"], row["weights"])
+    for row in sorted(rows, key=lambda r: r.seed):
+        weights.setdefault(row.model, row.weights)
     base = models[0]
     variants = [spec for spec in models[1:] if spec.label in weights]
     if base.label not in weights or not variants:
@@ -121,8 +124,8 @@ def data_label(settings: CompareSettings, data: PreparedData) -> str:
     return str(data.data_yaml)
 
 
-def write_report(resolved: ResolvedCompare, models: list[ModelSpec], runs: list[RunSpec], rows: list[dict],
-                 costs: dict[str, dict], data: PreparedData, where: str, command: str, target_delta: float | None,
+def write_report(resolved: ResolvedCompare, models: list[ModelSpec], runs: list[RunSpec], rows: list[ResultRow],
+                 costs: dict[str, CostRow], data: PreparedData, where: str, command: str, target_delta: float | None,
                  say: Callable[[str], None]) -> Report:
     """Statistics, plots, heatmaps, CSVs and the report of the finished ``rows`` (see the module docstring).
 
@@ -140,16 +143,16 @@ def write_report(resolved: ResolvedCompare, models: list[ModelSpec], runs: list[
         "settings": settings, "summary": summary, "rows": rows, "data_yaml": data.data_yaml,
         "eval_split": data.eval_split, "where": where, "data_report": data.report,
         "end_to_end": models[0].end_to_end,
-        "matmul_peak": costs[baseline]["matmul_peak_gflops_s"], "versions": versions(),
+        "matmul_peak": costs[baseline].matmul_peak_gflops_s, "versions": versions(),
         "machine": _machine(),
-        "latency_machine": costs[baseline]["machine"],  # every cost record has it (its key hashes measure.py)
+        "latency_machine": costs[baseline].machine,
         "command": command or "yoloattn compare ...", "nc": data.nc, "problems": problems,
         "summary_notes": [*report.power_lines(summary, target_delta), *report.transfer_lines(summary, settings.weights)],
     }
     panel = heatmaps(models, rows, data, settings, out, say)
     context["heatmaps"], context["heatmaps_skipped"] = (panel, None) if not isinstance(panel, str) else (None, panel)
-    report.write_csv(out / "results.csv", rows, report.RESULT_COLUMNS)
-    report.write_csv(out / "summary.csv", summary, report.SUMMARY_COLUMNS)
+    report.write_csv(out / "results.csv", ResultRow, rows)
+    report.write_csv(out / "summary.csv", SummaryRow, summary)
     context["plots"] = [plots.plot_pareto(summary, out / "pareto.png", baseline),
                         plots.plot_curves(rows, out / "curves.png", baseline)]
     markdown, html = report.write_markdown(out / "report.md", context), report.write_html(out / "report.html", context)

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .rows import ResultRow, SummaryRow
+
 LOSSES = ("train/box_loss", "train/cls_loss", "train/dfl_loss")
 
 
@@ -39,21 +41,22 @@ def pyplot():
     return plt
 
 
-def point_label(entry: dict, baseline: str) -> str:
+def point_label(entry: SummaryRow, baseline: str) -> str:
     """``module@where`` for a variant (``iRMB@csp``), the model name for the baseline."""
-    return entry["model"] if entry["model"] == baseline or not entry.get("module") else f"{entry['module']}@{entry['where']}"
+    return entry.model if entry.model == baseline or not entry.module else f"{entry.module}@{entry.where}"
 
 
-def plot_pareto(summary: list[dict], path: Path, baseline: str) -> Path:
+def plot_pareto(summary: list[SummaryRow], path: Path, baseline: str) -> Path:
+    """``pareto.png`` (see the module docstring): mAP50-95 against batch-1 latency in ms; returns ``path``."""
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     for ax, key, title in zip(axes, ("latency_p50_ms", "latency_ort_p50_ms"), ("PyTorch (fused, eval)", "ONNX Runtime")):
-        points = [(s[key], s["map50_95_mean"]) for s in summary]
+        points = [(getattr(s.cost, key), s.map50_95_mean) for s in summary]
         front = pareto_front(points)
         for i, s in enumerate(summary):
-            std = s["map50_95_std"] or 0.0
+            std = s.map50_95_std or 0.0
             ax.errorbar(points[i][0], points[i][1], yerr=std, fmt="o", capsize=3, ms=6,
-                        color="black" if s["model"] == baseline else None, label=s["model"])
+                        color="black" if s.model == baseline else None, label=s.model)
             ax.annotate(point_label(s, baseline), points[i], textcoords="offset points", xytext=(5, 5), fontsize=8)
         fx, fy = zip(*(points[i] for i in front))
         ax.step(fx, fy, where="post", color="tab:red", alpha=0.6, lw=1.5, label="Pareto front")
@@ -78,22 +81,23 @@ def seed_band(series: list[dict[int, float]]) -> tuple[list[int], list[float], l
     return epochs, [sum(v) / len(v) for v in values], [min(v) for v in values], [max(v) for v in values]
 
 
-def plot_curves(runs: list[dict], path: Path, baseline: str) -> Path:
-    """``runs``: dicts with "model", "curve" (the run's per-epoch Ultralytics results) and "val_curve"."""
+def plot_curves(runs: list[ResultRow], path: Path, baseline: str) -> Path:
+    """``curves.png`` (see the module docstring) of the runs' ``curve`` (per-epoch Ultralytics results) and
+    ``val_curve``; returns ``path``."""
     from matplotlib.ticker import MaxNLocator
 
     plt = pyplot()
     panels = ("map50_95", *LOSSES)
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8))
-    models = list(dict.fromkeys(r["model"] for r in runs))
+    models = list(dict.fromkeys(r.model for r in runs))
     colors = {baseline: "black", **{m: f"C{i}" for i, m in enumerate(m for m in models if m != baseline)}}
     for ax, panel in zip(axes, panels):
         for model in models:
-            mine = [r for r in runs if r["model"] == model]
+            mine = [r for r in runs if r.model == model]
             if panel == "map50_95":
-                series = [{int(p["epoch"]): p["map50_95"] for p in r.get("val_curve") or []} for r in mine]
+                series = [{int(p["epoch"]): p["map50_95"] for p in r.val_curve or []} for r in mine]
             else:
-                series = [{int(p["epoch"]): p.get(panel, float("nan")) for p in r.get("curve") or []} for r in mine]
+                series = [{int(p["epoch"]): p.get(panel, float("nan")) for p in r.curve or []} for r in mine]
             epochs, mean, low, high = seed_band([s for s in series if s])
             if not epochs:
                 continue

@@ -1,9 +1,10 @@
 """The comparison's outputs: ``results.csv``, ``summary.csv``, ``report.md``, ``report.html`` and a terminal table.
 
-``results.csv`` has one row per model and seed (``RESULT_COLUMNS``); ``summary.csv`` one row per model
-(``SUMMARY_COLUMNS``: mean and sample std over seeds, Δ of the means against the baseline with its
+``results.csv`` has one row per model and seed (``rows.ResultRow``); ``summary.csv`` one row per model
+(``rows.SummaryRow``: mean and sample std over seeds, Δ of the means against the baseline with its
 bootstrap interval, Welch's and Holm's p, Hedges' g, the smallest detectable Δ and the verdict, see
-``stats.py``). ``report.html`` is self-contained: the plots and heatmaps are embedded as base64 PNG.
+``stats.py``). Their headers, and the columns of the summary table and the table of runs, are those rows'
+fields (``rows.py``). ``report.html`` is self-contained: the plots and heatmaps are embedded as base64 PNG.
 
 ``params`` everywhere is the fused model's count at the dataset's class count; the tables say so once in
 their column header ("params (M, fused, 5 classes)", wording from ``bench.param_basis``) and the
@@ -15,60 +16,30 @@ from __future__ import annotations
 import base64
 import csv
 import html
-import math
 from pathlib import Path
+from typing import Iterable
 
 from ..bench import param_basis
 from ..flops import DESCRIPTION
 
-from .stats import ALPHA, CONFIDENCE, POWER, SIZE_METRICS, pooled_seed_sd, seeds_needed
+from .rows import ResultRow, SummaryRow, columns, csv_values, mean_std_text, table
+from .stats import ALPHA, CONFIDENCE, POWER, SIZE_METRICS, RunProblem, pooled_seed_sd, seeds_needed
 
-_LATENCY = ("latency_p50_ms", "latency_p90_ms", "latency_ort_p50_ms", "latency_ort_p90_ms")
-RESULT_COLUMNS = ("model", "module", "where", "seed", "params", "gflops", *_LATENCY, "map50", "map50_95",
-                  *SIZE_METRICS, "precision", "recall", "train_s", "threads", "torch", "ultralytics", "epochs",
-                  "imgsz", "transferred", "total_tensors", "base_kept", "host", "run_key", "run_dir")
-SUMMARY_COLUMNS = ("model", "module", "where", "seeds", "planned_seeds", "params", "gflops", *_LATENCY,
-                   "map50_mean", "map50_std", "map50_95_mean", "map50_95_std",
-                   *(f"{m}_{stat}" for m in SIZE_METRICS for stat in ("mean", "std")),
-                   "delta_map50", "delta_map50_95", "delta_ci_low", "delta_ci_high", "p_map50_95", "p_holm",
-                   "effect_size", "min_detectable_delta", "verdict", "transferred", "total_tensors", "base_kept",
-                   "train_s_mean")
+Table = tuple[list[str], list[list[str]]]  # (header, body) of a report table
 
 
-def _cell(value) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return str(value)
-
-
-def write_csv(path: Path, rows: list[dict], columns: tuple[str, ...]) -> Path:
+def write_csv(path: Path, row_type: type, rows: Iterable) -> Path:
+    """Write ``rows`` (instances of ``row_type``, e.g. ``rows.ResultRow``) as CSV: the header is ``row_type``'s
+    column fields (``rows.columns``), each cell its field's CSV text. Returns ``path``; raises TypeError for a
+    row of another type (its cells would not match the header)."""
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(columns)
+        writer.writerow(columns(row_type))
         for row in rows:
-            writer.writerow([_cell(row.get(c)) for c in columns])
+            if type(row) is not row_type:
+                raise TypeError(f"write_csv: a {type(row).__name__} in a CSV of {row_type.__name__} rows")
+            writer.writerow(csv_values(row))
     return path
-
-
-def _pm(mean: float, std: float | None) -> str:
-    return f"{mean:.3f} ± {std:.3f}" if std is not None else f"{mean:.3f}"
-
-
-def _delta_ci(entry: dict) -> str:
-    """``"+0.012 [-0.004, +0.027]"``; just the Δ without an interval; empty for the baseline."""
-    delta = entry.get("delta_map50_95")
-    if delta is None:
-        return ""
-    if entry.get("delta_ci_low") is None:
-        return f"{delta:+.3f}"
-    return f"{delta:+.3f} [{entry['delta_ci_low']:+.3f}, {entry['delta_ci_high']:+.3f}]"
-
-
-def _verdict(entry: dict) -> str:
-    p = entry.get("p_holm")
-    return entry.get("verdict", "") + (f", p_Holm {p:.3f}" if p is not None else "")
 
 
 def params_header(nc: int | None) -> str:
@@ -76,38 +47,33 @@ def params_header(nc: int | None) -> str:
     return f"params (M, {param_basis(True, nc)})" if nc is not None else "params (M, fused)"
 
 
-def summary_table(summary: list[dict], nc: int | None = None) -> tuple[list[str], list[list[str]]]:
-    """The summary as (header, rows); ``nc``, the dataset's class count, goes into the params header."""
-    header = ["model", params_header(nc), "GFLOPs", "torch ms p50/p90", "ORT ms p50/p90", "mAP50", "mAP50-95",
-              f"Δ mAP50-95 [{CONFIDENCE:.0%} CI]", "verdict"]
-    body = [[s["model"], f"{s['params'] / 1e6:.3f}", f"{s['gflops']:.3f}",
-             f"{s['latency_p50_ms']:.1f}/{s['latency_p90_ms']:.1f}",
-             f"{s['latency_ort_p50_ms']:.1f}/{s['latency_ort_p90_ms']:.1f}", _pm(s["map50_mean"], s["map50_std"]),
-             _pm(s["map50_95_mean"], s["map50_95_std"]), _delta_ci(s), _verdict(s)] for s in summary]
-    return header, body
+def summary_table(summary: list[SummaryRow], nc: int | None = None) -> Table:
+    """The summary as (header, rows): the fields of ``SummaryRow`` (and its cost) with a ``"summary"`` cell, in
+    field order; ``nc``, the dataset's class count, goes into the params header."""
+    return table(summary, SummaryRow, "summary", params=params_header(nc), confidence=f"{CONFIDENCE:.0%}")
 
 
-def size_table(summary: list[dict], rows: list[dict]) -> tuple[list[str], list[list[str]]] | None:
+def size_table(summary: list[SummaryRow], rows: list[ResultRow]) -> Table | None:
     """COCO AP@[.50:.95] per object size (mean ± std over seeds); the header gives each size's box count
     on the evaluation split. None when no run measured it."""
-    counts = next((r["objects_by_size"] for r in rows if r.get("objects_by_size")), None)
+    counts = next((r.objects_by_size for r in rows if r.objects_by_size), None)
     if counts is None:
         return None
     header = ["model", *(f"AP {size} ({n} boxes)" for size, n in zip(("small", "medium", "large"), counts))]
     body = []
     for s in summary:
-        cells = [s["model"]]
+        cells = [s.model]
         for metric, n in zip(SIZE_METRICS, counts):
-            mean = s.get(f"{metric}_mean")
-            cells.append("n/a" if not n or mean is None else _pm(mean, s.get(f"{metric}_std")))
+            mean = getattr(s, f"{metric}_mean")
+            cells.append("n/a" if not n or mean is None else mean_std_text(mean, getattr(s, f"{metric}_std")))
         body.append(cells)
     return header, body
 
 
-def power_lines(summary: list[dict], target_delta: float | None = None) -> list[str]:
+def power_lines(summary: list[SummaryRow], target_delta: float | None = None) -> list[str]:
     """What this comparison could detect, and (``target_delta``) the seeds a given Δ mAP50-95 needs."""
     pooled = pooled_seed_sd(summary)
-    seeds = sorted({s["seeds"] for s in summary})
+    seeds = sorted({s.seeds for s in summary})
     if pooled is None:
         if seeds == [1]:
             lines = ["seed spread unknown (1 seed per model): no interval, test or detectable Δ; run with --seeds 3 "
@@ -121,7 +87,7 @@ def power_lines(summary: list[dict], target_delta: float | None = None) -> list[
             lines.append(f"--target-delta {target_delta:g}: needs the seed spread of {fix}")
         return lines
     sd, models = pooled
-    detectable = sorted({f"{s['min_detectable_delta']:.3f}" for s in summary if s.get("min_detectable_delta")})
+    detectable = sorted({f"{s.min_detectable_delta:.3f}" for s in summary if s.min_detectable_delta})
     lines = [f"seed standard deviation of mAP50-95: {sd:.4f} (pooled over {models} model(s), "
              f"{'/'.join(map(str, seeds))} seeds each); this comparison can detect Δ ≥ "
              f"{' to '.join(detectable) if detectable else 'n/a'} (two-sided α {ALPHA}, power {POWER}, "
@@ -136,7 +102,7 @@ def power_lines(summary: list[dict], target_delta: float | None = None) -> list[
 MIN_BASE_KEPT = 0.9  # below this share of the checkpoint's tensors, a fine-tuned variant is not comparable
 
 
-def transfer_lines(summary: list[dict], weights: str | None) -> list[str]:
+def transfer_lines(summary: list[SummaryRow], weights: str | None) -> list[str]:
     """With ``--weights``: per model, the tensors that started from the checkpoint, and a warning for each
     variant that kept less than ``MIN_BASE_KEPT`` of the checkpoint's tensors."""
     if not weights:
@@ -144,52 +110,50 @@ def transfer_lines(summary: list[dict], weights: str | None) -> list[str]:
     lines = [f"every run started from {weights}: the baseline loads it whole, each variant through "
              "yoloattn.transfer_weights (layers matched by structure, not index)"]
     for s in summary:
-        if s.get("transferred") is None:
+        if s.transferred is None:
             continue
-        lines.append(f"{s['model']}: {s['transferred']}/{s['total_tensors']} tensors from the checkpoint, "
-                     f"{s['base_kept']:.1%} of its tensors kept")
-        if s.get("module") and s["base_kept"] < MIN_BASE_KEPT:
-            lines.append(f"WARNING: {s['model']} kept only {s['base_kept']:.1%} of the checkpoint's tensors: its Δ "
+        lines.append(f"{s.model}: {s.transferred}/{s.total_tensors} tensors from the checkpoint, "
+                     f"{s.base_kept:.1%} of its tensors kept")
+        if s.module and s.base_kept < MIN_BASE_KEPT:
+            lines.append(f"WARNING: {s.model} kept only {s.base_kept:.1%} of the checkpoint's tensors: its Δ "
                          "mixes the module with weights that started from scratch")
     return lines
 
 
-def problem_lines(problems) -> list[str]:
+def problem_lines(problems: list[RunProblem]) -> list[str]:
     """One line per run left out of the statistics (or flagged), for the report's notes."""
     return [str(p) + (" — left out of the statistics" if p.kind != "identical" else "") for p in problems]
 
 
-def placement_table(summary: list[dict]) -> tuple[list[str], list[list[str]]] | None:
+def placement_table(summary: list[SummaryRow]) -> Table | None:
     """Module x placement grid of Δ mAP50-95 against the baseline, with the test's verdict; the best
     Δ is marked ★ (unless tied) and a pair that was not trained (skipped placement) is "—". None without
     variants."""
-    variants = [s for s in summary if s.get("module")]
+    variants = [s for s in summary if s.module]
     if not variants:
         return None
-    modules = list(dict.fromkeys(s["module"] for s in variants))
-    rules = list(dict.fromkeys(s["where"] for s in variants))
-    cells = {(s["module"], s["where"]): s for s in variants}
-    deltas = [s["delta_map50_95"] for s in variants if s.get("delta_map50_95") is not None]
+    modules = list(dict.fromkeys(s.module for s in variants))
+    rules = list(dict.fromkeys(s.where for s in variants))
+    cells = {(s.module, s.where): s for s in variants}
+    deltas = [s.delta_map50_95 for s in variants if s.delta_map50_95 is not None]
     best = max(deltas) if deltas and deltas.count(max(deltas)) == 1 else None  # a tie has no best cell
     body = []
     for module in modules:
         row = [module]
         for rule in rules:
             s = cells.get((module, rule))
-            if s is None or s.get("delta_map50_95") is None:
+            if s is None or s.delta_map50_95 is None:
                 row.append("—")
                 continue
-            mark = " ★" if best is not None and len(deltas) > 1 and s["delta_map50_95"] == best else ""
-            row.append(f"{s['delta_map50_95']:+.3f}, {s.get('verdict', '')}{mark}")
+            mark = " ★" if best is not None and len(deltas) > 1 and s.delta_map50_95 == best else ""
+            row.append(f"{s.delta_map50_95:+.3f}, {s.verdict}{mark}")
         body.append(row)
     return ["Δ mAP50-95, verdict", *rules], body
 
 
-def run_table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
-    header = ["model", "seed", "mAP50", "mAP50-95", "precision", "recall", "train s"]
-    body = [[r["model"], str(r["seed"]), f"{r['map50']:.4f}", f"{r['map50_95']:.4f}", f"{r['precision']:.3f}",
-             f"{r['recall']:.3f}", f"{r['train_s']:.0f}"] for r in rows]
-    return header, body
+def run_table(rows: list[ResultRow]) -> Table:
+    """The runs as (header, rows): the fields of ``ResultRow`` with a ``"runs"`` cell, in field order."""
+    return table(rows, ResultRow, "runs")
 
 
 def text_table(header: list[str], body: list[list[str]]) -> str:
@@ -255,13 +219,13 @@ def _sections(context: dict) -> list[tuple[str, str]]:
         "validation on the evaluation split: after the last epoch" + (
             "" if not s.val_every else ", and after every epoch for the curves" if s.val_every == 1 else
             f", and every {s.val_every} epochs for the curves"),
-        f"torch threads per training run: {', '.join(sorted({str(r['threads']) for r in context['rows']}))} "
+        f"torch threads per training run: {', '.join(sorted({str(r.threads) for r in context['rows']}))} "
         "(part of every run key: --threads-per-run with this value reproduces these numbers bit for bit; "
         "train_s in results.csv is each run's time)",
         f"latency: batch 1, {s.imgsz}x{s.imgsz}, fused eval model, {s.latency_threads} thread(s), no pre/post-"
         f"processing or NMS; matmul peak {context['matmul_peak']:.1f} GFLOP/s; measured on "
         f"{context.get('latency_machine') or context['machine']} before any training",
-        f"runs trained on: {', '.join(sorted({r.get('host') or '?' for r in context['rows']}))} (each result.json's "
+        f"runs trained on: {', '.join(sorted({r.host or '?' for r in context['rows']}))} (each result.json's "
         "host; the executor does not change a run's numbers)",
         f"versions: {', '.join(f'{k} {v}' for k, v in context['versions'].items())}; "
         f"{context['machine']}",

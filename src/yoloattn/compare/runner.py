@@ -30,6 +30,7 @@ from .plan import PreparedData, RunSpec, plan_models, plan_runs, plan_variants, 
 from .progress import Listener, Note, RunFailed, RunFinished, RunRetried, RunStarted, Status, TerminalProgress
 from .records import RunAttempt, RunFailure, WorkerSpec
 from .resolve import resolve
+from .rows import SummaryRow
 from .settings import CompareSettings
 from .stats import RunProblem
 
@@ -44,7 +45,7 @@ class CompareOutcome:
     out: Path
     report_md: Path | None = None
     report_html: Path | None = None
-    summary: list[dict] = dataclasses.field(default_factory=list)
+    summary: list[SummaryRow] = dataclasses.field(default_factory=list)
     trained: list[str] = dataclasses.field(default_factory=list)
     reused: list[str] = dataclasses.field(default_factory=list)
     failed: list[str] = dataclasses.field(default_factory=list)
@@ -133,8 +134,8 @@ def run_compare(settings: CompareSettings, command: str = "", stream: TextIO | N
         costs = measure_all(models, settings.imgsz, data.nc, settings.latency_threads, out / "measure",
                             progress=say, nms=settings.nms)
         for label, c in costs.items():
-            say(f"cost     {label}: {c['params'] / 1e6:.3f} M params ({_param_basis(data.nc)}), "
-                f"{c['gflops']:.3f} GFLOPs, {c['latency_p50_ms']:.1f} ms torch, {c['latency_ort_p50_ms']:.1f} ms ORT "
+            say(f"cost     {label}: {c.params / 1e6:.3f} M params ({_param_basis(data.nc)}), "
+                f"{c.gflops:.3f} GFLOPs, {c.latency_p50_ms:.1f} ms torch, {c.latency_ort_p50_ms:.1f} ms ORT "
                 f"at {settings.imgsz}px")
         if todo:
             executor = executor or executors.make_executor(settings, data.source)

@@ -31,6 +31,8 @@ import math
 import statistics
 from dataclasses import dataclass
 
+from .rows import ResultRow, SummaryRow
+
 ALPHA = 0.05
 POWER = 0.8
 CONFIDENCE = 0.95
@@ -190,17 +192,17 @@ def _finite(value) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
 
 
-def run_problems(rows: list[dict], planned: dict[str, list[int]],
+def run_problems(rows: list[ResultRow], planned: dict[str, list[int]],
                  failures: dict[tuple[str, int], str] | None = None) -> list[RunProblem]:
     """What keeps planned runs out of the statistics, in ``planned`` order.
 
-    ``rows``: finished runs (``report.RESULT_COLUMNS`` plus ``curve``); ``planned``: {model: seeds}.
+    ``rows``: finished runs; ``planned``: {model: seeds}.
     A run is "diverged" when a metric or any per-epoch loss is NaN or inf, "missing" when it has no
     finished row (failed, interrupted or not run; ``failures`` gives the cause of a failed one by (model, seed)); a model with >= 2 seeds whose metrics are all
     identical is "identical" and stays in (its test is "n/a (no spread)"); the detail says whether the
     final losses are identical too (the seed does not take effect) or differ (the metric is too coarse).
     """
-    finished = {(r["model"], r["seed"]): r for r in rows}
+    finished = {(r.model, r.seed): r for r in rows}
     problems = []
     for model, seeds in planned.items():
         for seed in seeds:
@@ -209,53 +211,52 @@ def run_problems(rows: list[dict], planned: dict[str, list[int]],
                 detail = (failures or {}).get((model, seed)) or "no finished run: failed, interrupted or not run"
                 problems.append(RunProblem(model, seed, "missing", detail))
                 continue
-            bad = [k for k in METRICS if not _finite(row.get(k))]
-            bad += sorted({k for epoch in row.get("curve") or [] for k, v in epoch.items()
+            bad = [k for k in METRICS if not _finite(getattr(row, k))]
+            bad += sorted({k for epoch in row.curve or [] for k, v in epoch.items()
                            if "loss" in k and not _finite(v)})
             if bad:
                 problems.append(RunProblem(model, seed, "diverged", f"non-finite {', '.join(bad)}"))
         done = [finished[model, s] for s in seeds if (model, s) in finished]
-        if len(done) >= 2 and len({tuple(r.get(k) for k in METRICS) for r in done}) == 1:
-            losses = {tuple(sorted((k, v) for k, v in (r.get("curve") or [{}])[-1].items() if "loss" in k)) for r in done}
+        if len(done) >= 2 and len({tuple(getattr(r, k) for k in METRICS) for r in done}) == 1:
+            losses = {tuple(sorted((k, v) for k, v in (r.curve or [{}])[-1].items() if "loss" in k)) for r in done}
             why = ("the seed does not take effect: the training losses are identical too" if len(losses) == 1 else
                    "the losses differ, so the seeds took effect; the metric does not resolve them (train longer)")
             problems.append(RunProblem(model, None, "identical", f"all {len(done)} seeds give the same metrics: {why}"))
     return problems
 
 
-def summarize(rows: list[dict], baseline: str, planned: dict[str, list[int]] | None = None) -> list[dict]:
-    """One summary dict per model (``report.SUMMARY_COLUMNS``), in ``planned`` (else first-seen) order.
+def summarize(rows: list[ResultRow], baseline: str, planned: dict[str, list[int]] | None = None) -> list[SummaryRow]:
+    """One ``SummaryRow`` per model, in ``planned`` (else first-seen) order.
 
     Diverged runs are left out of every mean and test; a model's ``seeds`` counts the runs used and
     ``planned_seeds`` the runs planned.
     """
     planned = {model: list(seeds) for model, seeds in (planned or {}).items()}  # the caller's stays as it was
     for row in rows:
-        planned.setdefault(row["model"], [])
-        if row["seed"] not in planned[row["model"]]:
-            planned[row["model"]].append(row["seed"])
+        planned.setdefault(row.model, [])
+        if row.seed not in planned[row.model]:
+            planned[row.model].append(row.seed)
     excluded = {(p.model, p.seed) for p in run_problems(rows, planned) if p.kind == "diverged"}
-    by_model: dict[str, list[dict]] = {model: [] for model in planned}
+    by_model: dict[str, list[ResultRow]] = {model: [] for model in planned}
     for row in rows:
-        if (row["model"], row["seed"]) not in excluded:
-            by_model[row["model"]].append(row)
-    base_values = [r[PRIMARY] for r in by_model.get(baseline, [])]
-    variants = {m: [r[PRIMARY] for r in runs] for m, runs in by_model.items() if m != baseline and runs}
+        if (row.model, row.seed) not in excluded:
+            by_model[row.model].append(row)
+    base_values = [getattr(r, PRIMARY) for r in by_model.get(baseline, [])]
+    variants = {m: [getattr(r, PRIMARY) for r in runs] for m, runs in by_model.items() if m != baseline and runs}
     tests = compare_variants(variants, base_values) if base_values else {}
     summary = []
     for model, runs in by_model.items():
         if not runs:
             continue
-        first = runs[0]
-        entry = {k: first.get(k) for k in ("model", "module", "where", "params", "gflops", "latency_p50_ms",
-                                           "latency_p90_ms", "latency_ort_p50_ms", "latency_ort_p90_ms",
-                                           "transferred", "total_tensors", "base_kept")}
+        first = runs[0]  # model, cost and transfer are the same for every seed
+        entry = {k: getattr(first, k) for k in ("model", "module", "where", "cost", "transferred", "total_tensors",
+                                                "base_kept")}
         entry["seeds"], entry["planned_seeds"] = len(runs), len(planned[model])
         for metric in (*METRICS, *SIZE_METRICS):
-            values = [r[metric] for r in runs if _finite(r.get(metric))]
+            values = [getattr(r, metric) for r in runs if _finite(getattr(r, metric))]
             entry[f"{metric}_mean"], entry[f"{metric}_std"] = mean_std(values) if values else (None, None)
         if base_values:
-            entry["delta_map50"] = entry["map50_mean"] - statistics.fmean(r["map50"] for r in by_model[baseline])
+            entry["delta_map50"] = entry["map50_mean"] - statistics.fmean(r.map50 for r in by_model[baseline])
         test = tests.get(model)
         if model == baseline:
             entry["verdict"] = "baseline"
@@ -265,16 +266,16 @@ def summarize(rows: list[dict], baseline: str, planned: dict[str, list[int]] | N
                          effect_size=test.effect_size, min_detectable_delta=test.min_detectable, verdict=test.verdict)
             if len(runs) < len(planned[model]):
                 entry["verdict"] += f" ({len(runs)} of {len(planned[model])} seeds)"
-        entry["train_s_mean"] = statistics.fmean(r["train_s"] for r in runs)
-        summary.append(entry)
+        entry["train_s_mean"] = statistics.fmean(r.train_s for r in runs)
+        summary.append(SummaryRow(**entry))
     return summary
 
 
-def pooled_seed_sd(summary: list[dict], metric: str = PRIMARY) -> tuple[float, int] | None:
+def pooled_seed_sd(summary: list[SummaryRow], metric: str = PRIMARY) -> tuple[float, int] | None:
     """(σ, models): the seed standard deviation of ``metric`` pooled over the models with >= 2 seeds
     (root mean of their variances, weighted by degrees of freedom); None when no model has a spread."""
-    parts = [(s["seeds"] - 1, s[f"{metric}_std"] ** 2) for s in summary
-             if s.get(f"{metric}_std") is not None and s["seeds"] >= 2]
+    parts = [(s.seeds - 1, getattr(s, f"{metric}_std") ** 2) for s in summary
+             if getattr(s, f"{metric}_std") is not None and s.seeds >= 2]
     dof = sum(d for d, _ in parts)
     if not dof or not any(v for _, v in parts):
         return None

@@ -1,0 +1,342 @@
+"""The comparison's report rows: a model's cost, one run's result, one model's summary, typed.
+
+``CostRow`` is what ``measure.py`` measures per model, ``ResultRow`` one finished run (``outputs.result_rows``),
+``SummaryRow`` one model over its seeds (``stats.summarize``). Their fields ARE the report's columns: a field
+made with :func:`column` is a column of ``results.csv`` / ``summary.csv``, in field order, with its meaning
+(``doc``: the column tables of ``docs/compare.md`` are generated from it by :func:`update_doc`) and,
+optionally, a :class:`Cell` per report table it shows in (``"summary"``: the report's and the terminal's
+summary table; ``"runs"``: the report's table of runs). A row's cost is one :func:`nested` ``CostRow`` field
+whose columns stand where the field stands. Fields made with :func:`hidden` travel with the row (curves,
+weights) but are no column.
+
+Adding a report column is one field and its formatter: a ``column(doc, cells={"summary": Cell(header,
+text)})`` field here. The CSV headers, the report's tables and (after ``update_doc``) the docs follow.
+
+Rows live here, not in ``records.py``: records are the versioned JSON that crosses processes (spec, result,
+failure) and refuses a field it does not know, while rows are derived in the driver and carry presentation
+(formatters, docs); keeping them apart also keeps formatting out of the worker's imports.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+_META = "yoloattn.column"  # the metadata key of every field this module makes
+
+
+@dataclass(frozen=True)
+class Cell:
+    """How a field shows in one report table: its header and its text.
+
+    ``header`` may name ``{params}`` (the params header with the dataset's class count) and ``{confidence}``
+    (the interval's confidence, e.g. ``95%``), which ``report.py`` fills in; ``text`` gets the row that owns
+    the field (a ``CostRow`` for a cost column) and returns the cell.
+    """
+
+    header: str
+    text: Callable[[Any], str]
+
+
+@dataclass(frozen=True)
+class _Column:
+    csv: bool  # a column of the CSV (else the field only travels with the row)
+    doc: str | None  # its meaning in docs/compare.md; "" joins the previous column's line, None: undocumented
+    cells: dict[str, Cell]  # report table name -> its cell there
+    fmt: Callable[[Any], str] | None  # the CSV text, if not csv_text's
+    nested: type | None = None  # a row type whose columns stand in for this field
+
+
+def column(doc: str = "", *, cells: dict[str, Cell] | None = None, fmt: Callable[[Any], str] | None = None,
+           **default) -> Any:
+    """A field that is a CSV column: ``doc`` is its meaning in docs/compare.md (``""``: the same line as the
+    column before), ``cells`` its cell per report table, ``fmt`` its CSV text (default :func:`csv_text`);
+    ``default=`` / ``default_factory=`` as for ``dataclasses.field``."""
+    return dataclasses.field(metadata={_META: _Column(True, doc, dict(cells or {}), fmt)}, **default)
+
+
+def hidden(**default) -> Any:
+    """A field that travels with the row but is no CSV column (curves, weights paths, box counts)."""
+    return dataclasses.field(metadata={_META: _Column(False, None, {}, None)}, **default)
+
+
+def nested(row_type: type, doc: str | None = None) -> Any:
+    """A field holding a ``row_type`` row whose columns (and cells) stand where the field stands. ``doc``:
+    one line for all of them in docs/compare.md (None: each column's own line)."""
+    return dataclasses.field(metadata={_META: _Column(True, doc, {}, None, row_type)})
+
+
+def csv_text(value) -> str:
+    """A CSV cell: empty for None and NaN, floats to 6 significant digits, anything else as ``str``."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def _spec(f: dataclasses.Field) -> _Column:
+    return f.metadata.get(_META) or _Column(False, None, {}, None)
+
+
+def _leaves(row_type: type, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], dataclasses.Field]]:
+    """(attribute path, field) of every non-nested field of ``row_type``, nested rows spliced in place."""
+    for f in dataclasses.fields(row_type):
+        spec = _spec(f)
+        if spec.nested is not None:
+            yield from _leaves(spec.nested, (*path, f.name))
+        else:
+            yield (*path, f.name), f
+
+
+def _get(row, path: tuple[str, ...]):
+    for name in path:
+        row = getattr(row, name)
+    return row
+
+
+def columns(row_type: type) -> tuple[str, ...]:
+    """The CSV header of ``row_type``: its column fields in field order, nested rows' columns in place.
+
+    Raises TypeError when ``row_type`` is not a dataclass.
+    """
+    return tuple(path[-1] for path, f in _leaves(row_type) if _spec(f).csv)
+
+
+def csv_values(row) -> list[str]:
+    """``row``'s CSV cells, in the order of :func:`columns` of its type."""
+    cells = []
+    for path, f in _leaves(type(row)):
+        spec = _spec(f)
+        if spec.csv:
+            cells.append((spec.fmt or csv_text)(_get(row, path)))
+    return cells
+
+
+def table(rows: list, row_type: type, name: str, **header_fields: str) -> tuple[list[str], list[list[str]]]:
+    """The report table ``name`` of ``rows``: one column per field with a cell for ``name``, in field order;
+    ``header_fields`` fill the headers' ``{...}`` names. Raises KeyError for a header name not given."""
+    cells = [(path[:-1], spec.cells[name]) for path, f in _leaves(row_type) if name in (spec := _spec(f)).cells]
+    header = [cell.header.format(**header_fields) for _, cell in cells]
+    return header, [[cell.text(_get(row, owner)) for owner, cell in cells] for row in rows]
+
+
+def columns_markdown(row_type: type) -> str:
+    """The ``| column | meaning |`` table of ``row_type``'s CSV columns for docs/compare.md (no trailing newline):
+    a column whose doc is ``""`` shares the line of the column before it."""
+    groups: list[tuple[list[str], str]] = []
+
+    def add(names: list[str], doc: str | None) -> None:
+        if doc is None:
+            return
+        if doc == "" and groups:
+            groups[-1][0].extend(names)
+        else:
+            groups.append((list(names), doc))
+
+    for f in dataclasses.fields(row_type):
+        spec = _spec(f)
+        if not spec.csv:
+            continue
+        if spec.nested is not None and spec.doc is None:
+            for inner in dataclasses.fields(spec.nested):
+                if _spec(inner).csv:
+                    add([inner.name], _spec(inner).doc)
+        elif spec.nested is not None:
+            add(list(columns(spec.nested)), spec.doc)
+        else:
+            add([f.name], spec.doc)
+    lines = ["| column | meaning |", "|---|---|"]
+    lines += [f"| {', '.join(f'`{n}`' for n in names)} | {doc} |" for names, doc in groups]
+    return "\n".join(lines)
+
+
+# --- the cells' texts --------------------------------------------------------------------------------------
+
+
+def mean_std_text(mean: float, std: float | None) -> str:
+    """``"0.123 ± 0.004"``; just the mean without a spread (one seed)."""
+    return f"{mean:.3f} ± {std:.3f}" if std is not None else f"{mean:.3f}"
+
+
+def _delta_ci(s: SummaryRow) -> str:
+    """``"+0.012 [-0.004, +0.027]"``; just the Δ without an interval; empty for the baseline."""
+    if s.delta_map50_95 is None:
+        return ""
+    if s.delta_ci_low is None:
+        return f"{s.delta_map50_95:+.3f}"
+    return f"{s.delta_map50_95:+.3f} [{s.delta_ci_low:+.3f}, {s.delta_ci_high:+.3f}]"
+
+
+def _verdict(s: SummaryRow) -> str:
+    return s.verdict + (f", p_Holm {s.p_holm:.3f}" if s.p_holm is not None else "")
+
+
+def _text(name: str) -> Callable[[Any], str]:
+    return lambda row: str(getattr(row, name))
+
+
+def _fixed(name: str, digits: int) -> Callable[[Any], str]:
+    return lambda row: f"{getattr(row, name):.{digits}f}"
+
+
+# --- the rows ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CostRow:
+    """One model's cost (``measure.py``): measured once per architecture, batch 1 on the driver's CPU.
+
+    Cached as a dict (``dataclasses.asdict``) under ``OUT/measure``; :meth:`from_dict` reads it back.
+    """
+
+    params: int = column("params of the fused model at the dataset's class count (the report's tables say "
+                         "\"params (M, fused, N classes)\"); GFLOPs per image at `imgsz`",
+                         cells={"summary": Cell("{params}", lambda c: f"{c.params / 1e6:.3f}")})
+    gflops: float = column(cells={"summary": Cell("GFLOPs", _fixed("gflops", 3))})
+    latency_p50_ms: float = column("batch-1 CPU latency with PyTorch: median and 90th percentile of the timed "
+                                   "passes", cells={"summary": Cell("torch ms p50/p90", lambda c:
+                                                                    f"{c.latency_p50_ms:.1f}/{c.latency_p90_ms:.1f}")})
+    latency_p90_ms: float = column()
+    latency_ort_p50_ms: float = column("the same with ONNX Runtime", cells={"summary": Cell(
+        "ORT ms p50/p90", lambda c: f"{c.latency_ort_p50_ms:.1f}/{c.latency_ort_p90_ms:.1f}")})
+    latency_ort_p90_ms: float = column()
+    # activations of one batch-1 PyTorch inference pass (bench.peak_memory_mb), MiB; not training memory
+    peak_mem_mb: float = hidden()
+    nc: int = hidden()  # the classes the params were counted with
+    efficiency: float = hidden()  # achieved / matmul-peak GFLOP/s, PyTorch
+    efficiency_ort: float = hidden()  # the same with ONNX Runtime
+    matmul_peak_gflops_s: float = hidden()  # the driver's matmul peak, GFLOP/s
+    threads: int = hidden()  # latency threads
+    machine: str = hidden()  # the driver that measured (records.machine_description)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> CostRow | None:
+        """The row of a cached dict; None when the dict has other keys than this version's fields (an older
+        cache: measure it again)."""
+        if set(data) != {f.name for f in dataclasses.fields(cls)}:
+            return None
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class ResultRow:
+    """One finished run: its model's cost, its metrics (fractions in [0, 1]), where and with what it ran.
+
+    A row of ``results.csv`` and of the report's table of runs.
+    """
+
+    model: str = column("e.g. `yolo11n-mlla-psa`, `MLLA`, `psa` (empty for the baseline)",
+                        cells={"runs": Cell("model", _text("model"))})
+    module: str = column()
+    where: str = column()
+    seed: int = column("training seed", cells={"runs": Cell("seed", _text("seed"))})
+    cost: CostRow = nested(CostRow)
+    map50: float = column("Ultralytics' final validation on the evaluation split",
+                          cells={"runs": Cell("mAP50", _fixed("map50", 4))})
+    map50_95: float = column(cells={"runs": Cell("mAP50-95", _fixed("map50_95", 4))})
+    map50_95_small: float | None = column("COCO AP@[.50:.95] per COCO area range (below); empty where the split "
+                                          "has no box of that size")
+    map50_95_medium: float | None = column()
+    map50_95_large: float | None = column()
+    precision: float = column("Ultralytics' final validation, like `map50`",
+                              cells={"runs": Cell("precision", _fixed("precision", 3))})
+    recall: float = column(cells={"runs": Cell("recall", _fixed("recall", 3))})
+    train_s: float = column("wall time of the training call (including its final validation), torch threads "
+                            "it used", cells={"runs": Cell("train s", _fixed("train_s", 0))})
+    threads: int = column()
+    torch: str = column("the versions the run trained with (the full environment is in its `result.json`)")
+    ultralytics: str = column()
+    epochs: int = column("the run's settings")
+    imgsz: int = column()
+    transferred: int | None = column("with `--weights`: tensors that started from the checkpoint, the model's "
+                                     "tensors, and the share of the checkpoint's tensors that found a home "
+                                     "([finetune.md](finetune.md))")
+    total_tensors: int | None = column()
+    base_kept: float | None = column()
+    host: str = column("the machine that trained the run (a Ray node's host name with `--executor ray`)")
+    run_key: str = column("the run's key and folder")
+    run_dir: str = column()
+    curve: list[dict] = hidden(default_factory=list)  # Ultralytics' per-epoch results.csv
+    val_curve: list[dict] = hidden(default_factory=list)  # {"epoch", "map50", "map50_95"} per validation
+    objects_by_size: tuple[int, int, int] | None = hidden(default=None)  # evaluation-split boxes (small, medium, large)
+    weights: str = hidden(default="")  # the run's final weights (on the node that trained it)
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    """One model over its seeds (``stats.summarize``): means, sample stds, and its test against the baseline.
+
+    A row of ``summary.csv`` and of the report's summary table. The Δ statistics are None for the baseline
+    and where they are undefined (one seed, no spread; see ``stats.py``).
+    """
+
+    model: str = column("as in results.csv", cells={"summary": Cell("model", _text("model"))})
+    module: str = column()
+    where: str = column()
+    seeds: int = column("runs used (finished and not diverged)")
+    planned_seeds: int = column("runs planned (`--seeds`)")
+    cost: CostRow = nested(CostRow, "the model's cost, as in results.csv")
+    map50_mean: float = column("mean and sample standard deviation over the seeds used",
+                               cells={"summary": Cell("mAP50", lambda s: mean_std_text(s.map50_mean, s.map50_std))})
+    map50_std: float | None = column()
+    map50_95_mean: float = column(cells={"summary": Cell("mAP50-95", lambda s: mean_std_text(s.map50_95_mean,
+                                                                                              s.map50_95_std))})
+    map50_95_std: float | None = column()
+    map50_95_small_mean: float | None = column()
+    map50_95_small_std: float | None = column()
+    map50_95_medium_mean: float | None = column()
+    map50_95_medium_std: float | None = column()
+    map50_95_large_mean: float | None = column()
+    map50_95_large_std: float | None = column()
+    delta_map50: float | None = column("difference of the means against the baseline", default=None)
+    delta_map50_95: float | None = column(cells={"summary": Cell("Δ mAP50-95 [{confidence} CI]", _delta_ci)},
+                                          default=None)
+    delta_ci_low: float | None = column("percentile bootstrap interval of `delta_map50_95` (95 %)", default=None)
+    delta_ci_high: float | None = column(default=None)
+    p_map50_95: float | None = column("Welch's t-test of mAP50-95, two-sided", default=None)
+    p_holm: float | None = column("the same, Holm-adjusted across the comparison's variants", default=None)
+    effect_size: float | None = column("Hedges' g", default=None)
+    min_detectable_delta: float | None = column("the smallest Δ mAP50-95 a t-test with these seeds and this spread "
+                                                "detects (see below)", default=None)
+    verdict: str = column("`baseline`, `better`, `worse`, `not shown (could detect Δ ≥ X)` or `n/a (...)`",
+                          cells={"summary": Cell("verdict", _verdict)}, default="")
+    transferred: int | None = column("as in results.csv", default=None)
+    total_tensors: int | None = column(default=None)
+    base_kept: float | None = column(default=None)
+    train_s_mean: float | None = column("mean `train_s`", default=None)
+
+
+ROW_TYPES = {"results.csv": ResultRow, "summary.csv": SummaryRow}  # the CSVs and the rows they hold
+
+
+def _marker(csv_name: str) -> str:
+    return f"<!-- {csv_name} columns: generated by yoloattn.compare.rows.update_doc from the row's fields -->"
+
+
+def _generated(csv_name: str) -> re.Pattern:
+    return re.compile(re.escape(_marker(csv_name)) + r"\n.*?\n<!-- end -->", re.S)
+
+
+def doc_blocks() -> dict[str, str]:
+    """{CSV name: the block docs/compare.md holds for it}: a marker line, the column table, ``<!-- end -->``."""
+    return {name: f"{_marker(name)}\n{columns_markdown(row_type)}\n<!-- end -->"
+            for name, row_type in ROW_TYPES.items()}
+
+
+def update_doc(path: Path) -> bool:
+    """Rewrite the generated column tables in ``path``; True when it changed. Raises ValueError when a block's
+    marker is missing."""
+    text = original = path.read_text()
+    for name, block in doc_blocks().items():
+        text, count = _generated(name).subn(lambda _, block=block: block, text)  # a function: no escapes
+        if count != 1:
+            raise ValueError(f"{path}: no generated block for {name} (a line {_marker(name)!r} ... '<!-- end -->')")
+    if text != original:
+        path.write_text(text)
+    return text != original
+

@@ -1,0 +1,93 @@
+"""The comparison's report rows: CSV headers, report tables and the docs' column tables all come from the
+fields of ``yoloattn.compare.rows`` (one field and its formatter per column), and the cost cache reads back."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from yoloattn.compare import report
+from yoloattn.compare.rows import CostRow, ResultRow, SummaryRow, columns, csv_values, doc_blocks, update_doc
+from yoloattn.compare.stats import summarize
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "compare.md"
+
+
+def cost(i: int = 0) -> CostRow:
+    return CostRow(params=3_000_000 + i, gflops=8.25, latency_p50_ms=20.5, latency_p90_ms=22.25, latency_ort_p50_ms=10.0,
+                   latency_ort_p90_ms=11.5, peak_mem_mb=45.67 + i, nc=5, efficiency=0.12, efficiency_ort=0.23,
+                   matmul_peak_gflops_s=55.5, threads=1, machine="host: cpu")
+
+
+def result(model: str, seed: int, m: float, i: int = 0) -> ResultRow:
+    module, where = ("", "") if "-" not in model else ("iRMB", "sppf")
+    return ResultRow(model=model, module=module, where=where, seed=seed, cost=cost(i), map50=2 * m, map50_95=m,
+                     map50_95_small=m / 2, map50_95_medium=m, map50_95_large=None, precision=0.5, recall=0.4,
+                     train_s=12.5, threads=1, torch="2.0", ultralytics="8.3", epochs=1, imgsz=64, transferred=None,
+                     total_tensors=None, base_kept=None, host="node-1", run_key=f"k{seed}", run_dir=f"runs/{model}-s{seed}",
+                     curve=[{"epoch": 1, "train/box_loss": 3.0 - seed}], objects_by_size=(7, 3, 0))
+
+
+@pytest.fixture
+def rows() -> list[ResultRow]:
+    return [result("yolov8n", s, 0.10 + 0.01 * s) for s in range(3)] + \
+           [result("yolov8n-irmb-sppf", s, 0.13 + 0.012 * s, i=1) for s in range(3)]
+
+
+def read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
+    with open(path, newline="") as f:
+        header, *body = list(csv.reader(f))
+    return header, body
+
+
+def test_the_csv_headers_are_the_rows_column_fields_with_the_cost_in_place(rows, tmp_path):
+    summary = summarize(rows, "yolov8n")
+    for row_type, written in ((ResultRow, rows), (SummaryRow, summary)):
+        header, body = read_csv(report.write_csv(tmp_path / "out.csv", row_type, written))
+        assert tuple(header) == columns(row_type)
+        assert body == [csv_values(row) for row in written]
+        cost_columns = list(columns(CostRow))
+        at = header.index(cost_columns[0])
+        assert header[at:at + len(cost_columns)] == cost_columns  # spliced where the cost field stands
+        assert header.index("where") < at  # after the model's name, before the metrics
+    hidden = {"curve", "val_curve", "objects_by_size", "weights", "cost"}
+    assert not hidden & set(columns(ResultRow)) and {"nc", "machine", "efficiency"}.isdisjoint(columns(SummaryRow))
+    with pytest.raises(TypeError, match="a SummaryRow in a CSV of ResultRow rows"):
+        report.write_csv(tmp_path / "mixed.csv", ResultRow, [rows[0], summary[0]])
+
+
+def test_the_report_tables_are_the_fields_with_a_cell(rows):
+    summary = summarize(rows, "yolov8n")
+    header, body = report.summary_table(summary, nc=5)
+    assert header[:5] == ["model", "params (M, fused, 5 classes)", "GFLOPs", "torch ms p50/p90", "ORT ms p50/p90"]
+    assert header[-2:] == ["Δ mAP50-95 [95% CI]", "verdict"]
+    assert body[0][:5] == ["yolov8n", "3.000", "8.250", "20.5/22.2", "10.0/11.5"] and body[0][-2:] == ["", "baseline"]
+    assert body[1][-1].startswith(summary[1].verdict + ", p_Holm ")
+    header, body = report.run_table(rows)
+    assert header == ["model", "seed", "mAP50", "mAP50-95", "precision", "recall", "train s"]
+    assert body[1] == ["yolov8n", "1", "0.2200", "0.1100", "0.500", "0.400", "12"]
+
+
+def test_the_docs_column_tables_are_generated_from_the_fields(tmp_path):
+    text = DOC.read_text()
+    for name, block in doc_blocks().items():
+        assert block in text, (f"docs/compare.md's {name} table is not the rows' fields: run python -c \"from pathlib "
+                               "import Path; from yoloattn.compare.rows import update_doc; "
+                               "update_doc(Path('docs/compare.md'))\"")
+    every = {c for row_type in (ResultRow, SummaryRow) for c in columns(row_type)}
+    assert all(f"`{c}`" in text for c in every)
+    stale = tmp_path / "compare.md"
+    stale.write_text(text.replace("| `seed` | training seed |", "| `seed` | an old text |"))
+    assert update_doc(stale) and stale.read_text() == text and not update_doc(stale)
+
+
+def test_a_cost_reads_back_from_its_cache_dict_and_an_older_dict_is_measured_again():
+    measured = cost()
+    assert CostRow.from_dict(dataclasses.asdict(measured)) == measured
+    older = dataclasses.asdict(measured)
+    del older["peak_mem_mb"]
+    assert CostRow.from_dict(older) is None
+    assert CostRow.from_dict({**dataclasses.asdict(measured), "watts": 3.0}) is None
