@@ -1,10 +1,13 @@
-"""The comparison's report rows: CSV headers, report tables and the docs' column tables all come from the
-fields of ``yoloattn.compare.rows`` (one field and its formatter per column), and the cost cache reads back."""
+"""The comparison's report: CSV headers, report tables and the docs' column tables all come from the fields
+of ``yoloattn.compare.rows`` (one field and its formatter per column), the cost cache reads back, and the
+Markdown and HTML reports format one list of sections."""
 
 from __future__ import annotations
 
 import csv
 import dataclasses
+import html
+import re
 from pathlib import Path
 
 import pytest
@@ -91,3 +94,41 @@ def test_a_cost_reads_back_from_its_cache_dict_and_an_older_dict_is_measured_aga
     del older["peak_mem_mb"]
     assert CostRow.from_dict(older) is None
     assert CostRow.from_dict({**dataclasses.asdict(measured), "watts": 3.0}) is None
+
+
+@pytest.fixture
+def context(rows, tmp_path) -> report.ReportContext:
+    from yoloattn.compare import CompareSettings
+
+    summary = summarize(rows, "yolov8n")
+    images = []
+    for name in ("pareto.png", "curves.png", "heatmaps.png"):
+        images.append(tmp_path / name)
+        images[-1].write_bytes(b"\x89PNG not really")
+    return report.ReportContext(
+        title="yolov8n + attention modules on a test", settings=CompareSettings(base="yolov8n", modules=("iRMB",)),
+        summary=summary, rows=rows, problems=[], summary_notes=report.power_lines(summary), data_yaml="data.yaml",
+        eval_split="test", data_report=None, where="sppf", nc=5, end_to_end=False, matmul_peak=55.5,
+        latency_machine="host: cpu", machine="cpu, 2 CPU cores", versions={"yoloattn": "0"},
+        command="yoloattn compare --base yolov8n", plots=images[:2], heatmaps=images[2])
+
+
+def test_markdown_and_html_format_the_same_sections_in_the_same_order(context, tmp_path):
+    sections = report.sections(context)
+    titles = [s.title for s in sections if s.title]
+    assert titles == ["Summary", "Runs left out or flagged", "Module × placement", "AP by object size", "Setup", "Plots",
+                      "Where the models look", "Runs", "Notes"]
+    markdown = report.write_markdown(tmp_path / "report.md", context).read_text()
+    page = report.write_html(tmp_path / "report.html", context).read_text()
+    assert [line[3:] for line in markdown.splitlines() if line.startswith("## ")] == titles
+    assert re.findall(r"<h2>(.*?)</h2>", page) == [html.escape(t) for t in titles]
+    assert markdown.startswith(f"# {context.title}\n\n## Summary\n\n| model | params (M, fused, 5 classes) |")
+    assert "![heatmaps](heatmaps.png)" in markdown and page.count('src="data:image/png;base64,') == 3
+    assert markdown.endswith("\n\nReproduce (reuses finished runs): `yoloattn compare --base yolov8n`\n")
+    assert "<p>Reproduce (reuses finished runs): <code>yoloattn compare --base yolov8n</code></p>" in page
+    for section in sections:  # every table's cells and every item reach both formats
+        for cell in [*(section.table[0] if section.table else []), *section.items]:
+            assert cell in markdown and html.escape(cell) in page
+    skipped = dataclasses.replace(context, heatmaps=None, heatmaps_skipped="no weights here")
+    markdown = report.write_markdown(tmp_path / "report.md", skipped).read_text()
+    assert "## Where the models look\n\nNot drawn: no weights here\n" in markdown

@@ -138,30 +138,26 @@ def write_report(resolved: ResolvedCompare, models: list[ModelSpec], runs: list[
     summary = stats.summarize(rows, baseline, planned)
     failures = {(f.model, f.seed): f for run in runs if (f := run.failure()) is not None and run.result() is None}
     problems = stats.run_problems(rows, planned, {k: failure_text(f) for k, f in failures.items()})
-    context = {
-        "title": f"{baseline} + attention modules on {data_label(settings, data)}",
-        "settings": settings, "summary": summary, "rows": rows, "data_yaml": data.data_yaml,
-        "eval_split": data.eval_split, "where": where, "data_report": data.report,
-        "end_to_end": models[0].end_to_end,
-        "matmul_peak": costs[baseline].matmul_peak_gflops_s, "versions": versions(),
-        "machine": _machine(),
-        "latency_machine": costs[baseline].machine,
-        "command": command or "yoloattn compare ...", "nc": data.nc, "problems": problems,
-        "summary_notes": [*report.power_lines(summary, target_delta), *report.transfer_lines(summary, settings.weights)],
-    }
+    notes = [*report.power_lines(summary, target_delta), *report.transfer_lines(summary, settings.weights)]
     panel = heatmaps(models, rows, data, settings, out, say)
-    context["heatmaps"], context["heatmaps_skipped"] = (panel, None) if not isinstance(panel, str) else (None, panel)
     report.write_csv(out / "results.csv", ResultRow, rows)
     report.write_csv(out / "summary.csv", SummaryRow, summary)
-    context["plots"] = [plots.plot_pareto(summary, out / "pareto.png", baseline),
-                        plots.plot_curves(rows, out / "curves.png", baseline)]
+    context = report.ReportContext(
+        title=f"{baseline} + attention modules on {data_label(settings, data)}", settings=settings, summary=summary,
+        rows=rows, problems=problems, summary_notes=notes, data_yaml=data.data_yaml, eval_split=data.eval_split,
+        data_report=data.report, where=where, nc=data.nc, end_to_end=models[0].end_to_end,
+        matmul_peak=costs[baseline].matmul_peak_gflops_s, latency_machine=costs[baseline].machine,
+        machine=_machine(), versions=versions(), command=command or "yoloattn compare ...",
+        plots=[plots.plot_pareto(summary, out / "pareto.png", baseline),
+               plots.plot_curves(rows, out / "curves.png", baseline)],
+        heatmaps=None if isinstance(panel, str) else panel, heatmaps_skipped=panel if isinstance(panel, str) else None)
     markdown, html = report.write_markdown(out / "report.md", context), report.write_html(out / "report.html", context)
 
     lines = ["\n" + report.text_table(*report.summary_table(summary, data.nc))]
     grid = report.placement_table(summary)
     if grid is not None and (len(grid[0]) > 2 or len(grid[1]) > 1):  # more than one cell: worth a grid
         lines.append("\n" + report.text_table(*grid))
-    lines += context["summary_notes"]
+    lines += notes
     if problems:
         lines.append("\nleft out of the statistics or flagged:\n" + "\n".join(f"  {p}" for p in problems))
     return Report(summary, problems, markdown, html, lines)

@@ -16,14 +16,19 @@ from __future__ import annotations
 import base64
 import csv
 import html
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 from ..bench import param_basis
 from ..flops import DESCRIPTION
 
 from .rows import ResultRow, SummaryRow, columns, csv_values, mean_std_text, table
 from .stats import ALPHA, CONFIDENCE, POWER, SIZE_METRICS, RunProblem, pooled_seed_sd, seeds_needed
+
+if TYPE_CHECKING:  # types only: the renderer needs no dataset or settings code at run time
+    from ..data.validate import DatasetReport
+    from .settings import CompareSettings
 
 Table = tuple[list[str], list[list[str]]]  # (header, body) of a report table
 
@@ -177,8 +182,8 @@ def _html_table(header: list[str], body: list[list[str]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
 
 
-def _html_list(text: str) -> str:
-    return "<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in text.splitlines()) + "</ul>"
+def _html_list(lines: tuple[str, ...]) -> str:
+    return "<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in lines) + "</ul>"
 
 
 def _skipped_line(data_report) -> str:
@@ -202,35 +207,78 @@ def _head_line(s) -> str:
             "(--nms would use the one-to-many branch with NMS)")
 
 
-def _sections(context: dict) -> list[tuple[str, str]]:
-    """(title, plain text) pairs shared by the Markdown and HTML reports."""
-    s = context["settings"]
+@dataclass(frozen=True)
+class ReportContext:
+    """Everything the report shows: the rows of its tables and what it says about the comparison."""
+
+    title: str
+    settings: CompareSettings
+    summary: list[SummaryRow]
+    rows: list[ResultRow]
+    problems: list[RunProblem]  # runs left out of the statistics, or flagged
+    summary_notes: list[str]  # under the summary table: power_lines, transfer_lines
+    data_yaml: Path | str
+    eval_split: str
+    data_report: DatasetReport | None  # images Ultralytics skips or alters (None: not checked)
+    where: str  # the placements that gave variants
+    nc: int | None  # the dataset's classes (the params header)
+    end_to_end: bool  # the base has an NMS-free head (the setup says which head was used)
+    matmul_peak: float  # GFLOP/s of the machine that measured latency
+    latency_machine: str  # that machine
+    machine: str  # the machine that ran the comparison
+    versions: dict[str, str]
+    command: str  # quoted as the way to reproduce
+    plots: list[Path] = field(default_factory=list)
+    heatmaps: Path | None = None
+    heatmaps_skipped: str | None = None  # why there is no heatmaps.png
+
+
+@dataclass(frozen=True)
+class Section:
+    """One section of the report, its parts in this order: a paragraph (``text``, then ``code`` quoted in it),
+    a table, a bulleted list, images. An empty title: a closing paragraph under no heading."""
+
+    title: str
+    text: str = ""
+    code: str = ""
+    table: Table | None = None
+    items: tuple[str, ...] = ()
+    images: tuple[Path, ...] = ()
+
+
+def _setup_lines(c: ReportContext) -> list[str]:
+    """What was compared, how, and on what: data, recipe, threads, latency conditions, hosts, versions."""
+    s = c.settings
     seeds = "0" if s.seeds == 1 else f"0..{s.seeds - 1}"
     recipe = ", ".join(f"{k}={v}" for k, v in {**s.train_args(0), "seed": seeds}.items())
-    setup = [
-        f"data: {context['data_yaml']} (evaluated on the '{context['eval_split']}' split)",
-        _skipped_line(context.get("data_report")),
-        f"base: {s.base}; modules: {', '.join(s.modules)}; placement: {context['where']}",
+    return [
+        f"data: {c.data_yaml} (evaluated on the '{c.eval_split}' split)",
+        _skipped_line(c.data_report),
+        f"base: {s.base}; modules: {', '.join(s.modules)}; placement: {c.where}",
         f"training (identical for every model): {recipe}",
         *([f"started from {s.weights} (the baseline whole, each variant through yoloattn.transfer_weights)"
            + (f"; the first {s.freeze} base layers frozen, and their aligned twins in every variant" if s.freeze
               else "")] if s.weights else []),
-        *([_head_line(s)] if context.get("end_to_end") else []),
+        *([_head_line(s)] if c.end_to_end else []),
         "validation on the evaluation split: after the last epoch" + (
             "" if not s.val_every else ", and after every epoch for the curves" if s.val_every == 1 else
             f", and every {s.val_every} epochs for the curves"),
-        f"torch threads per training run: {', '.join(sorted({str(r.threads) for r in context['rows']}))} "
+        f"torch threads per training run: {', '.join(sorted({str(r.threads) for r in c.rows}))} "
         "(part of every run key: --threads-per-run with this value reproduces these numbers bit for bit; "
         "train_s in results.csv is each run's time)",
         f"latency: batch 1, {s.imgsz}x{s.imgsz}, fused eval model, {s.latency_threads} thread(s), no pre/post-"
-        f"processing or NMS; matmul peak {context['matmul_peak']:.1f} GFLOP/s; measured on "
-        f"{context.get('latency_machine') or context['machine']} before any training",
-        f"runs trained on: {', '.join(sorted({r.host or '?' for r in context['rows']}))} (each result.json's "
+        f"processing or NMS; matmul peak {c.matmul_peak:.1f} GFLOP/s; measured on "
+        f"{c.latency_machine or c.machine} before any training",
+        f"runs trained on: {', '.join(sorted({r.host or '?' for r in c.rows}))} (each result.json's "
         "host; the executor does not change a run's numbers)",
-        f"versions: {', '.join(f'{k} {v}' for k, v in context['versions'].items())}; "
-        f"{context['machine']}",
+        f"versions: {', '.join(f'{k} {v}' for k, v in c.versions.items())}; "
+        f"{c.machine}",
     ]
-    notes = [
+
+
+def _notes_lines() -> list[str]:
+    """How to read the numbers: Δ and verdicts, AP by size, GFLOPs, params."""
+    return [
         f"Δ is the difference of the means against the baseline, with its {CONFIDENCE:.0%} percentile bootstrap "
         "interval over seeds. A variant is 'better' or 'worse' only when Welch's t-test, Holm-adjusted across "
         f"this comparison's variants, gives p < {ALPHA} and the interval excludes 0; otherwise 'not shown (could "
@@ -244,21 +292,6 @@ def _sections(context: dict) -> list[tuple[str, str]]:
         "folded into the convolutions, with the dataset's classes in the Detect head; `yoloattn info` prints "
         "the unfused count too.",
     ]
-    return [("Setup", "\n".join(setup)), ("Notes", "\n".join(notes))]
-
-
-def _extra_tables(context: dict) -> list[tuple[str, str, tuple[list[str], list[list[str]]] | None]]:
-    """(title, intro, table or None) of the sections after the summary, shared by both reports."""
-    return [
-        ("Module × placement", PLACEMENT_NOTE, placement_table(context["summary"])),
-        ("AP by object size", "COCO AP@[.50:.95] per COCO area range, mean ± std over seeds; n/a: no box of that "
-         "size in the evaluation split.", size_table(context["summary"], context["rows"])),
-    ]
-
-
-def _problems_text(context: dict) -> str:
-    lines = problem_lines(context.get("problems") or [])
-    return "\n".join(["every planned run finished and is in the statistics"] if not lines else lines)
 
 
 HEATMAP_NOTE = ("EigenCAM (grad-cam package): the first principal component of each model's activations at the "
@@ -270,50 +303,58 @@ PLACEMENT_NOTE = ("Δ mAP50-95 of each module at each placement against the one 
                   "the verdict of the summary; ★ marks the largest Δ (none on a tie), — a placement the "
                   "base does not have.")
 
+SIZE_NOTE = ("COCO AP@[.50:.95] per COCO area range, mean ± std over seeds; n/a: no box of that size in the "
+             "evaluation split.")
 
-def write_markdown(path: Path, context: dict) -> Path:
-    summary_header, summary_body = summary_table(context["summary"], context.get("nc"))
-    runs_header, runs_body = run_table(context["rows"])
-    setup, notes = _sections(context)
-    text = [
-        f"# {context['title']}",
-        "",
-        "## Summary",
-        "",
-        _markdown_table(summary_header, summary_body),
-        "",
-        *[f"- {line}" for line in context.get("summary_notes", [])],
-        "",
-        "## Runs left out or flagged",
-        "",
-        *[f"- {line}" for line in _problems_text(context).splitlines()],
-        "",
-        *[line for title, intro, table in _extra_tables(context) if table is not None
-          for line in (f"## {title}", "", intro, "", _markdown_table(*table), "")],
-        f"## {setup[0]}",
-        "",
-        *[f"- {line}" for line in setup[1].splitlines()],
-        "",
-        "## Plots",
-        "",
-        *[f"![{p.stem}]({p.name})" for p in context["plots"]],
-        "",
-        *(["## Where the models look", "", HEATMAP_NOTE, "", f"![heatmaps]({context['heatmaps'].name})", ""]
-          if context.get("heatmaps") else
-          ["## Where the models look", "", f"Not drawn: {context['heatmaps_skipped']}", ""]
-          if context.get("heatmaps_skipped") else []),
-        "## Runs",
-        "",
-        _markdown_table(runs_header, runs_body),
-        "",
-        f"## {notes[0]}",
-        "",
-        *[f"- {line}" for line in notes[1].splitlines()],
-        "",
-        f"Reproduce (reuses finished runs): `{context['command']}`",
-        "",
+
+def _lines(lines: list[str]) -> tuple[str, ...]:
+    """One item per line, also where an entry holds several (a run's cause)."""
+    return tuple("\n".join(lines).splitlines())
+
+
+def sections(c: ReportContext) -> list[Section]:
+    """The report, in order: the one list that both ``write_markdown`` and ``write_html`` format."""
+    problems = problem_lines(c.problems) or ["every planned run finished and is in the statistics"]
+    placement, sizes = placement_table(c.summary), size_table(c.summary, c.rows)
+    if c.heatmaps is not None:
+        heatmaps = [Section("Where the models look", HEATMAP_NOTE, images=(c.heatmaps,))]
+    elif c.heatmaps_skipped:
+        heatmaps = [Section("Where the models look", f"Not drawn: {c.heatmaps_skipped}")]
+    else:
+        heatmaps = []
+    return [
+        Section("Summary", table=summary_table(c.summary, c.nc), items=_lines(c.summary_notes)),
+        Section("Runs left out or flagged", items=_lines(problems)),
+        *([Section("Module × placement", PLACEMENT_NOTE, table=placement)] if placement is not None else []),
+        *([Section("AP by object size", SIZE_NOTE, table=sizes)] if sizes is not None else []),
+        Section("Setup", items=_lines(_setup_lines(c))),
+        Section("Plots", images=tuple(c.plots)),
+        *heatmaps,
+        Section("Runs", table=run_table(c.rows)),
+        Section("Notes", items=_lines(_notes_lines())),
+        Section("", "Reproduce (reuses finished runs):", code=c.command),
     ]
-    path.write_text("\n".join(text))
+
+
+def _markdown_section(section: Section) -> list[str]:
+    lines = [f"## {section.title}", ""] if section.title else []
+    if section.text:
+        lines += [section.text + (f" `{section.code}`" if section.code else ""), ""]
+    if section.table is not None:
+        lines += [_markdown_table(*section.table), ""]
+    if section.items:
+        lines += [*(f"- {item}" for item in section.items), ""]
+    if section.images:
+        lines += [*(f"![{p.stem}]({p.name})" for p in section.images), ""]
+    return lines
+
+
+def write_markdown(path: Path, context: ReportContext) -> Path:
+    """``report.md`` of :func:`sections` (images linked by file name, next to it); returns ``path``."""
+    lines = [f"# {context.title}", ""]
+    for section in sections(context):
+        lines += _markdown_section(section)
+    path.write_text("\n".join(lines))
     return path
 
 
@@ -328,31 +369,28 @@ def _image_html(path: Path) -> str:
             f'{base64.b64encode(path.read_bytes()).decode()}"></p>')
 
 
-def write_html(path: Path, context: dict) -> Path:
-    summary_header, summary_body = summary_table(context["summary"], context.get("nc"))
-    runs_header, runs_body = run_table(context["rows"])
-    setup, notes = _sections(context)
-    images = "".join(_image_html(p) for p in context["plots"])
-    extra = "".join(f"<h2>{html.escape(title)}</h2><p>{html.escape(intro)}</p>{_html_table(*table)}"
-                    for title, intro, table in _extra_tables(context) if table is not None)
-    heatmaps = (f"<h2>Where the models look</h2><p>{html.escape(HEATMAP_NOTE)}</p>{_image_html(context['heatmaps'])}"
-                if context.get("heatmaps") else
-                f"<h2>Where the models look</h2><p>Not drawn: {html.escape(context['heatmaps_skipped'])}</p>"
-                if context.get("heatmaps_skipped") else "")
+def _html_section(section: Section) -> str:
+    parts = [f"<h2>{html.escape(section.title)}</h2>"] if section.title else []
+    if section.text:
+        code = f" <code>{html.escape(section.code)}</code>" if section.code else ""
+        parts.append(f"<p>{html.escape(section.text)}{code}</p>")
+    if section.table is not None:
+        parts.append(_html_table(*section.table))
+    if section.items:
+        parts.append(_html_list(section.items))
+    parts += [_image_html(p) for p in section.images]
+    return "".join(parts)
+
+
+def write_html(path: Path, context: ReportContext) -> Path:
+    """Self-contained ``report.html`` of :func:`sections` (images embedded as base64 PNG); returns ``path``.
+    Raises OSError when an image cannot be read."""
+    body = "\n".join(_html_section(section) for section in sections(context))
     page = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(context['title'])}</title>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(context.title)}</title>
 <style>{_CSS}</style></head><body>
-<h1>{html.escape(context['title'])}</h1>
-<h2>Summary</h2>{_html_table(summary_header, summary_body)}
-{_html_list(chr(10).join(context.get("summary_notes", [])))}
-<h2>Runs left out or flagged</h2>{_html_list(_problems_text(context))}
-{extra}
-<h2>{setup[0]}</h2>{_html_list(setup[1])}
-<h2>Plots</h2>{images}
-{heatmaps}
-<h2>Runs</h2>{_html_table(runs_header, runs_body)}
-<h2>{notes[0]}</h2>{_html_list(notes[1])}
-<p>Reproduce (reuses finished runs): <code>{html.escape(context['command'])}</code></p>
+<h1>{html.escape(context.title)}</h1>
+{body}
 </body></html>
 """
     path.write_text(page)
