@@ -43,7 +43,9 @@ class Cell:
 
 
 @dataclass(frozen=True)
-class _Column:
+class ColumnSpec:
+    """What a row field is to the report (made by :func:`column`, :func:`hidden` or :func:`nested`)."""
+
     csv: bool  # a column of the CSV (else the field only travels with the row)
     doc: str | None  # its meaning in docs/compare.md; "" joins the previous column's line, None: undocumented
     cells: dict[str, Cell]  # report table name -> its cell there
@@ -56,18 +58,18 @@ def column(doc: str = "", *, cells: dict[str, Cell] | None = None, fmt: Callable
     """A field that is a CSV column: ``doc`` is its meaning in docs/compare.md (``""``: the same line as the
     column before), ``cells`` its cell per report table, ``fmt`` its CSV text (default :func:`csv_text`);
     ``default=`` / ``default_factory=`` as for ``dataclasses.field``."""
-    return dataclasses.field(metadata={_META: _Column(True, doc, dict(cells or {}), fmt)}, **default)
+    return dataclasses.field(metadata={_META: ColumnSpec(True, doc, dict(cells or {}), fmt)}, **default)
 
 
 def hidden(**default) -> Any:
     """A field that travels with the row but is no CSV column (curves, weights paths, box counts)."""
-    return dataclasses.field(metadata={_META: _Column(False, None, {}, None)}, **default)
+    return dataclasses.field(metadata={_META: ColumnSpec(False, None, {}, None)}, **default)
 
 
 def nested(row_type: type, doc: str | None = None) -> Any:
     """A field holding a ``row_type`` row whose columns (and cells) stand where the field stands. ``doc``:
     one line for all of them in docs/compare.md (None: each column's own line)."""
-    return dataclasses.field(metadata={_META: _Column(True, doc, {}, None, row_type)})
+    return dataclasses.field(metadata={_META: ColumnSpec(True, doc, {}, None, row_type)})
 
 
 def csv_text(value) -> str:
@@ -79,14 +81,15 @@ def csv_text(value) -> str:
     return str(value)
 
 
-def _spec(f: dataclasses.Field) -> _Column:
-    return f.metadata.get(_META) or _Column(False, None, {}, None)
+def column_spec(f: dataclasses.Field) -> ColumnSpec:
+    """The report's view of a row field (a field made elsewhere: no column)."""
+    return f.metadata.get(_META) or ColumnSpec(False, None, {}, None)
 
 
 def _leaves(row_type: type, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], dataclasses.Field]]:
     """(attribute path, field) of every non-nested field of ``row_type``, nested rows spliced in place."""
     for f in dataclasses.fields(row_type):
-        spec = _spec(f)
+        spec = column_spec(f)
         if spec.nested is not None:
             yield from _leaves(spec.nested, (*path, f.name))
         else:
@@ -104,14 +107,14 @@ def columns(row_type: type) -> tuple[str, ...]:
 
     Raises TypeError when ``row_type`` is not a dataclass.
     """
-    return tuple(path[-1] for path, f in _leaves(row_type) if _spec(f).csv)
+    return tuple(path[-1] for path, f in _leaves(row_type) if column_spec(f).csv)
 
 
 def csv_values(row) -> list[str]:
     """``row``'s CSV cells, in the order of :func:`columns` of its type."""
     cells = []
     for path, f in _leaves(type(row)):
-        spec = _spec(f)
+        spec = column_spec(f)
         if spec.csv:
             cells.append((spec.fmt or csv_text)(_get(row, path)))
     return cells
@@ -120,7 +123,7 @@ def csv_values(row) -> list[str]:
 def table(rows: list, row_type: type, name: str, **header_fields: str) -> tuple[list[str], list[list[str]]]:
     """The report table ``name`` of ``rows``: one column per field with a cell for ``name``, in field order;
     ``header_fields`` fill the headers' ``{...}`` names. Raises KeyError for a header name not given."""
-    cells = [(path[:-1], spec.cells[name]) for path, f in _leaves(row_type) if name in (spec := _spec(f)).cells]
+    cells = [(path[:-1], spec.cells[name]) for path, f in _leaves(row_type) if name in (spec := column_spec(f)).cells]
     header = [cell.header.format(**header_fields) for _, cell in cells]
     return header, [[cell.text(_get(row, owner)) for owner, cell in cells] for row in rows]
 
@@ -139,13 +142,13 @@ def columns_markdown(row_type: type) -> str:
             groups.append((list(names), doc))
 
     for f in dataclasses.fields(row_type):
-        spec = _spec(f)
+        spec = column_spec(f)
         if not spec.csv:
             continue
         if spec.nested is not None and spec.doc is None:
             for inner in dataclasses.fields(spec.nested):
-                if _spec(inner).csv:
-                    add([inner.name], _spec(inner).doc)
+                if column_spec(inner).csv:
+                    add([inner.name], column_spec(inner).doc)
         elif spec.nested is not None:
             add(list(columns(spec.nested)), spec.doc)
         else:
