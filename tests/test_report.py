@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from yoloattn.compare import report
-from yoloattn.compare.rows import CostRow, ResultRow, SummaryRow, columns, csv_values, doc_blocks, update_doc
+from yoloattn.compare.rows import (CostRow, ResultRow, SummaryRow, column_spec, columns, csv_values, doc_blocks,
+                                   update_doc)
 from yoloattn.compare.stats import summarize
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "compare.md"
@@ -132,3 +133,20 @@ def test_markdown_and_html_format_the_same_sections_in_the_same_order(context, t
     skipped = dataclasses.replace(context, heatmaps=None, heatmaps_skipped="no weights here")
     markdown = report.write_markdown(tmp_path / "report.md", skipped).read_text()
     assert "## Where the models look\n\nNot drawn: no weights here\n" in markdown
+
+
+def test_peak_mem_mb_is_one_field_that_reaches_both_csvs_the_summary_table_and_the_docs(rows, tmp_path):
+    """The proof of the rows' promise: peak_mem_mb (measure.py's batch-1 inference activation memory, MiB) is a
+    report column because of its one CostRow field and its formatter, nothing else."""
+    (peak,) = [f for f in dataclasses.fields(CostRow) if f.name == "peak_mem_mb"]
+    summary = summarize(rows, "yolov8n")
+    for name, row_type, written in (("results.csv", ResultRow, rows), ("summary.csv", SummaryRow, summary)):
+        header, body = read_csv(report.write_csv(tmp_path / name, row_type, written))
+        assert "peak_mem_mb" in header and tuple(header) == columns(row_type)
+        assert [line[header.index("peak_mem_mb")] for line in body] == [f"{r.cost.peak_mem_mb:.6g}" for r in written]
+    header, body = report.summary_table(summary, nc=5)
+    cell = column_spec(peak).cells["summary"]
+    assert header[header.index("ORT ms p50/p90") + 1] == cell.header == "inference peak MiB"
+    assert [line[header.index(cell.header)] for line in body] == ["45.7", "46.7"]
+    assert "| `peak_mem_mb` | peak MiB of one batch-1 PyTorch inference pass" in DOC.read_text()
+    assert "not training memory" in column_spec(peak).doc

@@ -208,8 +208,10 @@ class CostRow:
     latency_ort_p50_ms: float = column("the same with ONNX Runtime", cells={"summary": Cell(
         "ORT ms p50/p90", lambda c: f"{c.latency_ort_p50_ms:.1f}/{c.latency_ort_p90_ms:.1f}")})
     latency_ort_p90_ms: float = column()
-    # activations of one batch-1 PyTorch inference pass (bench.peak_memory_mb), MiB; not training memory
-    peak_mem_mb: float = hidden()
+    peak_mem_mb: float = column("peak MiB of one batch-1 PyTorch inference pass of the fused eval model on the CPU: "
+                                "the activations on top of weights and input (`bench.peak_memory_mb`), not "
+                                "training memory", cells={"summary": Cell("inference peak MiB",
+                                                                          _fixed("peak_mem_mb", 1))})
     nc: int = hidden()  # the classes the params were counted with
     efficiency: float = hidden()  # achieved / matmul-peak GFLOP/s, PyTorch
     efficiency_ort: float = hidden()  # the same with ONNX Runtime
