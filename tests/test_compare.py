@@ -306,7 +306,7 @@ def test_a_result_of_another_version_or_key_counts_as_unfinished(tmp_path):
     assert not run.finished()
 
 
-def test_compare_bad_input_exits_2(capsys, tmp_path):
+def test_compare_bad_input_exits_2(capsys, tmp_path, tiny_data):
     code = main(["compare", "--data", str(tmp_path / "missing" / "data.yaml"), "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "data.yaml not found" in err[0]
@@ -314,10 +314,8 @@ def test_compare_bad_input_exits_2(capsys, tmp_path):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and err == ["yoloattn compare: error: unknown module(s) swin; choose from MQA, ACmix, MLLA, "
                                  "iRMB or 'all'"]
-    from yoloattn.data import generate
-
     root = tmp_path / "empty"
-    shutil.copytree(generate("tiny", out=tmp_path / "tiny").parent, root)
+    shutil.copytree(tiny_data.parent, root)
     data = yaml.safe_load((root / "data.yaml").read_text())
     data["path"] = str(root)
     (root / "data.yaml").write_text(yaml.safe_dump(data))
