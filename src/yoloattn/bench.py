@@ -47,6 +47,7 @@ import torch.nn as nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from .flops import FlopCounter
+from .yaml_model import rows
 
 BACKENDS = ("torch", "onnxruntime")
 
@@ -121,7 +122,7 @@ def yaml_repeats(d: dict) -> list[int]:
     scales = d.get("scales")
     if scales:
         depth = scales[d.get("scale") or next(iter(scales))][0]
-    return [max(round(n * depth), 1) if n > 1 else n for _, n, _, _ in d.get("backbone", []) + d.get("head", [])]
+    return [max(round(row.repeats * depth), 1) if row.repeats > 1 else row.repeats for row in rows(d)]
 
 
 def _layer_repeats(model: nn.Module) -> list[int] | None:

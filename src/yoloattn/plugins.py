@@ -26,6 +26,7 @@ from pathlib import Path
 
 from . import modules
 from .modules import PluginError
+from .yaml_model import rows
 
 __all__ = ["ENTRY_POINT_GROUP", "ENV_VAR", "is_plugin_file", "load_entry_points", "load_environment", "load_plugin",
            "load_plugins", "loaded", "plugin_key_fields", "used_plugins"]
@@ -136,12 +137,11 @@ def used_plugins(model: dict) -> dict[str, str]:
     """``{plug-in module: hash of its source}`` for the plug-in modules a model dict's rows use.
 
     Keys comparison runs and cached costs: editing a plug-in retrains the models that use it and no
-    others. Empty for models of built-in and timm modules only.
+    others. Empty for models of built-in and timm modules only. Raises ModelYamlError for a malformed row.
     """
     from .blocks.families import FAMILIES
 
-    rows = [row for part in ("backbone", "head") for row in model.get(part) or [] if len(row) > 2]
-    used = {str(row[2]) for row in rows}
+    used = {str(row.module) for row in rows(model)}
     found = {}
     for spec in modules.table():
         if spec.source == "plug-in" and used & {spec.name, *(f"{family}_{spec.name}" for family in FAMILIES)}:

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from ..errors import YoloattnError
+from ..yaml_model import Row
 
 PAD = 114  # Ultralytics' letterbox gray
 CELL_INCHES = 2.4  # each panel cell; the PNG is cols x rows cells at DPI
@@ -29,13 +30,15 @@ DPI = 100
 
 
 def changed_layers(base_layers: list, variant_layers: list) -> tuple[int, int]:
-    """(base index, variant index) of the first row where two ``backbone + head`` row lists differ.
+    """(base index, variant index) of the first row where two models' row lists differ.
 
-    Rows are Ultralytics' ``[from, repeats, module, args]``. When the variant has more rows (a layer
-    inserted at ``i``) the answer is ``(i - 1, i)``: the base's view is the map the new module reads.
+    Rows are ``yaml_model.rows(d)`` of each model dict (Ultralytics' ``[from, repeats, module, args]``
+    lists work too). When the variant has more rows (a layer inserted at ``i``) the answer is
+    ``(i - 1, i)``: the base's view is the map the new module reads.
     When the counts match (a block replaced in place at ``i``) it is ``(i, i)``. ValueError
     (``YoloattnError``) when the lists are identical or the variant has fewer rows.
     """
+    base_layers, variant_layers = [Row(*r) for r in base_layers], [Row(*r) for r in variant_layers]
     first = next((i for i, (a, b) in enumerate(zip(base_layers, variant_layers)) if a != b), None)
     if len(variant_layers) > len(base_layers):
         i = len(base_layers) if first is None else first  # rows appended at the end differ at len(base)

@@ -17,7 +17,6 @@ download it. Unknown names raise :class:`ModelNameError` listing the closest kno
 from __future__ import annotations
 
 import difflib
-import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -25,11 +24,8 @@ import yaml
 
 from .. import zoo
 from ..errors import YoloattnError
+from ..yaml_model import guess_scale, scaled_names, unified_name
 from ..zoo.naming import variant_stem  # noqa: F401  (the one naming scheme; cli and runner import it from here)
-
-SCALES = "nslmx"
-_UNIFY = re.compile(r"(\d+)([nslmx])(.+)?$")  # Ultralytics' yaml_model_load: yolov8x.yaml -> yolov8.yaml
-_SCALE_IN_NAME = re.compile(r"yolo(e-)?[v]?\d+([nslmx])")  # Ultralytics' guess_model_scale
 
 
 class ModelNameError(YoloattnError):
@@ -42,9 +38,8 @@ def _stock_yamls() -> dict[str, Path]:
 
 
 def scale_of(name: str | Path) -> str:
-    """The scale letter Ultralytics reads from a model file name ('' when there is none)."""
-    match = _SCALE_IN_NAME.search(Path(name).stem)
-    return match.group(2) if match else ""
+    """The scale letter Ultralytics reads from a model file name ('' when there is none): ``yaml_model.guess_scale``."""
+    return guess_scale(name)
 
 
 def _with_yaml_suffix(name: str) -> str:
@@ -56,7 +51,7 @@ def _stock_path(name: str) -> str | None:
     file_name = _with_yaml_suffix(name)
     if file_name in stock:
         return str(stock[file_name])
-    unified = _UNIFY.sub(r"\1\3", Path(file_name).stem) + ".yaml"
+    unified = unified_name(Path(file_name).stem) + ".yaml"
     if unified != file_name and unified in stock and "scales" in _read(stock[unified]):
         # Ultralytics resolves this non-existent name to the unified file and takes the scale from it
         return str(stock[unified].with_name(file_name))
@@ -74,8 +69,7 @@ def known_names() -> list[str]:
     for file_name in [*zoo.names(), *_stock_yamls()]:
         stem = Path(file_name).stem
         names.add(stem)
-        if re.match(r"^\D*\d+", stem):
-            names.update(re.sub(r"^(\D*\d+)", rf"\g<1>{s}", stem) for s in SCALES)
+        names.update(scaled_names(stem))
     return sorted(names)
 
 
@@ -125,7 +119,7 @@ def load_model_dict(name: str) -> tuple[dict, str, str]:
 def model_file(resolved: str | Path) -> Path:
     """The file behind a resolved name: scaled names (``.../yolov8n.yaml``) live in the unified file."""
     path = Path(resolved)
-    return path if path.is_file() else path.with_name(_UNIFY.sub(r"\1\3", path.stem) + path.suffix)
+    return path if path.is_file() else path.with_name(unified_name(path.stem) + path.suffix)
 
 
 def default_placement(d: dict) -> str:

@@ -15,16 +15,16 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..yaml_model import head_row
+
 END_TO_END_HEADS = {"v10Detect"}  # heads that are end-to-end whatever the YAML's end2end key says
 
 
-def _rows(d: dict) -> list:
-    return [*d["backbone"], *d["head"]]
-
-
 def head_name(d: dict) -> str:
-    """The module name of the last row: ``Detect``, ``Segment``, ``v10Detect``, ``RTDETRDecoder``, ..."""
-    return str(_rows(d)[-1][2])
+    """The module name of the last row: ``Detect``, ``Segment``, ``v10Detect``, ``RTDETRDecoder``, ...
+
+    Raises ModelYamlError when the dict has no rows or a malformed one (``yaml_model.head_row``)."""
+    return str(head_row(d).module)
 
 
 def task_of(d: dict) -> str:

@@ -19,11 +19,11 @@ letter from a folder name instead.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from ultralytics.nn import tasks
 
+from ..yaml_model import unified_name
 from .patching import unwrap, wrap
 
 
@@ -44,10 +44,6 @@ def bundled_file(file) -> str | None:
     return str(candidate) if candidate.is_file() else None
 
 
-# Ultralytics' own rule for a scaled file name: yolov8n-x.yaml is scale n of yolov8-x.yaml.
-_SCALE_LETTER = re.compile(r"(\d+)([nslmx])(.+)?$")
-
-
 def scaled_sibling(file) -> str | None:
     """For a scaled YAML path that does not exist (``/dir/yolov8n-mqa-csp.yaml``), its unified file in
     the same folder (``/dir/yolov8-mqa-csp.yaml``) if that exists, else None.
@@ -59,7 +55,7 @@ def scaled_sibling(file) -> str | None:
     path = Path(str(file))
     if path.suffix not in (".yaml", ".yml") or path.is_file():
         return None
-    unified = path.with_name(_SCALE_LETTER.sub(r"\1\3", path.stem) + path.suffix)
+    unified = path.with_name(unified_name(path.stem) + path.suffix)
     return str(unified) if unified != path and unified.is_file() else None
 
 

@@ -28,6 +28,8 @@ from ultralytics.nn.modules import C2f, C3k2, Conv
 from ultralytics.nn.modules.block import A2C2f, C3k
 
 from ..errors import YoloattnError
+from ..yaml_model import rows as model_rows
+from ..yaml_model import with_rows
 from .patching import unwrap, wrap
 from .registry import REGISTRY, Entry, UnknownModuleError, unknown_name_message
 
@@ -59,21 +61,24 @@ def uninstall() -> None:
 
 
 def _parse_with_swaps(original, d, ch, verbose):
-    rows = d["backbone"] + d["head"]
-    _check_names(rows)
-    if not any(row[2] in REGISTRY for row in rows):
+    found = model_rows(d)
+    _check_names(found)
+    if not any(row.module in REGISTRY for row in found):
         return original(d, ch, verbose)
 
-    d = copy.deepcopy(d)
+    d = copy.deepcopy(d)  # the parser edits row arguments in place; the caller's dict stays as written
     swaps: dict[int, tuple[Entry, list]] = {}
-    for i, row in enumerate(d["backbone"] + d["head"]):
-        name, args = row[2], row[3]
+    placeholders = []
+    for i, row in enumerate(model_rows(d)):
+        name, args = row.module, row.args
         if name in REGISTRY:
             if not args:
                 raise ValueError(f"YAML row {i} ({name}) needs at least the output channels, e.g. [-1, 1, {name}, [256]]")
             swaps[i] = (REGISTRY[name], list(args))
             contract = REGISTRY[name].contract
-            row[2], row[3] = _PLACEHOLDER[contract], [args[0], *_PLACEHOLDER_EXTRA[contract]]
+            row = row._replace(module=_PLACEHOLDER[contract], args=[args[0], *_PLACEHOLDER_EXTRA[contract]])
+        placeholders.append(row)
+    d = with_rows(d, placeholders)
 
     with _captured_log(verbose) as records:
         model, save = original(d, ch, verbose)
@@ -96,7 +101,8 @@ def _parse_with_swaps(original, d, ch, verbose):
 
 
 def _check_names(rows) -> None:
-    for i, (_, _, name, _) in enumerate(rows):
+    for i, row in enumerate(rows):
+        name = row.module
         if name in REGISTRY or name.startswith(("nn.", "torchvision.ops.")):
             continue
         if not isinstance(getattr(tasks, name, None), type):

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import YoloattnError
+from ..yaml_model import rows
 
 
 class WeightsError(YoloattnError):
@@ -113,7 +114,7 @@ def same_architecture(cfg, weights) -> bool:
         theirs = load_weights_model(weights).yaml
     except (WeightsError, AttributeError, OSError, TypeError):
         return False
-    return [*mine.get("backbone", []), *mine.get("head", [])] == [*theirs.get("backbone", []), *theirs.get("head", [])]
+    return rows(mine) == rows(theirs)
 
 
 def _layers(model) -> list[tuple[str, dict]]:

@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import YoloattnError
+from ..yaml_model import rows as model_rows
+from ..yaml_model import unified_name
 
 BLOCKING_KINDS = frozenset({"bad-from", "concat-strides", "layer-error"})
 WIRING_ERROR_KINDS = frozenset({"bad-from", "concat-strides"})  # blocking, and caused by the `from` indices
@@ -99,10 +101,10 @@ def check_wiring(model, *, imgsz: int = 256, levels: tuple[int, ...] | None = No
     from ultralytics.nn import tasks
 
     d, text, file_name = _load(model)
-    rows = list(d.get("backbone") or []) + list(d.get("head") or [])
+    rows = model_rows(d)
     if not rows:
         raise ValueError("not an Ultralytics model YAML: it has no backbone/head rows")
-    sources = [_sources(i, row[0]) for i, row in enumerate(rows)]
+    sources = [row.inputs(i) for i, row in enumerate(rows)]
     issues = _bad_from(rows, sources)
     if issues:  # parse_model would fail with an IndexError or silently read from the end of the list
         return issues
@@ -116,7 +118,7 @@ def check_wiring(model, *, imgsz: int = 256, levels: tuple[int, ...] | None = No
     outputs, walk_issues = _walk(layers, rows, sources, ch, imgsz, d.get("nc") or 80, stop_before_last=is_head)
     issues += walk_issues
     if is_head and len(outputs) == len(layers) - 1:  # the walk reached the head
-        wanted, origin = _wanted_levels(levels, text, file_name, rows[-1][2], len(sources[-1]))
+        wanted, origin = _wanted_levels(levels, text, file_name, rows[-1].module, len(sources[-1]))
         issue = _head_issue(rows, sources, outputs, imgsz, wanted, origin, layers)
         if issue:
             issues.append(issue)
@@ -189,8 +191,8 @@ def declared_levels(path: str | Path) -> tuple[int, ...] | None:
 
     text = Path(path).read_text()
     d = yaml.safe_load(text) or {}
-    rows = list(d.get("backbone") or []) + list(d.get("head") or [])
-    return _declared_levels(text, rows[-1][2]) if rows else None
+    rows = model_rows(d)
+    return _declared_levels(text, rows[-1].module) if rows else None
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -211,7 +213,7 @@ def _load(model) -> tuple[dict, str | None, str | None]:
 
         path = Path(file_name)
         # yolov8n.yaml is a name for yolov8.yaml + scale n: the text lives in the unified file
-        unified = Path(re.sub(r"(\d+)([nslmx])(.+)?$", r"\1\3", str(path)))
+        unified = Path(unified_name(path))
         for candidate in (path, unified):
             found = candidate if candidate.is_file() else check_yaml(str(candidate), hard=False)
             if found and Path(found).is_file():
@@ -220,25 +222,19 @@ def _load(model) -> tuple[dict, str | None, str | None]:
     return d, text, Path(file_name).name if file_name else None
 
 
-def _sources(i: int, f) -> list[int]:
-    """Absolute row indices a row reads (-1 on row 0 is the image, reported as -1)."""
-    return [j if j >= 0 else i + j for j in (f if isinstance(f, list) else [f])]
-
-
 def _bad_from(rows: list, sources: list[list[int]]) -> list[WiringIssue]:
     issues = []
     for i, (row, src) in enumerate(zip(rows, sources)):
-        raw = row[0] if isinstance(row[0], list) else [row[0]]
-        for j, k in zip(raw, src):
+        for j, k in zip(row.sources, src):
             if i == 0 and j == -1:
                 continue  # the image
             if k >= i:
                 where = "itself" if k == i else f"row {k}, which comes later" if k < len(rows) else \
                     f"row {k}, past the last row ({len(rows) - 1})"
-                issues.append(WiringIssue(i, "bad-from", f"{row[2]} reads `from` {j} = {where}; a row can only read "
+                issues.append(WiringIssue(i, "bad-from", f"{row.module} reads `from` {j} = {where}; a row can only read "
                                           f"earlier rows ({RENUMBER_HINT})", (i, k)))
             elif k < 0:
-                issues.append(WiringIssue(i, "bad-from", f"{row[2]} reads `from` {j}, before the first row", (i,)))
+                issues.append(WiringIssue(i, "bad-from", f"{row.module} reads `from` {j}, before the first row", (i,)))
     return issues
 
 
@@ -253,12 +249,12 @@ def _unused(rows: list, sources: list[list[int]], side_outputs: set[int]) -> lis
     for u in range(last):
         if readers.get(u) or u in side_outputs:
             continue
-        message = (f"output of row {u} ({rows[u][2]}) is never used: row {u + 1} does not read -1 "
+        message = (f"output of row {u} ({rows[u].module}) is never used: row {u + 1} does not read -1 "
                    f"and no `from` lists {u}")
         # The usual cause: a row inserted above, so rows that meant u still name u - 1.
-        off_by_one = [i for i in readers.get(u - 1, []) if i != u and u - 1 in _explicit(i, rows[i][0])]
+        off_by_one = [i for i in readers.get(u - 1, []) if i != u and u - 1 in _explicit(i, rows[i].source)]
         if off_by_one:
-            who = ", ".join(f"row {i} ({rows[i][2]})" for i in off_by_one)
+            who = ", ".join(f"row {i} ({rows[i].module})" for i in off_by_one)
             verb = "reads" if len(off_by_one) == 1 else "read"
             message += f"; {who} {verb} row {u - 1} - did you mean {u}? ({RENUMBER_HINT})"
         issues.append(WiringIssue(u, "unused-output", message, (u, *off_by_one)))
@@ -311,7 +307,7 @@ def _walk(layers, rows, sources, ch, imgsz, nc, stop_before_last):
                 except Exception as err:  # reported with its row: a traceback here helps nobody edit a YAML
                     shapes = ", ".join("x".join(map(str, t.shape)) for t in inputs if isinstance(t, torch.Tensor))
                     first = (str(err).strip().splitlines() or [""])[0][:300]
-                    message = (f"{rows[i][2]} failed on input {shapes} (from rows {_names(sources[i])}): "
+                    message = (f"{rows[i].module} failed on input {shapes} (from rows {_names(sources[i])}): "
                                f"{type(err).__name__}: {first}")
                     issues.append(WiringIssue(i, "layer-error", message, (i, *sources[i])))
                     break
@@ -328,7 +324,7 @@ def _check_concat(i, rows, src, inputs, outputs, imgsz):
     if len(set(sizes)) == 1:
         return inputs, None
     strides = [_stride(size, imgsz) for size in sizes]
-    parts = ", ".join(f"row {k} ({'image' if k < 0 else rows[k][2]}, stride {s})" for k, s in zip(src, strides))
+    parts = ", ".join(f"row {k} ({'image' if k < 0 else rows[k].module}, stride {s})" for k, s in zip(src, strides))
     message = f"Concat joins maps of different strides: {parts}; all inputs of a Concat must share one stride"
     odd = [k for k, s in zip(src[1:], strides[1:]) if s != strides[0]]
     guesses = []
@@ -351,13 +347,9 @@ def _nearby_level_end(k, i, src, rows, outputs, stride, imgsz) -> int | None:
         if not 0 <= n < i or n in src or _output_stride(outputs[n], imgsz) != stride:
             continue
         following = _output_stride(outputs[n + 1], imgsz) if n + 1 < len(outputs) else None
-        if following != stride or -1 not in _sources_raw(rows[n + 1][0]):
+        if following != stride or -1 not in rows[n + 1].sources:
             return n
     return None
-
-
-def _sources_raw(f) -> list[int]:
-    return f if isinstance(f, list) else [f]
 
 
 def _output_stride(out, imgsz: int) -> int | None:
@@ -415,7 +407,7 @@ def _head_issue(rows, sources, outputs, imgsz, wanted, origin, layers) -> Wiring
     h = len(rows) - 1
     src = sources[h]
     strides = [_output_stride(outputs[k], imgsz) if k >= 0 else 1 for k in src]
-    name = rows[h][2]
+    name = rows[h].module
     increasing = all(a is not None and b is not None and b > a for a, b in zip(strides, strides[1:]))
     problems = []
     if wanted is not None:
