@@ -68,6 +68,13 @@ def test_documented_command_lines_parse():
             pytest.fail(f"{label}: `{line}` is rejected by the CLI (exit {exit_.code})")
 
 
+def test_families_doc_table_is_the_rule_tables():
+    from yoloattn.zoo.rules import with_families_table
+
+    doc = (ROOT / "docs" / "families.md").read_text()
+    assert with_families_table(doc) == doc, "docs/families.md is stale: run `python -m yoloattn.zoo`"
+
+
 @pytest.mark.bridge
 def test_zoo_is_public_after_import_and_bare_names_resolve(tmp_path):
     code = """

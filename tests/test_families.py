@@ -21,6 +21,7 @@ from yoloattn import zoo
 from yoloattn.blocks import csp
 from yoloattn.integration.heads import is_end_to_end, is_rtdetr, task_of, wrapper
 from yoloattn.zoo import VariantError, make_variant
+from yoloattn.zoo import rules as rule_table
 
 import ultralytics
 from ultralytics.nn.modules import C3k2
@@ -145,9 +146,10 @@ def test_default_placement_is_each_familys_own_attention_block():
 BASES = ["26/yolo26.yaml", "26/yolo26-p2.yaml", "26/yolo26-p6.yaml", "26/yolo26-seg.yaml", "26/yolo26-pose.yaml",
          "26/yolo26-obb.yaml", "11/yolo11-seg.yaml", "11/yolo11-pose.yaml", "11/yolo11-obb.yaml", "12/yolo12.yaml",
          "12/yolo12-seg.yaml", "v10/yolov10n.yaml", "rt-detr/rtdetr-l.yaml", "rt-detr/rtdetr-resnet50.yaml"]
-RULES = ("csp", "psa", "a2c2f", "aifi", "sppf", "head")
-APPLIES = {"26": {"csp", "psa", "sppf", "head"}, "11": {"csp", "psa", "sppf", "head"}, "12": {"a2c2f", "head"},
-           "v10": {"csp", "psa", "sppf", "head"}, "rt-detr": {"aifi", "head"}}
+# The rule table's families (docs/families.md shows them): what applies is what must build and run.
+RULES = rule_table.any_module_rules()
+APPLIES = {folder: {rule.name for rule in rule_table.table() if family in rule.families and rule.name in RULES}
+           for folder, family in rule_table.FAMILIES.items()}
 
 
 @pytest.mark.bridge

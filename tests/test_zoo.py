@@ -409,8 +409,11 @@ def test_a2c2f_rule_replaces_area_attention_from_the_modules_floor(module, expec
 
 
 def test_floor_defaults_and_validation():
+    from yoloattn.zoo import rules
     from yoloattn.zoo.variants import STRIDED_RULES
 
+    # modules.py validates plug-ins' min_stride without importing the zoo (which imports it): same rules
+    assert set(modules.MIN_STRIDE_RULES) == {rule.name for rule in rules.floored_rules()}
     assert set(modules.MIN_STRIDE_RULES) == {rule for rule, default in STRIDED_RULES.items() if default is None}
     cheap = modules.AttentionModule("cheap", object, quadratic=False)
     quadratic = modules.AttentionModule("quad", object, quadratic=True)
@@ -448,3 +451,84 @@ def test_rendered_yaml_round_trips():
     again = yaml.safe_load(zoo.render(d, "t"))
     assert again["backbone"] == d["backbone"] and again["head"] == d["head"]
     assert again["backbone"][6][3][-1] == {"kv_stride": 2}
+
+
+# ------------------------------------------------------------------------------------------ the rule table
+
+
+def test_each_rule_applies_to_exactly_its_families():
+    """The table's families are what make_variant does on each family's stock YAML (docs/families.md shows them)."""
+    from yoloattn.zoo import rules
+
+    bases = {"v8": "v8/yolov8.yaml", "v9": "v9/yolov9t.yaml", "v10": "v10/yolov10n.yaml", "11": "11/yolo11.yaml",
+             "12": "12/yolo12.yaml", "26": "26/yolo26.yaml", "rt-detr": "rt-detr/rtdetr-l.yaml"}
+    assert set(bases) == set(rules.FAMILIES)
+    for folder, base in bases.items():
+        if not (zoo.stock_models_dir() / base).is_file():
+            continue  # YOLO26 needs Ultralytics 8.4
+        family = rules.FAMILIES[folder]
+        for rule in rules.table():
+            module = rule.implied_module or "iRMB"
+            try:
+                make_variant(zoo.load_base(base), module, rule.name)
+                applied = True
+            except VariantError as error:
+                applied = False
+                assert rule.families_text() in str(error), (base, rule.name, str(error))
+            assert applied == (family in rule.families), (base, rule.name)
+
+
+def test_zoo_plan_only_places_rules_on_their_families():
+    from yoloattn.zoo import rules
+
+    for base, _, rule, _ in zoo.planned():
+        assert zoo.family_of(base) in rules.get(rule).families, (base, rule)
+
+
+def test_rule_table_derivations():
+    from yoloattn.zoo import rules, variants
+    from yoloattn.zoo.naming import variant_stem
+
+    names = tuple(rule.name for rule in rules.table())
+    assert zoo.RULES == variants.RULES == names
+    assert list(variants.RULE_HELP) == list(names) and all(variants.RULE_HELP.values())
+    assert rules.any_module_rules() == tuple(r.name for r in rules.table() if not r.implied_module)
+    assert variant_stem("yolov9c", "MQA", "mmqa") == "yolov9c-mmqa"  # an implied module is not named
+    with pytest.raises(VariantError, match="takes module MQA only"):
+        make_variant(zoo.load_base("v9/yolov9c.yaml"), "iRMB", "mmqa")
+    with pytest.raises(VariantError, match="unknown placement rule 'nope'"):
+        rules.get("nope")
+
+
+def _longest_list(text: str) -> list[str]:
+    """The longest comma-separated run of words in ``text`` (argparse's line wrapping undone)."""
+    runs = [m.group(0) for m in re.finditer(r"\w+(?:, \w+)+", " ".join(text.split()))]
+    return max(runs, key=len).split(", ") if runs else []
+
+
+def test_every_rule_appears_in_every_help_text_that_lists_rules(capsys):
+    from yoloattn.cli import main
+    from yoloattn.zoo import rules
+
+    names = [rule.name for rule in rules.table()]
+
+    def help_of(command):
+        with pytest.raises(SystemExit) as exit_:
+            main([command, "--help"])
+        assert exit_.value.code == 0
+        return capsys.readouterr().out
+
+    variant = help_of("variant").split("Placement rules")[1].split("examples:")[0]
+    assert re.findall(r"^  (\w+) ", variant, re.M) == names  # one described line per rule, in table order
+    compare = help_of("compare")
+    where_help = compare.split("\n  --where WHERE")[1].split("\n  --epochs")[0]
+    epilog = compare.split("placements (--where")[1]
+    assert main(["modules"]) == 0
+    listing = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("Placement rules"))
+    for label, text in (("compare --where", where_help), ("compare epilog", epilog), ("modules", listing)):
+        assert _longest_list(text) == names, label
+    assert rules.strided_text() in " ".join(listing.split())
+    default = re.sub(r"-\s+", "-", " ".join(where_help.split()))  # argparse may wrap after the '-' of RT-DETR
+    for rule in rules.table():
+        if rule.own_block:
+            assert f"{rule.name} for {'/'.join(rule.families)}" in default

@@ -234,7 +234,7 @@ def cmd_modules(args: argparse.Namespace) -> int:
     from . import modules
     from .blocks.families import FAMILIES
     from .integration import REGISTRY
-    from .zoo import RULES
+    from .zoo import rules
 
     entries = REGISTRY.entries()
     width = 18  # longer names (one alias) overflow rather than push every line right
@@ -248,14 +248,10 @@ def cmd_modules(args: argparse.Namespace) -> int:
     print(f"(every module M gives M and {', '.join(f + '_M' for f in FAMILIES)})")
     for e in entries:
         print(f"  {e.name:<{width}}  {e.contract:<5}  {e.summary}  [params: {e.params or 'see the block'}]")
-    print("\nPlacement rules (--where): " + ", ".join(RULES) + " (csp@16,32, head@8,16,32 and a2c2f@16,32 pick "
-          "the strides); see `yoloattn variant --help`")
-    floors = [f"{rule} from stride {spec.floor(rule)} for {spec.name}" for spec in modules.table()
-              for rule in modules.MIN_STRIDE_RULES if spec.floor(rule) > 1]
+    print(f"\nPlacement rules (--where): {rules.rule_names_text()}; see `yoloattn variant --help`")
+    floors = rules.floors_text(modules.table())
     if floors:
-        print("Without strides (latency budget, docs/benchmarks.md): " + "; ".join(floors)
-              + "; modules not listed: every neck output (head) and every area-attention A2C2f (a2c2f); "
-              "stride 8 = P3, 16 = P4, 32 = P5")
+        print(floors)
     return 0
 
 
@@ -644,7 +640,7 @@ _EPILOGS = {
           yoloattn compare --preset demo --set lr0=0.02 --data-opt n_train=600
           yoloattn compare --preset tiny --base yolov8n --modules irmb,mlla --where all --epochs 1 --seeds 1
 
-        placements (--where, a comma list or all): csp (csp@16,32 picks strides), psa, sppf, head, mmqa;
+        placements (--where, a comma list or all): {rule_names};
         see `yoloattn variant --help`
         """,
     "demo": """
@@ -663,10 +659,11 @@ def _subparser(sub, name: str, help_text: str, handler, plugins: bool = True) ->
 
     epilog = textwrap.dedent(_EPILOGS[name]).strip().replace("{recipe}", describe(HYPERPARAMETERS))
     epilog = epilog.replace("{compare_recipe}", describe(RECIPE))
-    if "{rules}" in epilog:
-        from .zoo.variants import RULE_HELP
+    if "{rules}" in epilog or "{rule_names}" in epilog:
+        from .zoo import rules
 
-        epilog = epilog.replace("{rules}", "\n".join(f"  {rule:<5} {text}" for rule, text in RULE_HELP.items()))
+        epilog = epilog.replace("{rules}", "\n".join(rules.rules_help(2))).replace("{rule_names}",
+                                                                                   rules.rule_names_text())
     parser = sub.add_parser(name, help=help_text, description=help_text, epilog=epilog,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.set_defaults(handler=handler, plugin=None)
@@ -683,9 +680,11 @@ def _add_compare_options(p: argparse.ArgumentParser, demo: bool = False) -> None
         p.add_argument("--preset", choices=("tiny", "demo", "bench"), help="embedded dataset preset (default demo)")
         p.add_argument("--base", help="base model: yolo11n, yolov8n.yaml, a zoo name or a YAML path")
         p.add_argument("--modules", help="'all' or a comma list, e.g. mlla,irmb")
-        p.add_argument("--where", help="placement rule(s): one, a comma list (csp,psa,head; csp@16,32 is one rule) "
-                       "or 'all' (every rule the base has); default: the base's own attention block (psa for "
-                       "YOLO11/YOLO26/YOLOv10, a2c2f for YOLO12, aifi for RT-DETR), csp otherwise")
+        from .zoo import rules
+
+        p.add_argument("--where", help=f"placement rule(s): one of {rules.rule_names_text()}, a comma list "
+                       f"(csp,psa,head; {rules.stride_example()} is one rule) or 'all' (every rule the base has); "
+                       f"default: {rules.default_text()}")
         p.add_argument("--epochs", type=POSITIVE, help="training epochs of every run")
         p.add_argument("--seeds", type=POSITIVE, help="number of seeds: 0 .. N-1")
         p.add_argument("--imgsz", type=POSITIVE, help="training and latency image size, a multiple of the "

@@ -20,16 +20,17 @@ every alias from it and its own plan (``zoo.aliases()``), so no alias is ever li
 
 from __future__ import annotations
 
-import re
+from ..yaml_model import split_scale, with_scale  # noqa: F401  (the zoo's scale rule, kept importable here)
+from .rules import implied_module, table
 
-# Rules that take one module only and are named without it.
-IMPLIED_MODULE = {"mmqa": "MQA"}
+# Rules that take one module only and are named without it. Derived from the rule table for the one
+# importer left (compare's ``--where all``); new code asks ``rules.implied_module``.
+IMPLIED_MODULE = {rule.name: rule.implied_module for rule in table() if rule.implied_module}
 
 # The former file-name tag of a rule, per Ultralytics model family (the folder under cfg/models),
 # where it differed from the rule name: the block the rule rewrites there. Aliases only.
 LEGACY_TAGS = {"v8": {"csp": "c2f"}, "11": {"csp": "c3k2"}, "v9": {"csp": "elan", "sppf": "sppelan"}}
 
-SCALE_IN_STEM = re.compile(r"^(yolov?\d+)([nslmx])(?=-)")  # yolov8n-mlla-csp: scale n of yolov8-mlla-csp
 
 
 def rule_tag(where: str) -> str:
@@ -39,7 +40,7 @@ def rule_tag(where: str) -> str:
 
 def variant_stem(base_stem: str, module: str, where: str) -> str:
     """``yolo11n`` + MLLA + ``psa`` -> ``yolo11n-mlla-psa`` (``csp@16,32`` -> ``csp16-32``; ``mmqa`` has no module)."""
-    if where in IMPLIED_MODULE:
+    if implied_module(where):
         return f"{base_stem}-{rule_tag(where)}"
     return f"{base_stem}-{module.lower()}-{rule_tag(where)}"
 
@@ -47,19 +48,6 @@ def variant_stem(base_stem: str, module: str, where: str) -> str:
 def legacy_stem(family: str, base_stem: str, module: str, where: str) -> str | None:
     """The pre-scheme name of a bundled variant, or None where it was already the rule name."""
     tag = LEGACY_TAGS.get(family, {}).get(where)
-    if tag is None or where in IMPLIED_MODULE:
+    if tag is None or implied_module(where):
         return None
     return f"{base_stem}-{module.lower()}-{tag}"
-
-
-def split_scale(stem: str) -> tuple[str, str]:
-    """``yolov8n-mlla-csp`` -> (``yolov8-mlla-csp``, ``n``); names without a scale letter get ''."""
-    match = SCALE_IN_STEM.match(stem)
-    if not match:
-        return stem, ""
-    return match.group(1) + stem[match.end():], match.group(2)
-
-
-def with_scale(stem: str, scale: str) -> str:
-    """``yolov8-mlla-csp`` + ``n`` -> ``yolov8n-mlla-csp``."""
-    return re.sub(r"^(yolov?\d+)(?=-)", rf"\g<1>{scale}", stem, count=1) if scale else stem
