@@ -31,7 +31,7 @@ from ..yaml_model import Row
 if TYPE_CHECKING:
     from ..modules import AttentionModule
 
-__all__ = ["FAMILIES", "PlacementRule", "Target", "VariantError", "any_module_rules", "default_text", "families_markdown",
+__all__ = ["DOCS_BEGIN", "DOCS_END", "FALLBACK_RULE", "FAMILIES", "Apply", "PlacementRule", "Target", "VariantError", "any_module_rules", "default_text", "families_markdown",
            "floored_rules", "floors_text", "get", "implied_module", "rule_names_text", "rules_help", "stride_example",
            "strided_text", "strides_hint", "table", "with_families_table"]
 
@@ -126,6 +126,10 @@ class PlacementRule:
             (``yolov9c-mmqa``) and ``--where all`` leaves it out.
         own_block: Whether a base's rows have the attention block this rule replaces, which makes the
             rule that base's default (:func:`yoloattn.zoo.variants.default_rule`).
+
+    Raises:
+        ValueError: an inconsistent row (unknown family, strides fields on a rule without strides, ...),
+            when the table is built.
     """
 
     name: str
@@ -153,7 +157,10 @@ class PlacementRule:
 
     @property
     def floored(self) -> bool:
-        """Whether a module's floor (``AttentionModule.min_stride``) narrows the strides picked without ``@``."""
+        """Whether a module's floor (``AttentionModule.min_stride``) narrows the strides picked without ``@``.
+
+        ``modules.MIN_STRIDE_RULES`` lists the same rules: modules.py checks a plug-in's ``min_stride`` keys
+        when it registers and cannot import the zoo, which imports it (tests/test_zoo.py ties the two)."""
         return self.takes_strides and self.default_strides is None
 
     def families_text(self) -> str:
@@ -166,7 +173,8 @@ class PlacementRule:
 
 
 # ------------------------------------------------------------------------------------------- the rules
-# Each apply function's docstring is the rule's full description.
+# Each apply function's docstring is the rule's full description. Each raises VariantError (Target.require)
+# when the base has nothing it rewrites, naming the families the rule is for.
 
 
 def apply_csp(t: Target) -> tuple[list[Row], int]:
