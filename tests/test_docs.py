@@ -69,7 +69,7 @@ def test_documented_command_lines_parse():
 
 
 def test_families_doc_table_is_the_rule_tables():
-    from yoloattn.zoo.rules import with_families_table
+    from yoloattn.rules import with_families_table
 
     doc = (ROOT / "docs" / "families.md").read_text()
     assert with_families_table(doc) == doc, "docs/families.md is stale: run `python -m yoloattn.zoo`"

@@ -21,7 +21,7 @@ from yoloattn import zoo
 from yoloattn.blocks import csp
 from yoloattn.integration.heads import is_end_to_end, is_rtdetr, task_of, wrapper
 from yoloattn.zoo import VariantError, make_variant
-from yoloattn.zoo import rules as rule_table
+from yoloattn import rules as rule_table
 
 import ultralytics
 from ultralytics.nn.modules import C3k2

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import io
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 
 from yoloattn.cli import main
 from yoloattn.compare.report import placement_table
+from yoloattn.compare.rows import CostRow, SummaryRow
 from yoloattn.compare import CompareError, CompareSettings, resolve
 from yoloattn.compare.plan import plan_variants
 from yoloattn.compare.resolve import parse_where
@@ -64,18 +66,28 @@ def test_inapplicable_rules_are_skipped_in_lists_and_refused_alone():
         plan(base="yolov8n", modules=("iRMB",), where="cps,head")  # a typo is no skip
 
 
+def _summary(model: str, module: str, where: str, delta: float, verdict: str = "") -> SummaryRow:
+    cost = CostRow(params=1, gflops=1.0, latency_p50_ms=1.0, latency_p90_ms=1.0, latency_ort_p50_ms=1.0,
+                   latency_ort_p90_ms=1.0, peak_mem_mb=1.0, nc=5, efficiency=0.1, efficiency_ort=0.1,
+                   matmul_peak_gflops_s=1.0, threads=1, machine="test")
+    return SummaryRow(model=model, module=module, where=where, seeds=1, planned_seeds=1, cost=cost, map50_mean=0.2,
+                      map50_std=None, map50_95_mean=0.1, map50_95_std=None, map50_95_small_mean=None,
+                      map50_95_small_std=None, map50_95_medium_mean=None, map50_95_medium_std=None,
+                      map50_95_large_mean=None, map50_95_large_std=None, delta_map50_95=delta, verdict=verdict)
+
+
 def test_placement_grid_marks_the_best_cell_and_missing_pairs():
     summary = [
-        {"model": "b", "module": "", "where": "", "delta_map50_95": 0.0},
-        {"model": "x", "module": "iRMB", "where": "csp", "delta_map50_95": 0.01, "verdict": "not shown"},
-        {"model": "y", "module": "iRMB", "where": "psa", "delta_map50_95": 0.03, "verdict": "better"},
-        {"model": "z", "module": "MLLA", "where": "csp", "delta_map50_95": -0.02, "verdict": "not shown"},
+        _summary("b", "", "", 0.0),
+        _summary("x", "iRMB", "csp", 0.01, "not shown"),
+        _summary("y", "iRMB", "psa", 0.03, "better"),
+        _summary("z", "MLLA", "csp", -0.02, "not shown"),
     ]
     header, body = placement_table(summary)
     assert header[1:] == ["csp", "psa"]
     assert body == [["iRMB", "+0.010, not shown", "+0.030, better ★"], ["MLLA", "-0.020, not shown", "—"]]
     assert placement_table(summary[:1]) is None
-    tied = [summary[0], {**summary[1], "delta_map50_95": 0.03}, summary[2]]
+    tied = [summary[0], dataclasses.replace(summary[1], delta_map50_95=0.03), summary[2]]
     assert "★" not in str(placement_table(tied)[1])
 
 

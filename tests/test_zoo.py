@@ -409,18 +409,17 @@ def test_a2c2f_rule_replaces_area_attention_from_the_modules_floor(module, expec
 
 
 def test_floor_defaults_and_validation():
-    from yoloattn.zoo import rules
+    from yoloattn import rules
     from yoloattn.zoo.variants import STRIDED_RULES
 
-    # modules.py validates plug-ins' min_stride without importing the zoo (which imports it): same rules
-    assert set(modules.MIN_STRIDE_RULES) == {rule.name for rule in rules.floored_rules()}
-    assert set(modules.MIN_STRIDE_RULES) == {rule for rule, default in STRIDED_RULES.items() if default is None}
+    assert {rule.name for rule in rules.floored_rules()} == {rule for rule, default in STRIDED_RULES.items()
+                                                             if default is None} == {"head", "a2c2f"}
     cheap = modules.AttentionModule("cheap", object, quadratic=False)
     quadratic = modules.AttentionModule("quad", object, quadratic=True)
     assert (cheap.floor("head"), quadratic.floor("head"), quadratic.floor("a2c2f")) == (1, 16, 1)
     assert modules.AttentionModule("set", object, quadratic=True, min_stride={"head": 32}).floor("head") == 32
     for bad in ({"head": 0}, {"haed": 16}):
-        with pytest.raises(modules.PluginError, match="min_stride maps the placement rules head and a2c2f"):
+        with pytest.raises(modules.PluginError, match="min_stride maps the placement rules a2c2f and head"):
             modules.register_attention("BadFloor", torch.nn.BatchNorm2d, min_stride=bad)
 
 
@@ -458,7 +457,7 @@ def test_rendered_yaml_round_trips():
 
 def test_each_rule_applies_to_exactly_its_families():
     """The table's families are what make_variant does on each family's stock YAML (docs/families.md shows them)."""
-    from yoloattn.zoo import rules
+    from yoloattn import rules
 
     bases = {"v8": "v8/yolov8.yaml", "v9": "v9/yolov9t.yaml", "v10": "v10/yolov10n.yaml", "11": "11/yolo11.yaml",
              "12": "12/yolo12.yaml", "26": "26/yolo26.yaml", "rt-detr": "rt-detr/rtdetr-l.yaml"}
@@ -479,14 +478,15 @@ def test_each_rule_applies_to_exactly_its_families():
 
 
 def test_zoo_plan_only_places_rules_on_their_families():
-    from yoloattn.zoo import rules
+    from yoloattn import rules
 
     for base, _, rule, _ in zoo.planned():
         assert zoo.family_of(base) in rules.get(rule).families, (base, rule)
 
 
 def test_rule_table_derivations():
-    from yoloattn.zoo import rules, variants
+    from yoloattn import rules
+    from yoloattn.zoo import variants
     from yoloattn.zoo.naming import variant_stem
 
     names = tuple(rule.name for rule in rules.table())
@@ -508,7 +508,7 @@ def _longest_list(text: str) -> list[str]:
 
 def test_every_rule_appears_in_every_help_text_that_lists_rules(capsys):
     from yoloattn.cli import main
-    from yoloattn.zoo import rules
+    from yoloattn import rules
 
     names = [rule.name for rule in rules.table()]
 

@@ -234,7 +234,7 @@ def cmd_modules(args: argparse.Namespace) -> int:
     from . import modules
     from .blocks.families import FAMILIES
     from .integration import REGISTRY
-    from .zoo import rules
+    from . import rules
 
     entries = REGISTRY.entries()
     width = 18  # longer names (one alias) overflow rather than push every line right
@@ -660,7 +660,7 @@ def _subparser(sub, name: str, help_text: str, handler, plugins: bool = True) ->
     epilog = textwrap.dedent(_EPILOGS[name]).strip().replace("{recipe}", describe(HYPERPARAMETERS))
     epilog = epilog.replace("{compare_recipe}", describe(RECIPE))
     if "{rules}" in epilog or "{rule_names}" in epilog:
-        from .zoo import rules
+        from . import rules
 
         epilog = epilog.replace("{rules}", "\n".join(rules.rules_help(2))).replace("{rule_names}",
                                                                                    rules.rule_names_text())
@@ -680,7 +680,7 @@ def _add_compare_options(p: argparse.ArgumentParser, demo: bool = False) -> None
         p.add_argument("--preset", choices=("tiny", "demo", "bench"), help="embedded dataset preset (default demo)")
         p.add_argument("--base", help="base model: yolo11n, yolov8n.yaml, a zoo name or a YAML path")
         p.add_argument("--modules", help="'all' or a comma list, e.g. mlla,irmb")
-        from .zoo import rules
+        from . import rules
 
         p.add_argument("--where", help=f"placement rule(s): one of {rules.rule_names_text()}, a comma list "
                        f"(csp,psa,head; {rules.stride_example()} is one rule) or 'all' (every rule the base has); "

@@ -26,6 +26,7 @@ from types import MappingProxyType
 from typing import Any
 
 from .errors import YoloattnError
+from .rules import floored_rules
 
 __all__ = [
     "AttentionModule", "PluginError", "builtin_names", "get", "names", "register_attention", "table",
@@ -39,8 +40,6 @@ CHANNELS = ("c1_c2", "c")
 DENSE_STRIDE = 16
 #: The finest map a P3-P5 detection head reads (P3/8); quadratic modules start one level coarser.
 HEAD_FINEST_STRIDE = 8
-#: The placement rules whose default strides a module can narrow (``AttentionModule.min_stride``).
-MIN_STRIDE_RULES = ("head", "a2c2f")
 
 class PluginError(YoloattnError):
     """A module cannot be registered or loaded: a name clash, a bad class, an unimportable plug-in."""
@@ -152,9 +151,10 @@ def register_attention(name: str, cls: Any = None, **options: Any):
     spec = AttentionModule(name, cls, origin=origin, **options)
     if spec.channels not in CHANNELS or spec.source not in SOURCES:
         raise PluginError(f"register_attention({name!r}): channels must be one of {CHANNELS} and source one of {SOURCES}")
-    if not all(r in MIN_STRIDE_RULES and isinstance(v, int) and v >= 1 for r, v in spec.min_stride.items()):
+    floored = [rule.name for rule in floored_rules()]  # the rules whose default strides a floor narrows
+    if not all(r in floored and isinstance(v, int) and v >= 1 for r, v in spec.min_stride.items()):
         raise PluginError(f"register_attention({name!r}): min_stride maps the placement rules "
-                          f"{' and '.join(MIN_STRIDE_RULES)} to strides, e.g. {{'head': 16}}, got {dict(spec.min_stride)!r}")
+                          f"{' and '.join(floored)} to strides, e.g. {{'head': 16}}, got {dict(spec.min_stride)!r}")
     if isinstance(spec.unit, str) and spec.unit not in ("bottleneck", "residual") and ":" not in spec.unit:
         raise PluginError(f"register_attention({name!r}): unit must be 'bottleneck', 'residual', a builder or a "
                           f"'package.module:builder' path, got {spec.unit!r}")

@@ -17,6 +17,7 @@ from typing import Callable
 
 import yaml
 
+from ..yaml_model import rows as model_rows
 from . import plots, report, stats
 from .measure import ModelSpec
 from .plan import PreparedData, RunSpec
@@ -85,7 +86,7 @@ def heatmaps(models: list[ModelSpec], rows: list[ResultRow], data: PreparedData,
     try:
         def layers(spec: ModelSpec) -> list:
             d = yaml.safe_load(spec.yaml_path.read_text())
-            return [*d["backbone"], *d["head"]]
+            return model_rows(d)
 
         def load(label: str):
             return wrapper(weights[label]).model.float().eval()

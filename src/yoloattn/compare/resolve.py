@@ -56,11 +56,10 @@ def parse_modules(text: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
 
 
 def all_rules() -> tuple[str, ...]:
-    """The rules ``--where all`` tries, in the zoo's order: every rule but those implying a module (mmqa)."""
-    from ..zoo import RULES
-    from ..zoo.naming import IMPLIED_MODULE
+    """The rules ``--where all`` tries, in the rule table's order: every rule but those implying a module (mmqa)."""
+    from ..rules import any_module_rules
 
-    return tuple(rule for rule in RULES if rule not in IMPLIED_MODULE)
+    return any_module_rules()
 
 
 def parse_where(where: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...] | None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from ..yaml_model import split_scale, with_scale
-from . import rules
+from .. import rules
 from .naming import legacy_stem, variant_stem
 from .variants import RULES, VariantError, layer_strides, make_variant, parse_rule
 

@@ -4,7 +4,7 @@
 from pathlib import Path
 
 from . import generate
-from .rules import with_families_table
+from ..rules import with_families_table
 
 # In a source checkout (src/yoloattn/zoo/__main__.py); an installed package has no docs to update.
 DOCS = Path(__file__).resolve().parents[3] / "docs" / "families.md"

@@ -21,11 +21,7 @@ every alias from it and its own plan (``zoo.aliases()``), so no alias is ever li
 from __future__ import annotations
 
 from ..yaml_model import split_scale, with_scale  # noqa: F401  (the zoo's scale rule, kept importable here)
-from .rules import implied_module, table
-
-# Rules that take one module only and are named without it. Derived from the rule table for the one
-# importer left (compare's ``--where all``); new code asks ``rules.implied_module``.
-IMPLIED_MODULE = {rule.name: rule.implied_module for rule in table() if rule.implied_module}
+from ..rules import implied_module
 
 # The former file-name tag of a rule, per Ultralytics model family (the folder under cfg/models),
 # where it differed from the rule name: the block the rule rewrites there. Aliases only.

@@ -1,7 +1,7 @@
 """Rule-based YAML rewriting: put an attention module into a stock Ultralytics model.
 
 ``make_variant(base, module, where)`` returns a new model dict: it parses ``where`` (``csp``,
-``csp@16,32``), looks the rule up in the rule table (:mod:`.rules`, which describes every rule),
+``csp@16,32``), looks the rule up in the rule table (:mod:`yoloattn.rules`, which describes every rule),
 applies it to the base's rows and writes them back with every shifted ``from`` index fixed.
 """
 
@@ -11,8 +11,8 @@ import copy
 
 from .. import modules
 from ..yaml_model import Row, n_backbone, rows, with_rows
-from . import rules as rule_table
-from .rules import FALLBACK_RULE, Target, VariantError
+from .. import rules as rule_table
+from ..rules import FALLBACK_RULE, Target, VariantError
 
 __all__ = ["RULES", "RULE_HELP", "STRIDED_RULES", "VariantError", "default_rule", "layer_strides", "make_variant",
            "parse_rule"]
@@ -27,7 +27,7 @@ _DOWNSAMPLERS = {"ADown", "AConv", "SCDown"}
 
 
 def make_variant(base: dict, module: str, where: str) -> dict:
-    """A copy of the model dict ``base`` with ``module`` placed by the rule ``where`` (see :mod:`.rules`).
+    """A copy of the model dict ``base`` with ``module`` placed by the rule ``where`` (see :mod:`yoloattn.rules`).
 
     Raises:
         VariantError: an unknown module or rule, bad strides, a module the rule does not take, or a rule

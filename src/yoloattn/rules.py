@@ -25,11 +25,11 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
-from ..errors import YoloattnError
-from ..yaml_model import Row
+from .errors import YoloattnError
+from .yaml_model import Row
 
 if TYPE_CHECKING:
-    from ..modules import AttentionModule
+    from .modules import AttentionModule
 
 __all__ = ["DOCS_BEGIN", "DOCS_END", "FALLBACK_RULE", "FAMILIES", "Apply", "PlacementRule", "Target", "VariantError", "any_module_rules", "default_text", "families_markdown",
            "floored_rules", "floors_text", "get", "implied_module", "rule_names_text", "rules_help", "stride_example",
@@ -157,10 +157,8 @@ class PlacementRule:
 
     @property
     def floored(self) -> bool:
-        """Whether a module's floor (``AttentionModule.min_stride``) narrows the strides picked without ``@``.
-
-        ``modules.MIN_STRIDE_RULES`` lists the same rules: modules.py checks a plug-in's ``min_stride`` keys
-        when it registers and cannot import the zoo, which imports it (tests/test_zoo.py ties the two)."""
+        """Whether a module's floor (``AttentionModule.min_stride``) narrows the strides picked without ``@``
+        (``modules.register_attention`` refuses a ``min_stride`` for any other rule)."""
         return self.takes_strides and self.default_strides is None
 
     def families_text(self) -> str:
@@ -410,7 +408,7 @@ def floors_text(specs: Iterable[AttentionModule]) -> str | None:
 
 
 #: The lines around the generated table in docs/families.md (``python -m yoloattn.zoo`` rewrites what is between).
-DOCS_BEGIN = "<!-- rule x family table: generated from src/yoloattn/zoo/rules.py by `python -m yoloattn.zoo` -->"
+DOCS_BEGIN = "<!-- rule x family table: generated from src/yoloattn/rules.py by `python -m yoloattn.zoo` -->"
 DOCS_END = "<!-- end of the generated table -->"
 
 
