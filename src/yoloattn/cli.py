@@ -190,17 +190,9 @@ def _load_torch_model(name: str, nc: int | None = None):
     """The Ultralytics model (DetectionModel, RTDETRDetectionModel, ...) of a YAML name/path (random init) or
     a local checkpoint."""
     from .compare.models import resolve_model
-    from .integration.heads import build_model, wrapper
+    from .integration.heads import load_model
 
-    path = resolve_model(name)
-    if path.endswith(".pt"):
-        return wrapper(path).model.float()
-    from ultralytics.nn.tasks import yaml_model_load
-
-    cfg = yaml_model_load(path)
-    if nc:
-        cfg["nc"] = nc
-    return build_model(cfg)
+    return load_model(resolve_model(name), nc)
 
 
 def _check_imgsz(imgsz, models: dict, option: str = "--imgsz ") -> None:
@@ -307,56 +299,20 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_variant(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from . import zoo
-    from .compare.models import default_placement, load_model_dict, scale_of, variant_stem
-
-    from .modules import get
-
-    spec = get(args.module)
-    module = spec.name
-    base, scale, stem = load_model_dict(args.base)
-    where = args.where or default_placement(base)
-    variant = zoo.make_variant(base, module, where)
-    out = Path(args.output or f"{variant_stem(stem, module, where)}.yaml")
-    if out.suffix not in (".yaml", ".yml"):
-        raise CLIError(f"the output must be a .yaml file, got {out}")
-    notes = []
-    scales = variant.get("scales") or {}
-    out_scale = scale_of(out)
-    if scales and out_scale and out_scale not in scales:
-        raise CLIError(f"{out.name} asks for scale {out_scale!r}, but the base has scales {', '.join(scales)}")
-    if scales and scale and not out_scale:
-        # Ultralytics reads the scale from the file name; without a letter it takes the first row
-        variant["scales"] = {scale: scales[scale]}
-        notes.append(f"{out.name} has no scale letter, so only scale {scale!r} of {stem} is kept")
-    elif scales and out_scale and scale and out_scale != scale:
-        notes.append(f"the file name selects scale {out_scale!r} (the base was {scale!r})")
-    from .compare.models import model_file, resolve_model
-    from .integration.wiring import check_variant
-
-    # checked before writing, so a model that cannot build leaves no file behind
-    issues = check_variant(variant, base, base_file=str(model_file(resolve_model(args.base))), scale=scale,
-                           variant_scale=out_scale, base_label=args.base,
-                           variant_label=f"{out.name} (from {args.base})")
-    for issue in issues:
-        print(f"warning: {issue}", file=sys.stderr)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(zoo.render(variant, f"{stem} + {module} ({where} placement), by `yoloattn variant`",
-                              notes=("Its blocks are registered by `import yoloattn` (or run it with the yoloattn "
-                                     "CLI); stock YOLO(...) cannot build it without that import.",)))
-    for note in notes:
-        print(f"note: {note}")
     from . import bench
+    from .modules import get
+    from .variant_file import plan_variant_file
 
+    planned = plan_variant_file(args.base, args.module, args.where, args.output)
+    for warning in planned.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    out = planned.write()
+    for note in planned.notes:
+        print(f"note: {note}")
     model = _load_torch_model(str(out.resolve()))
     params = bench.describe_params(bench.count_params(model), False, bench.model_nc(model))
-    plugin = "".join(f" --plugin {p}" for p in args.plugin or []) if spec.source == "plug-in" else ""
-    from .integration.heads import task_info
-
-    task = task_info(variant)
-    data = "data=embedded" if task.embedded else f"data=PATH/{task.name}-data.yaml"
+    plugin = "".join(f" --plugin {p}" for p in args.plugin or []) if get(planned.module).source == "plug-in" else ""
+    data = "data=embedded" if planned.embedded_data else f"data=PATH/{planned.task}-data.yaml"
     print(f"wrote {out.resolve()}: {params}, {bench.count_gflops(model, 640):.2f} GFLOPs at 640. "
           f"Train it with: yoloattn train {out} {data} epochs=10 imgsz=160{plugin}")
     return 0

@@ -99,17 +99,14 @@ def measure_all(specs: list[ModelSpec], imgsz: int, nc: int, threads: int, out_d
 def _measure(specs: list[ModelSpec], imgsz: int, nc: int, threads: int,
              progress: Callable[[str, float | None], None] | None = None, nms: bool = False) -> dict[str, CostRow]:
     import torch
-    from ultralytics.nn.tasks import yaml_model_load
 
     from .. import bench
-    from ..integration.heads import build_model
+    from ..integration.heads import load_model
 
     models = {}
     for spec in specs:
         torch.manual_seed(0)
-        cfg = yaml_model_load(spec.yaml_path)  # reads the scale from the file name
-        cfg["nc"] = nc  # the trained model's head, set here to skip Ultralytics' "overriding nc" message
-        models[spec.label] = build_model(cfg, end_to_end=not nms)
+        models[spec.label] = load_model(spec.yaml_path, nc, end_to_end=not nms)  # the trained model's head
     peak = bench.matmul_peak_gflops("cpu", threads=threads)
     timed = bench.benchmark_many(models, imgsz, 1, bench.BACKENDS, "cpu", threads, WARMUP, ITERS, matmul_peak=peak,
                                  progress=progress)

@@ -73,6 +73,19 @@ def build_model(cfg, nc: int | None = None, verbose: bool = False, end_to_end: b
     return model
 
 
+def load_model(source, nc: int | None = None, end_to_end: bool | None = None):
+    """The Ultralytics model of a resolved model name (``compare.models.resolve_model``): a local ``.pt``
+    checkpoint's model in float32, or a YAML built with random weights, its scale read from the file name
+    as Ultralytics does, with ``nc`` classes when given (set in the dict, so Ultralytics does not log an
+    override). ``end_to_end`` as for :func:`build_model`. The one way yoloattn builds a model from a name."""
+    if str(source).endswith(".pt"):
+        return wrapper(source).model.float()
+    cfg = dict(model_dict(str(source)))
+    if nc:
+        cfg["nc"] = nc
+    return build_model(cfg, end_to_end=end_to_end)
+
+
 def wrapper(source):
     """``YOLO(source)`` or, for an RT-DETR YAML or checkpoint, ``RTDETR(source)`` (its predictor and trainer)."""
     from ultralytics import RTDETR, YOLO
