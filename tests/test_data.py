@@ -32,7 +32,10 @@ def tiny(tiny_data) -> Path:
 
 
 def _files(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    """The generator's files under ``root``: not the label caches (``*.cache``) Ultralytics writes next to the
+    label folders of a dataset other tests of the session trained on."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and p.suffix != ".cache"}
 
 
 def _manifest(data_yaml: Path) -> dict:

@@ -339,8 +339,9 @@ def test_compare_refuses_skipped_images_and_reports_counts(tmp_path):
     assert Path(run["path"]).is_absolute() and Path(run["val"]).is_absolute()
     assert data.report.listing.parent == tmp_path / "out" / "data" and files_under(root) == before
 
-    context = {"title": "t", "settings": settings.resolved(), "summary": [], "rows": [], "data_yaml": data.data_yaml,
-               "eval_split": "val", "where": "csp", "matmul_peak": 1.0, "versions": {}, "machine": "m",
-               "command": "c", "plots": [], "data_report": data.report}
+    context = report.ReportContext(
+        title="t", settings=settings.resolved(), summary=[], rows=[], problems=[], summary_notes=[],
+        data_yaml=data.data_yaml, eval_split="val", data_report=data.report, where="csp", nc=None, end_to_end=False,
+        matmul_peak=1.0, latency_machine="m", machine="m", versions={}, command="c")
     for path in (report.write_markdown(tmp_path / "r.md", context), report.write_html(tmp_path / "r.html", context)):
         assert "images skipped by Ultralytics (corrupt image/label): train 1 of 4, val 0 of 2" in path.read_text()

@@ -10,7 +10,8 @@ The pipeline, one room per phase: ``settings`` (what the user asked: ``CompareSe
 ``ExecutionSettings``, the recipe, ``DEMO``, run keys) -> ``resolve`` (every default and check, once) ->
 ``plan`` (data, variants, runs, worker specs) -> ``measure`` (cost) -> ``runner`` (the driver and the retry
 loop, through ``executors/``, a table of executors) -> ``outputs`` (result rows, heatmaps, report context)
-and ``report`` (Markdown and HTML). Beside them: ``progress`` (events and the terminal listener),
+and ``report`` (one list of sections, as Markdown and HTML). ``rows`` holds the typed report rows (cost,
+result, summary) whose fields are the CSV columns. Beside them: ``progress`` (events and the terminal listener),
 ``records`` (typed records between processes), ``worker`` (one training run), ``sizes`` (COCO AP per
 object size), ``models`` (model names), ``stats`` (intervals, Welch, Holm, Hedges' g, detectable Δ,
 flagged runs), ``plots`` and ``heatmaps`` (EigenCAM panel).
