@@ -12,6 +12,7 @@ import shutil
 import signal
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ import pytest
 from yoloattn.cli import EXIT_FAILED, EXIT_USAGE, main
 from yoloattn.compare import CompareSettings, ExecutionSettings
 from yoloattn.compare import runner as runner_module
-from yoloattn.compare.executors.local import LocalExecutor, default_jobs
+from yoloattn.compare.executors.local import LocalExecutor, default_jobs, least_busy
 from yoloattn.compare.executors.remote import STORAGE_ENV, NodeError, check_node
 from yoloattn.compare.records import DataSource, RemoteRun, RunFailure, WorkerSpec
 from yoloattn.compare.settings import device_kind, gpu_indices, versions
@@ -175,9 +176,9 @@ def test_a_node_without_a_plugin_or_with_other_code_is_refused_in_one_line(tmp_p
 
 
 def test_a_ray_worker_without_yoloattn_is_a_setup_failure_naming_the_package():
-    from yoloattn.compare.executors.ray import _attempt_of_error
+    from yoloattn.compare.executors.ray import attempt_of_error
 
-    attempt = _attempt_of_error(RuntimeError("Failed to unpickle: ModuleNotFoundError: No module named 'yoloattn'"))
+    attempt = attempt_of_error(RuntimeError("Failed to unpickle: ModuleNotFoundError: No module named 'yoloattn'"))
     assert attempt.status == "setup" and "cannot import 'yoloattn': install it on every node" in attempt.cause
 
 
@@ -187,18 +188,15 @@ def test_gpu_devices_give_one_run_per_gpu_unless_shared():
     assert default_jobs(10, 1, "0,1,2,3") == 4 and default_jobs(10, 1, "0,1", runs_per_gpu=2) == 4
     assert default_jobs(1, 1, "0,1,2,3") == 1
 
-    class Running:  # a started worker, as the executor keeps it
-        def poll(self):
-            return None
-
     settings = CompareSettings(device="0,2", execution=ExecutionSettings(runs_per_gpu=2, jobs=4))
-    executor = LocalExecutor(settings)
-    picked = []
-    for run in range(4):
-        gpu = executor.free_gpu()
+    busy, picked = Counter(), []
+    for _ in range(4):
+        gpu = least_busy(gpu_indices(settings.device), busy)
         picked.append(gpu)
-        executor._running[run] = (Running(), str(gpu))
+        busy[str(gpu)] += 1
     assert picked == [0, 2, 0, 2]  # the least busy GPU each time: never two runs on one while another is free
+    assert least_busy([0, 2], Counter({"0": 2, "2": 1})) == 2
+    assert LocalExecutor(settings).capacity == 4
     assert "on GPU 0,2 (2 runs per GPU)" in LocalExecutor.plan_text(settings)
 
 

@@ -37,6 +37,12 @@ def default_jobs(runs: int, threads_per_run: int, device: str = "cpu", runs_per_
     return max(1, min(runs, slots))
 
 
+def least_busy(gpus: list[int], busy: Counter) -> int:
+    """The GPU of ``gpus`` with the fewest runs in ``busy`` (device string -> runs on it), the lowest index on a
+    tie: a run never shares a GPU while another listed one is free."""
+    return min(gpus, key=lambda gpu: (busy[str(gpu)], gpu))
+
+
 class LocalExecutor:
     """Subprocess pool on this machine; see the module docstring."""
 
@@ -86,8 +92,7 @@ class LocalExecutor:
 
     def free_gpu(self) -> int:
         """The listed GPU with the fewest runs now (lowest index on a tie)."""
-        busy = Counter(device for _, device in self._running.values())
-        return min(self.gpus, key=lambda gpu: (busy[str(gpu)], gpu))
+        return least_busy(self.gpus, Counter(device for _, device in self._running.values()))
 
     def submit(self, run, spec: WorkerSpec) -> None:
         device = str(self.free_gpu()) if self.gpus else spec.train_args["device"]

@@ -56,7 +56,7 @@ def train_task(task: RemoteRun, board) -> RunAttempt:
     return run_attempt(task, board)
 
 
-def _attempt_of_error(err: Exception) -> RunAttempt:
+def attempt_of_error(err: Exception) -> RunAttempt:
     """A Ray error as an attempt: a dead worker or node is retried; a missing package stops the run."""
     from ray import exceptions as rx
 
@@ -235,7 +235,7 @@ class RayExecutor:
                 try:
                     attempt = ray.get(ref)
                 except Exception as err:  # noqa: BLE001 - every Ray failure becomes a typed attempt
-                    attempt = _attempt_of_error(err)
+                    attempt = attempt_of_error(err)
                 self._attempts.pop(run, None)
                 self._started.discard(run)
                 ended.append((run, attempt))
