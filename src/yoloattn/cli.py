@@ -672,10 +672,12 @@ def _add_compare_options(p: argparse.ArgumentParser, demo: bool = False) -> None
                    help="torch threads per training run (default 1 on up to 4 cores, else 2); part of the run "
                         "key, since the thread count changes the numbers")
     g = p.add_argument_group("where runs execute (docs/scale-out.md; none of these changes a run's numbers)")
+    from .compare import ExecutionSettings
     from .compare.executors import EXECUTORS, executor_class
 
     g.add_argument("--executor", choices=tuple(EXECUTORS),
-                   help="; ".join(f"{name}: {executor_class(name).summary}" for name in EXECUTORS) + " (default local)")
+                   help="; ".join(f"{name}: {executor_class(name).summary}" for name in EXECUTORS)
+                   + f" (default {ExecutionSettings().executor})")
     g.add_argument("--ray-address", metavar="auto|HOST:PORT|ray://HOST:PORT",
                    help="join this Ray cluster (default: $RAY_ADDRESS, else start a local instance sized to this "
                         "machine)")
