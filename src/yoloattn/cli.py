@@ -107,21 +107,19 @@ def _ultralytics_args(items: list[str]) -> dict:
 
 def _task_data(model, name: str, value: str, command: str, allow_skipped: bool, splits: tuple[str, ...],
                single_cls: bool) -> str:
-    """``_resolve_data`` for the model's task. The embedded dataset has boxes only: a segment, pose or OBB
-    model needs the user's dataset (CLIError otherwise). yoloattn's label check reads box and polygon
-    rows, so a pose dataset (class, box, keypoints) goes to Ultralytics as given, checked by Ultralytics."""
+    """``_resolve_data`` for the model's task (``integration.heads.TASKS``). The embedded dataset has boxes
+    only: a segment, pose or OBB model needs the user's dataset (CLIError otherwise). yoloattn's label
+    check reads box and polygon rows, so a pose dataset (class, box, keypoints) goes to Ultralytics as
+    given, checked by Ultralytics."""
     from pathlib import Path
 
-    from .integration.heads import embedded_refusal, task_of
+    from .integration.heads import embedded_refusal, task_info
 
     d = model.model.yaml
-    task = task_of(d)
-    if task == "detect":
-        return _resolve_data(value, command, allow_skipped, splits, single_cls)
     refusal = embedded_refusal(d, name)
     if refusal and str(value).partition(":")[0] == "embedded":
         raise CLIError(refusal)
-    if task == "pose":
+    if not task_info(d).label_check:
         return str(Path(str(value)).expanduser())
     return _resolve_data(value, command, allow_skipped, splits, single_cls)
 

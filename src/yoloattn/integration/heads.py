@@ -106,12 +106,13 @@ class Task:
     labels: str  # what its labels carry beyond a class, for messages
     embedded: bool  # the embedded dataset (boxes only, data/) fits it
     compare: bool  # `yoloattn compare` trains and evaluates it
+    label_check: bool = True  # yoloattn's dataset check reads its label rows (boxes, polygons); else Ultralytics'
 
 
 TASKS = {
     "detect": Task("detect", "DetectionTrainer", "boxes", embedded=True, compare=True),
     "segment": Task("segment", "SegmentationTrainer", "masks", embedded=False, compare=False),
-    "pose": Task("pose", "PoseTrainer", "keypoints", embedded=False, compare=False),
+    "pose": Task("pose", "PoseTrainer", "keypoints", embedded=False, compare=False, label_check=False),
     "obb": Task("obb", "OBBTrainer", "rotated boxes", embedded=False, compare=False),
     "classify": Task("classify", None, "boxes to classify", embedded=False, compare=False),
 }
