@@ -1,0 +1,129 @@
+"""Export through Ultralytics' own ``model.export`` (what users run), and check a format before it starts.
+
+``check_format`` turns a typo or a format whose converter is not installed into one line (Ultralytics
+would silently map some typos to ONNX, or print a traceback and an install advert). ``export_checkpoint``
+exports a checkpoint into a folder of its own and returns the artifact's path; ``reference_model`` is the
+PyTorch model in the configuration the exporter traces (fused, eval, the head's default export branch),
+which the export matrix compares each runtime against.
+
+Ultralytics' formats outside ``runtimes.RUNTIMES`` (TensorRT, LiteRT, CoreML, ...) are passed through
+when their converter package is installed and are not verified by yoloattn (docs/deploy.md says which
+ran on which machine).
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.util
+import shutil
+from pathlib import Path
+
+from ..errors import YoloattnError
+from .runtimes import EXTRA, RUNTIMES, Runtime, runtime
+
+__all__ = ["check_format", "export_checkpoint", "reference_model", "ExportFailed", "OTHER_FORMATS",
+           "quantize_args"]
+
+# Ultralytics formats that yoloattn does not verify: format -> the import name of its converter
+OTHER_FORMATS = {
+    "engine": "tensorrt", "coreml": "coremltools", "mlmodel": "coremltools", "saved_model": "tensorflow",
+    "pb": "tensorflow", "tflite": "tensorflow", "litert": "tensorflow", "edgetpu": "tensorflow",
+    "tfjs": "tensorflowjs", "paddle": "paddle", "mnn": "MNN", "imx": "imx500_converter",
+    "rknn": "rknn", "executorch": "executorch", "axelera": "axelera", "qnn": "qai_hub", "coreai": "coreai",
+    "deepx": "dx_com", "ascend": "acl",
+}
+
+
+class ExportFailed(YoloattnError):
+    """Ultralytics' exporter or the runtime's converter raised; the message is its last line."""
+
+
+def check_format(fmt: str) -> Runtime | None:
+    """The runtime row of an Ultralytics export format (None for a format outside the table whose converter is
+    installed). Raises ``YoloattnError`` in one line for an unknown format (with the nearest name) or one
+    whose converter is not installed (with the extra or package that installs it)."""
+    key = str(fmt).strip().lower()
+    rows = {row.format: row for row in RUNTIMES.values() if row.format}
+    if key in rows:
+        rows[key].require()
+        return rows[key]
+    if key in OTHER_FORMATS:
+        if importlib.util.find_spec(OTHER_FORMATS[key]) is None:
+            raise YoloattnError(
+                f"format={key} needs {OTHER_FORMATS[key]}, which is not installed here; yoloattn installs and "
+                f"verifies {', '.join(rows)} (pip install 'yoloattn[{EXTRA}]', docs/deploy.md)")
+        return None
+    known = [*rows, *OTHER_FORMATS]
+    near = difflib.get_close_matches(key, known, n=1)
+    hint = f"did you mean format={near[0]}? " if near else ""
+    raise YoloattnError(f"unknown export format {fmt!r}: {hint}formats: {', '.join(known)}")
+
+
+def quantize_args(int8: bool) -> dict:
+    """Ultralytics' INT8 switch: ``quantize=8`` where the installed release has it (8.4), else ``int8=True``."""
+    if not int8:
+        return {}
+    from ultralytics.cfg import DEFAULT_CFG_DICT
+
+    return {"quantize": 8} if "quantize" in DEFAULT_CFG_DICT else {"int8": True}
+
+
+def export_checkpoint(checkpoint: str | Path, name: str, out_dir: str | Path, imgsz: int | tuple[int, int],
+                      dynamic: bool = False, opset: int | None = None, int8: bool = False,
+                      data: str | None = None, fraction: float | None = None, batch: int = 1) -> Path:
+    """Export ``checkpoint`` (an Ultralytics ``.pt``) for runtime ``name`` with ``YOLO(pt).export``; returns the
+    artifact (file or folder) under ``out_dir``.
+
+    imgsz: int or (h, w), multiples of the model's largest stride. dynamic: only for runtimes with
+    ``dynamic``. opset: ONNX opset (ONNX only; Ultralytics' default otherwise). int8: post-training INT8
+    (runtimes with ``int8``), calibrated on ``data``'s training images (``fraction`` of them), Ultralytics'
+    own calibration. Raises ``RuntimeUnavailable`` when the runtime is not installed, ``ExportFailed``
+    (the converter's last line) when the export raises.
+    """
+    from ..integration.heads import wrapper
+
+    row = runtime(name)
+    if not row.format:
+        raise YoloattnError(f"runtime {row.name!r} runs the checkpoint itself; nothing to export")
+    row.require()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    local = out_dir / Path(checkpoint).name
+    if Path(checkpoint).resolve() != local.resolve():
+        shutil.copyfile(checkpoint, local)  # Ultralytics writes next to the checkpoint
+    args: dict = {"format": row.format, "imgsz": list(imgsz) if isinstance(imgsz, tuple) else imgsz,
+                  "device": "cpu", "batch": batch, "verbose": False, **quantize_args(int8)}
+    if dynamic:
+        args["dynamic"] = True
+    if opset is not None:
+        args["opset"] = opset
+    if int8:
+        args["data"] = data
+        if fraction is not None:
+            args["fraction"] = fraction
+    try:
+        path = wrapper(str(local)).export(**args)
+    except YoloattnError:
+        raise
+    except Exception as error:  # noqa: BLE001 - a converter's failure is reported as one line per cell
+        raise ExportFailed(f"{row.format} export failed: {_last_line(error)}") from error
+    if not path:
+        raise ExportFailed(f"{row.format} export returned nothing")
+    return Path(path)
+
+
+def _last_line(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return f"{type(error).__name__}: {lines[-1] if lines else text}"[:300]
+
+
+def reference_model(checkpoint: str | Path):
+    """The checkpoint's model as the exporter traces it: float32, fused, eval, and with an end-to-end head
+    (YOLO26, YOLOv10) on its one-to-many branch, as ``export(nms=None)`` (the default) exports it."""
+    from ..integration.heads import load_model
+
+    model = load_model(checkpoint).fuse().eval()
+    if hasattr(model, "end2end"):
+        model.end2end = False
+    return model
