@@ -9,7 +9,9 @@ counted. Per-layer inputs follow the model's own routing (``m.f``), as in ``Base
 
 Latency is the wall time of one forward pass of a *fused* model in eval mode on an input of shape
 (batch, 3, imgsz, imgsz) with no pre/post-processing and no NMS, measured ``iters`` times after
-``warmup`` passes, either with PyTorch or with ONNX Runtime on a TorchScript-exported ONNX graph.
+``warmup`` passes, with eager PyTorch or in a deployment runtime of ``deploy.runtimes.RUNTIMES``
+(ONNX Runtime, OpenVINO, TorchScript, ncnn: the model exported through Ultralytics' own
+``model.export`` at that static size, run in the runtime's own client in fp32 on the CPU).
 Several models are timed in alternating blocks (``time_interleaved``) so that load changes on a
 shared machine hit them alike. From the per-pass times t_k:
 
@@ -26,7 +28,9 @@ convolutions grow with it), e.g. "2,726,352 parameters (unfused, 80 classes)".
 
 Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` during one pass; on CPU the peak of live
 tensor storage produced during one pass (tracked with a ``TorchDispatchMode``), i.e. the activation
-memory on top of weights and input. ONNX Runtime does not report it (None).
+memory on top of weights and input. The exported runtimes do not report it (None).
+
+Every result names the CPU (model and vector ISA, ``machine.cpu_summary``) and the thread count.
 """
 
 from __future__ import annotations
@@ -36,7 +40,6 @@ import functools
 import statistics
 import tempfile
 import time
-import warnings
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,9 +50,10 @@ import torch.nn as nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from .flops import FlopCounter
+from .machine import cpu_summary
 from .yaml_model import rows
 
-BACKENDS = ("torch", "onnxruntime")
+BACKENDS = ("torch", "onnxruntime", "openvino", "torchscript", "ncnn")  # = deploy.runtimes.RUNTIMES (a test)
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,7 @@ class BenchResult:
     achieved_gflops_s: float
     matmul_peak_gflops_s: float
     nc: int | None = None  # classes of the Detect head (params are those of the fused model)
+    cpu: str = ""  # machine.cpu_summary(): CPU model, vector ISA, cores
 
     @property
     def efficiency(self) -> float:
@@ -290,33 +295,21 @@ def peak_memory_mb(model: nn.Module, x: torch.Tensor) -> float:
     return tracker.peak / 2**20
 
 
-def export_onnx(model: nn.Module, imgsz: int, batch: int, path: str | Path, opset: int = 17) -> Path:
-    """Export a prepared model with a static (batch, 3, imgsz, imgsz) input named ``images``."""
-    from ultralytics.nn.modules import Detect
-
-    model = copy.deepcopy(model).cpu()
-    for m in model.modules():
-        if isinstance(m, Detect):
-            m.export, m.format = True, "onnx"  # Detect then returns the decoded tensor alone
-    x = torch.zeros(batch, 3, imgsz, imgsz)
-    with warnings.catch_warnings():  # the TorchScript exporter's constant-folding notes are not actionable
-        warnings.simplefilter("ignore")
-        torch.onnx.export(model, x, str(path), opset_version=opset, input_names=["images"],
-                          output_names=["output0"], dynamo=False)
-    return Path(path)
-
-
-def _onnxruntime_forward(onnx_path: Path, imgsz: int, batch: int, threads: int) -> Callable[[], object]:
+def _runtime_forward(model: nn.Module, backend: str, imgsz: int, batch: int, threads: int,
+                     folder: Path) -> Callable[[], object]:
+    """Export ``model`` through Ultralytics for ``backend`` at (batch, 3, imgsz, imgsz) and return one pass in
+    the runtime's client on a zero input."""
     import numpy as np
-    import onnxruntime as ort
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
-    feed = {session.get_inputs()[0].name: np.zeros((batch, 3, imgsz, imgsz), np.float32)}
-    return lambda: session.run(None, feed)
+    from .deploy.export import export_checkpoint, save_checkpoint
+    from .deploy.runtimes import runtime
+
+    checkpoint = save_checkpoint(model, folder / "model.pt")
+    end_to_end = bool(getattr(model, "end2end", False))
+    exported = export_checkpoint(checkpoint, backend, folder, imgsz, batch=batch, nms=False if end_to_end else None)
+    session = runtime(backend).load(exported, threads)
+    x = np.zeros((batch, 3, imgsz, imgsz), np.float32)
+    return lambda: session(x)
 
 
 def time_interleaved(forwards: dict[str, Callable[[], object]], device: torch.device, warmup: int, iters: int,
@@ -353,11 +346,14 @@ def benchmark_many(models: dict[str, nn.Module], imgsz: int = 640, batch: int = 
     backend) and before the warm-up and each timed round (``"latency round 1/3"``), with an estimate
     of the seconds left for the whole call (None before anything could be measured). See ``eta``.
     """
-    unknown = [b for b in backends if b not in BACKENDS]
-    if unknown:
-        raise ValueError(f"unknown backend {unknown[0]!r}; choose from {', '.join(BACKENDS)}")
-    if "onnxruntime" in backends and device != "cpu":
-        raise ValueError("the onnxruntime backend runs on the CPU here; use device='cpu'")
+    from .deploy.runtimes import runtime
+
+    backends = tuple(dict.fromkeys(runtime(b).name for b in backends))  # aliases (ort, ov) -> names; unknown: one line
+    for b in backends:
+        runtime(b).require()
+    exported = [b for b in backends if b != "torch"]
+    if exported and device != "cpu":
+        raise ValueError(f"the {exported[0]} backend runs on the CPU here; use device='cpu'")
     previous_threads = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
@@ -413,11 +409,13 @@ def _benchmark_many(models: dict[str, nn.Module], imgsz: int, batch: int, backen
                 forwards[name, "torch"] = functools.partial(model, x)
                 memory[name, "torch"] = peak_memory_mb(model, x)  # also the first (cold) pass
                 pass_s += one_pass_s(forwards[name, "torch"])
-            if "onnxruntime" in backends:
-                onnx_path = export_onnx(model, imgsz, batch, Path(tmp) / f"model{len(forwards)}.onnx")
-                forwards[name, "onnxruntime"] = _onnxruntime_forward(onnx_path, imgsz, batch, threads)
-                one_pass_s(forwards[name, "onnxruntime"])  # the first run allocates
-                pass_s += one_pass_s(forwards[name, "onnxruntime"])
+            for backend in backends:
+                if backend == "torch":
+                    continue
+                folder = Path(tmp) / f"model{k}-{backend}"
+                forwards[name, backend] = _runtime_forward(original, backend, imgsz, batch, threads, folder)
+                forwards[name, backend]()  # the first run allocates
+                pass_s += one_pass_s(forwards[name, backend])
             timing_s.append(pass_s * (warmup + iters))
             prepare_s.append(time.perf_counter() - start)
         rounds_s: list[float] = []
@@ -444,7 +442,7 @@ def _benchmark_many(models: dict[str, nn.Module], imgsz: int, batch: int, backen
         achieved = gflops * batch / (median / 1e3)
         results[name, backend] = BenchResult(backend, imgsz, batch, threads, params, gflops, median, p90,
                                              batch / (median / 1e3), memory.get((name, backend)), achieved, peak,
-                                             nc)
+                                             nc, cpu_summary())
     return results
 
 

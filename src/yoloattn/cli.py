@@ -321,7 +321,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     from . import bench
 
-    backends = bench.BACKENDS if args.backend == "all" else (args.backend,)
+    from .deploy import runtimes
+    from .machine import cpu_summary
+
+    backends = runtimes.installed() if args.backend == "all" else tuple(
+        dict.fromkeys(runtimes.runtime(b).name for b in args.backend.split(",") if b.strip()))
+    for backend in backends:
+        runtimes.runtime(backend).require()  # before anything is built or timed
     threads = args.threads or torch.get_num_threads()
     peak = bench.matmul_peak_gflops(args.device, threads=threads)
     models = {name: _load_torch_model(name, args.nc) for name in dict.fromkeys(args.models)}
@@ -348,7 +354,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     print(f"\nbatch {args.batch} at {args.imgsz}x{args.imgsz} on {args.device}, {threads} thread(s), fused eval "
           f"models, {args.iters} timed passes each, interleaved across models; peak = fp32 matmul "
           f"{peak:.1f} GFLOP/s measured now. "
-          f"Peak MiB: activation memory of one pass (n/a for ONNX Runtime).{per_model}"
+          f"Peak MiB: activation memory of one pass (n/a for the exported runtimes). CPU: {cpu_summary()}; "
+          f"exported runtimes run the model exported through Ultralytics at this size, fp32.{per_model}"
           + (f" × base: median over that of the listed model the variant extends ({example[1]} for {example[0]}), "
              "same backend." if example else ""))
     return 0
@@ -444,8 +451,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     from .compare.models import resolve_model
     from .integration.heads import wrapper
 
+    from .deploy.export import check_format
+
     overrides = _ultralytics_args(args.overrides)
     overrides.setdefault("format", "onnx")
+    check_format(str(overrides["format"]))  # a typo or a converter not installed: one line, before anything runs
     overrides.setdefault("device", "cpu")
     # Ultralytics writes next to a .pt, and a model YAML's export (even of a zoo file inside the
     # installed package) under the YAML's bare file name, i.e. into the working directory.
@@ -699,6 +709,7 @@ def _add_compare_options(p: argparse.ArgumentParser, demo: bool = False) -> None
 
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
+    from .deploy.runtimes import RUNTIMES
 
     parser = _Parser(
         prog=PROG, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -730,7 +741,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("models", nargs="+")
     p.add_argument("--imgsz", type=POSITIVE, default=640, help="a multiple of each model's largest stride")
     p.add_argument("--batch", type=POSITIVE, default=1)
-    p.add_argument("--backend", choices=("torch", "onnxruntime", "all"), default="torch")
+    p.add_argument("--backend", default="torch", metavar="NAME[,NAME...]",
+                   help=f"runtimes, comma-separated: {', '.join(RUNTIMES)} (aliases ort, ov, ts), or all "
+                        "(every installed one; the others install with pip install 'yoloattn[deploy]')")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=POSITIVE, help="torch / ONNX Runtime threads (default: torch's)")
     p.add_argument("--iters", type=POSITIVE, default=30)

@@ -9,7 +9,6 @@ returns the summary and the lines the terminal shows at the end.
 
 from __future__ import annotations
 
-import os
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,7 @@ from ..yaml_model import rows as model_rows
 from . import plots, report, stats
 from .measure import ModelSpec
 from .plan import PreparedData, RunSpec
-from .records import RunFailure, RunResult
+from .records import RunFailure, RunResult, machine_description
 from .resolve import ResolvedCompare
 from .rows import CostRow, ResultRow, SummaryRow
 from .settings import CompareSettings, versions
@@ -115,8 +114,7 @@ def failure_text(failure: RunFailure) -> str:
 
 def _machine() -> str:
     """The machine that ran the comparison (the report's header; each run's own is in results.csv)."""
-    cpu = platform.processor() or platform.machine()
-    return f"{cpu}, {os.cpu_count()} CPU cores, {platform.system()} {platform.release()}"
+    return f"{machine_description(host=False)} {platform.release()}"
 
 
 def data_label(settings: CompareSettings, data: PreparedData) -> str:

@@ -29,10 +29,11 @@ def write_json_atomic(path: Path, obj) -> None:
 
 
 def machine_description(host: bool = True) -> str:
-    """``"<host>: <processor>, <N> cores, <OS>"`` (without ``host``: from the processor on), which machine
+    """``"<host>: <CPU model>, <ISA>, <N> cores, <OS>"`` (without ``host``: from the CPU on), which machine
     trained a run (``RunEnv.machine``) or measured a latency."""
-    cpu = platform.processor() or platform.machine()
-    text = f"{cpu}, {os.cpu_count()} cores, {platform.system()}"
+    from ..machine import cpu_summary
+
+    text = f"{cpu_summary()}, {platform.system()}"  # CPU model and vector ISA: both decide the numbers
     return f"{socket.gethostname()}: {text}" if host else text
 
 

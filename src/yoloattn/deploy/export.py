@@ -13,16 +13,19 @@ ran on which machine).
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib.util
+import os
 import shutil
+import sys
 from pathlib import Path
 
 from ..errors import YoloattnError
 from .runtimes import EXTRA, RUNTIMES, Runtime, runtime
 
-__all__ = ["check_format", "export_checkpoint", "reference_model", "ExportFailed", "OTHER_FORMATS",
-           "quantize_args"]
+__all__ = ["check_format", "export_checkpoint", "save_checkpoint", "reference_model", "ExportFailed",
+           "OTHER_FORMATS", "quantize_args"]
 
 # Ultralytics formats that yoloattn does not verify: format -> the import name of its converter
 OTHER_FORMATS = {
@@ -70,14 +73,16 @@ def quantize_args(int8: bool) -> dict:
 
 def export_checkpoint(checkpoint: str | Path, name: str, out_dir: str | Path, imgsz: int | tuple[int, int],
                       dynamic: bool = False, opset: int | None = None, int8: bool = False,
-                      data: str | None = None, fraction: float | None = None, batch: int = 1) -> Path:
+                      data: str | None = None, fraction: float | None = None, batch: int = 1,
+                      nms: bool | None = None, split: str | None = None) -> Path:
     """Export ``checkpoint`` (an Ultralytics ``.pt``) for runtime ``name`` with ``YOLO(pt).export``; returns the
     artifact (file or folder) under ``out_dir``.
 
     imgsz: int or (h, w), multiples of the model's largest stride. dynamic: only for runtimes with
     ``dynamic``. opset: ONNX opset (ONNX only; Ultralytics' default otherwise). int8: post-training INT8
     (runtimes with ``int8``), calibrated on ``data``'s training images (``fraction`` of them), Ultralytics'
-    own calibration. Raises ``RuntimeUnavailable`` when the runtime is not installed, ``ExportFailed``
+    own calibration, on its ``split`` (default Ultralytics' "val"). nms: Ultralytics' ``nms`` (None: its default;
+    False keeps an end-to-end head's NMS-free branch). Raises ``RuntimeUnavailable`` when the runtime is not installed, ``ExportFailed``
     (the converter's last line) when the export raises.
     """
     from ..integration.heads import wrapper
@@ -95,21 +100,61 @@ def export_checkpoint(checkpoint: str | Path, name: str, out_dir: str | Path, im
                   "device": "cpu", "batch": batch, "verbose": False, **quantize_args(int8)}
     if dynamic:
         args["dynamic"] = True
+    if nms is not None:
+        args["nms"] = nms
     if opset is not None:
         args["opset"] = opset
     if int8:
         args["data"] = data
         if fraction is not None:
             args["fraction"] = fraction
+        if split is not None:
+            args["split"] = split
     try:
-        path = wrapper(str(local)).export(**args)
+        with quiet(out_dir / "export.log"):
+            path = wrapper(str(local)).export(**args)
     except YoloattnError:
         raise
     except Exception as error:  # noqa: BLE001 - a converter's failure is reported as one line per cell
-        raise ExportFailed(f"{row.format} export failed: {_last_line(error)}") from error
+        raise ExportFailed(f"{row.format} export failed: {_last_line(error)} (log: {out_dir / 'export.log'})") \
+            from error
     if not path:
         raise ExportFailed(f"{row.format} export returned nothing")
     return Path(path)
+
+
+@contextlib.contextmanager
+def quiet(log: Path):
+    """Send everything written to file descriptors 1 and 2 (Ultralytics' export log, and the converters' own
+    C++ output, e.g. pnnx's pass list) to ``log`` instead of the terminal, for the duration of an export."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with open(log, "ab") as sink:
+        try:
+            os.dup2(sink.fileno(), 1)
+            os.dup2(sink.fileno(), 2)
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+
+
+def save_checkpoint(model, path: str | Path) -> Path:
+    """Save an Ultralytics model (``DetectionModel`` and kin, unfused) as a checkpoint ``YOLO(path)`` loads, so that
+    an in-memory model can go through ``model.export`` like a trained one."""
+    import copy
+
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": copy.deepcopy(model).float(), "train_args": {}, "epoch": -1}, path)
+    return path
 
 
 def _last_line(error: BaseException) -> str:
