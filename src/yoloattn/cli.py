@@ -491,6 +491,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from .compare import option_names, run_compare, settings_from_options
 
     options = {name: getattr(args, name, None) for name in option_names()}  # the demo parser has few of them
+    if options.get("int8"):
+        options["int8"] = tuple(part for value in options["int8"] for part in value.split(","))
     settings = settings_from_options(
         options, recipe=_ultralytics_args(args.set) if getattr(args, "set", None) else None,
         data_knobs=_parse_pairs(args.data_opt, "dataset options") if getattr(args, "data_opt", None) else None)
@@ -639,6 +641,9 @@ def _subparser(sub, name: str, help_text: str, handler, plugins: bool = True) ->
 
 
 def _add_compare_options(p: argparse.ArgumentParser, demo: bool = False) -> None:
+    from .deploy.int8 import INT8_PACKAGES
+    from .deploy.runtimes import RUNTIMES
+
     if not demo:  # the demo takes DEMO's settings: only how it runs and --out
         p.add_argument("--data", help="'embedded' (default), 'embedded:PRESET' or PATH/data.yaml")
         p.add_argument("--preset", choices=("tiny", "demo", "bench"), help="embedded dataset preset (default demo)")
@@ -656,6 +661,13 @@ def _add_compare_options(p: argparse.ArgumentParser, demo: bool = False) -> None
         p.add_argument("--device", help="training device (default cpu); GPU indices 0,1,2,3 train one run per GPU at a "
                        "time (docs/scale-out.md)")
         p.add_argument("--latency-threads", type=POSITIVE, help="threads for the batch-1 latency (default 1)")
+        p.add_argument("--runtimes", metavar="NAME[,NAME...]",
+                       help=f"runtimes the batch-1 latency is measured in beside eager torch: "
+                            f"{', '.join(RUNTIMES)} (default: every installed one; docs/deploy.md)")
+        p.add_argument("--int8", action="append", metavar="RUNTIME",
+                       help="also quantize every finished run post-training to INT8 for this runtime "
+                            f"({', '.join(INT8_PACKAGES)}; repeatable) and validate it: INT8 retention per "
+                            "variant with seed statistics (docs/deploy.md)")
         p.add_argument("--set", nargs="+", metavar="KEY=VALUE", help="change the training recipe, e.g. lr0=0.02")
         p.add_argument("--data-opt", nargs="+", metavar="KEY=VALUE", help="embedded dataset knobs, e.g. n_train=600")
         p.add_argument("--allow-skipped", action="store_true", default=None,

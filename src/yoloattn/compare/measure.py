@@ -1,5 +1,6 @@
-"""Cost of each compared architecture (``rows.CostRow``): parameters, GFLOPs, batch-1 CPU latency (torch and ONNX
-Runtime, ms) and the peak activation memory of one batch-1 torch inference pass (MiB).
+"""Cost of each compared architecture (``rows.CostRow``): parameters, GFLOPs, batch-1 CPU latency in eager torch and
+in each deployment runtime of ``--runtimes`` (ms; the model exported through Ultralytics and run in the runtime's
+own client, ``bench``) and the peak activation memory of one batch-1 torch inference pass (MiB).
 
 Measured once per model (not per seed: the cost does not depend on the weights) from the model YAML
 with the dataset's class count, in the comparison's own process on the driver machine (recorded as
@@ -8,7 +9,7 @@ executor then trains the runs. All models are timed together, in alternating blo
 (``bench.time_interleaved``), 30 passes each after 3 warm-up passes. Latency uses ``latency_threads``
 threads (default 1: the edge-device regime, and the steadiest number on a shared machine). Results
 are cached under ``OUT/measure/`` (one ``CostRow`` as a JSON dict per model) keyed by the YAML text, image
-size, class count, thread count and versions; a cached dict of another ``CostRow`` version is measured
+size, class count, thread count, runtimes and versions; a cached dict of another ``CostRow`` version is measured
 again. The matmul peak is measured only when something is timed.
 
 Parameters are those of the fused model (``bench.param_basis``: "fused, N classes", N the dataset's).
@@ -31,6 +32,7 @@ from .rows import CostRow
 from .settings import cost_code_hash, digest, versions
 
 WARMUP, ITERS = 3, 30
+DEFAULT_TIMED = ("torch", "onnxruntime")
 
 
 @dataclass(frozen=True)
@@ -57,17 +59,19 @@ def progress_line(step: str, eta_s: float | None) -> str:
     return f"{head} ..." + ("" if eta_s is None else f" ETA {format_duration(eta_s)}")
 
 
-def _cost_fields(spec: ModelSpec, imgsz: int, nc: int, threads: int, nms: bool) -> dict:
+def _cost_fields(spec: ModelSpec, imgsz: int, nc: int, threads: int, nms: bool, runtimes: tuple[str, ...]) -> dict:
     from ..plugins import plugin_key_fields
 
     text = spec.yaml_path.read_text()
     head = {"nms": nms} if spec.end_to_end else {}  # which head is timed
+    timed = {} if runtimes == DEFAULT_TIMED else {"runtimes": list(runtimes)}  # older caches stay valid
     return {"yaml": text, "imgsz": imgsz, "nc": nc, "threads": threads, "versions": versions(),
-            "cost code": cost_code_hash(), **head, **plugin_key_fields(text)}
+            "cost code": cost_code_hash(), **head, **timed, **plugin_key_fields(text)}
 
 
 def measure_all(specs: list[ModelSpec], imgsz: int, nc: int, threads: int, out_dir: Path,
-                progress: Callable[[str], None] | None = None, nms: bool = False) -> dict[str, CostRow]:
+                progress: Callable[[str], None] | None = None, nms: bool = False,
+                runtimes: tuple[str, ...] = DEFAULT_TIMED) -> dict[str, CostRow]:
     """{label: its ``CostRow``} (params, GFLOPs, latency in ms, peak MiB, ...); uncached models are timed together.
 
     ``progress`` (e.g. ``print``) gets a plan line, a ``progress_line`` per model and per timed round, and
@@ -75,7 +79,7 @@ def measure_all(specs: list[ModelSpec], imgsz: int, nc: int, threads: int, out_d
     YOLOv10) is counted and timed with that head (the NMS-free one-to-one branch, what the comparison
     evaluates), or with ``nms`` its one-to-many head (NMS itself is not timed).
     """
-    keys = {spec.label: digest(_cost_fields(spec, imgsz, nc, threads, nms))[:10] for spec in specs}
+    keys = {spec.label: digest(_cost_fields(spec, imgsz, nc, threads, nms, runtimes))[:10] for spec in specs}
     caches = {spec.label: out_dir / f"{spec.label}-{keys[spec.label]}.json" for spec in specs}
     costs = {label: cost for label, path in caches.items()
              if path.is_file() and (cost := CostRow.from_dict(json.loads(path.read_text()))) is not None}
@@ -84,11 +88,13 @@ def measure_all(specs: list[ModelSpec], imgsz: int, nc: int, threads: int, out_d
         out_dir.mkdir(parents=True, exist_ok=True)
         say = progress or (lambda text: None)
         cached = f", {len(specs) - len(todo)} cached" if len(todo) < len(specs) else ""
-        say(f"measuring costs of {len(todo)} model(s) at {imgsz}px{cached}: params, GFLOPs, memory, ONNX "
-            f"export, then {WARMUP} warm-up + {ITERS} timed passes each with torch and ONNX Runtime "
-            f"({threads} thread(s))")
+        exported = [name for name in runtimes if name != "torch"]
+        say(f"measuring costs of {len(todo)} model(s) at {imgsz}px{cached}: params, GFLOPs, memory, "
+            + (f"export to {', '.join(exported)}, then " if exported else "")
+            + f"{WARMUP} warm-up + {ITERS} timed passes each with {', '.join(runtimes)} ({threads} thread(s))")
         started = time.monotonic()
-        measured = _measure(todo, imgsz, nc, threads, lambda step, eta_s: say(progress_line(step, eta_s)), nms)
+        measured = _measure(todo, imgsz, nc, threads, lambda step, eta_s: say(progress_line(step, eta_s)), nms,
+                            runtimes)
         say(f"measured costs in {format_duration(time.monotonic() - started)}")
         for label, cost in measured.items():
             write_json_atomic(caches[label], dataclasses.asdict(cost))
@@ -97,7 +103,8 @@ def measure_all(specs: list[ModelSpec], imgsz: int, nc: int, threads: int, out_d
 
 
 def _measure(specs: list[ModelSpec], imgsz: int, nc: int, threads: int,
-             progress: Callable[[str, float | None], None] | None = None, nms: bool = False) -> dict[str, CostRow]:
+             progress: Callable[[str, float | None], None] | None = None, nms: bool = False,
+             runtimes: tuple[str, ...] = DEFAULT_TIMED) -> dict[str, CostRow]:
     import torch
 
     from .. import bench
@@ -108,24 +115,28 @@ def _measure(specs: list[ModelSpec], imgsz: int, nc: int, threads: int,
         torch.manual_seed(0)
         models[spec.label] = load_model(spec.yaml_path, nc, end_to_end=not nms)  # the trained model's head
     peak = bench.matmul_peak_gflops("cpu", threads=threads)
-    timed = bench.benchmark_many(models, imgsz, 1, bench.BACKENDS, "cpu", threads, WARMUP, ITERS, matmul_peak=peak,
+    runtimes = tuple(dict.fromkeys(("torch", *runtimes)))  # eager torch also gives params, GFLOPs and memory
+    timed = bench.benchmark_many(models, imgsz, 1, runtimes, "cpu", threads, WARMUP, ITERS, matmul_peak=peak,
                                  progress=progress)
     costs = {}
     for label in models:
-        eager, ort = timed[label, "torch"], timed[label, "onnxruntime"]
+        eager, ort = timed[label, "torch"], timed.get((label, "onnxruntime"))
         costs[label] = CostRow(
             params=eager.params,  # fused, nc classes
             nc=nc,
             gflops=round(eager.gflops, 4),
             latency_p50_ms=round(eager.latency_ms, 3),  # bench's latency is the median
             latency_p90_ms=round(eager.p90_ms, 3),
-            latency_ort_p50_ms=round(ort.latency_ms, 3),
-            latency_ort_p90_ms=round(ort.p90_ms, 3),
+            latency_ort_p50_ms=round(ort.latency_ms, 3) if ort else None,
+            latency_ort_p90_ms=round(ort.p90_ms, 3) if ort else None,
             peak_mem_mb=round(eager.peak_mem_mb, 2),
             efficiency=round(eager.efficiency, 4),
-            efficiency_ort=round(ort.efficiency, 4),
+            efficiency_ort=round(ort.efficiency, 4) if ort else None,
             matmul_peak_gflops_s=round(peak, 2),
             threads=threads,
             machine=machine_description(),  # the driver, in its own phase before any training
+            latency={name: {"p50_ms": round(timed[label, name].latency_ms, 3),
+                            "p90_ms": round(timed[label, name].p90_ms, 3),
+                            "efficiency": round(timed[label, name].efficiency, 4)} for name in runtimes},
         )
     return costs

@@ -22,7 +22,8 @@ from .measure import ModelSpec
 from .plan import PreparedData, RunSpec
 from .records import RunFailure, RunResult, machine_description
 from .resolve import ResolvedCompare
-from .rows import CostRow, ResultRow, SummaryRow
+from .int8 import int8_summary
+from .rows import CostRow, Int8Row, Int8SummaryRow, LatencyRow, ResultRow, SummaryRow
 from .settings import CompareSettings, versions
 
 HEATMAP_IMAGES = 4  # evaluation images in the heatmap panel
@@ -117,6 +118,20 @@ def _machine() -> str:
     return f"{machine_description(host=False)} {platform.release()}"
 
 
+def latency_rows(summary: list[SummaryRow], baseline: str) -> list[LatencyRow]:
+    """One ``LatencyRow`` per model and measured runtime (its ``CostRow.latency``), with the ratio to the baseline's
+    p50 on the same runtime."""
+    base = next((s.cost.latency for s in summary if s.model == baseline), {})
+    out = []
+    for s in summary:
+        for name, t in s.cost.latency.items():
+            ratio = t["p50_ms"] / base[name]["p50_ms"] if name in base and base[name]["p50_ms"] > 0 else None
+            out.append(LatencyRow(model=s.model, runtime=name, p50_ms=t["p50_ms"], p90_ms=t["p90_ms"],
+                                  ratio_to_baseline=None if ratio is None else round(ratio, 4),
+                                  threads=s.cost.threads, cpu=s.cost.machine))
+    return out
+
+
 def data_label(settings: CompareSettings, data: PreparedData) -> str:
     if settings.data == "embedded":
         return f"the embedded '{settings.preset}' dataset"
@@ -125,7 +140,7 @@ def data_label(settings: CompareSettings, data: PreparedData) -> str:
 
 def write_report(resolved: ResolvedCompare, models: list[ModelSpec], runs: list[RunSpec], rows: list[ResultRow],
                  costs: dict[str, CostRow], data: PreparedData, where: str, command: str, target_delta: float | None,
-                 say: Callable[[str], None]) -> Report:
+                 say: Callable[[str], None], int8: list[Int8Row] | None = None) -> Report:
     """Statistics, plots, heatmaps, CSVs and the report of the finished ``rows`` (see the module docstring).
 
     ``runs``: every planned run (those without a result are listed with why); ``where``: the placements
@@ -141,6 +156,12 @@ def write_report(resolved: ResolvedCompare, models: list[ModelSpec], runs: list[
     panel = heatmaps(models, rows, data, settings, out, say)
     report.write_csv(out / "results.csv", ResultRow, rows)
     report.write_csv(out / "summary.csv", SummaryRow, summary)
+    latency = latency_rows(summary, baseline)
+    report.write_csv(out / "latency.csv", LatencyRow, latency)
+    int8_table = int8_summary(int8 or [], baseline, [spec.label for spec in models])
+    if int8:
+        report.write_csv(out / "int8.csv", Int8Row, int8)
+        report.write_csv(out / "int8_summary.csv", Int8SummaryRow, int8_table)
     context = report.ReportContext(
         title=f"{baseline} + attention modules on {data_label(settings, data)}", settings=settings, summary=summary,
         rows=rows, problems=problems, summary_notes=notes, data_yaml=data.data_yaml, eval_split=data.eval_split,
@@ -149,7 +170,8 @@ def write_report(resolved: ResolvedCompare, models: list[ModelSpec], runs: list[
         machine=_machine(), versions=versions(), command=command or "yoloattn compare ...",
         plots=[plots.plot_pareto(summary, out / "pareto.png", baseline),
                plots.plot_curves(rows, out / "curves.png", baseline)],
-        heatmaps=None if isinstance(panel, str) else panel, heatmaps_skipped=panel if isinstance(panel, str) else None)
+        heatmaps=None if isinstance(panel, str) else panel, heatmaps_skipped=panel if isinstance(panel, str) else None,
+        latency=latency, int8=int8_table)
     markdown, html = report.write_markdown(out / "report.md", context), report.write_html(out / "report.html", context)
 
     lines = ["\n" + report.text_table(*report.summary_table(summary, data.nc))]
@@ -157,6 +179,9 @@ def write_report(resolved: ResolvedCompare, models: list[ModelSpec], runs: list[
     if grid is not None and (len(grid[0]) > 2 or len(grid[1]) > 1):  # more than one cell: worth a grid
         lines.append("\n" + report.text_table(*grid))
     lines += notes
+    if int8_table:
+        lines.append("\nINT8 (post-training, Ultralytics' export; docs/deploy.md):\n"
+                     + report.text_table(*report.int8_table(int8_table)))
     if problems:
         lines.append("\nleft out of the statistics or flagged:\n" + "\n".join(f"  {p}" for p in problems))
     return Report(summary, problems, markdown, html, lines)

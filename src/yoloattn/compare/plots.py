@@ -1,7 +1,7 @@
 """The comparison's figures, written as PNG with matplotlib's Agg backend.
 
-- ``pareto.png``: mAP50-95 (mean, error bar = seed std) against batch-1 CPU latency, one panel for
-  PyTorch and one for ONNX Runtime. A model is on the Pareto front when no other model is at least
+- ``pareto.png``: mAP50-95 (mean, error bar = seed std) against batch-1 CPU latency, one panel per
+  measured runtime (eager PyTorch and each of ``--runtimes``). A model is on the Pareto front when no other model is at least
   as fast and strictly more accurate, or strictly faster and at least as accurate; the front is drawn
   as a step line and its points are ringed.
 - ``curves.png``: per epoch, all models overlaid: mAP50-95 on the evaluation split (each run's
@@ -48,10 +48,16 @@ def point_label(entry: SummaryRow, baseline: str) -> str:
 
 def plot_pareto(summary: list[SummaryRow], path: Path, baseline: str) -> Path:
     """``pareto.png`` (see the module docstring): mAP50-95 against batch-1 latency in ms; returns ``path``."""
+    from ..deploy.runtimes import RUNTIMES
+
     plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
-    for ax, key, title in zip(axes, ("latency_p50_ms", "latency_ort_p50_ms"), ("PyTorch (fused, eval)", "ONNX Runtime")):
-        points = [(getattr(s.cost, key), s.map50_95_mean) for s in summary]
+    runtimes = [name for name in summary[0].cost.latency if all(name in s.cost.latency for s in summary)] or ["torch"]
+    fig, axes = plt.subplots(1, len(runtimes), figsize=(5.5 * len(runtimes), 4.2), sharey=True, squeeze=False)
+    axes = axes[0]
+    for ax, name in zip(axes, runtimes):
+        title = "PyTorch (fused, eval)" if name == "torch" else RUNTIMES[name].client.split(" ")[0]
+        points = [(s.cost.latency[name]["p50_ms"] if s.cost.latency else s.cost.latency_p50_ms, s.map50_95_mean)
+                  for s in summary]
         front = pareto_front(points)
         for i, s in enumerate(summary):
             std = s.map50_95_std or 0.0
@@ -64,7 +70,7 @@ def plot_pareto(summary: list[SummaryRow], path: Path, baseline: str) -> Path:
         ax.set_xlabel(f"batch-1 CPU latency p50, {title} (ms)")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("mAP50-95 (mean over seeds)")
-    axes[1].legend(fontsize=7, loc="best")
+    axes[-1].legend(fontsize=7, loc="best")
     fig.suptitle("Accuracy vs latency (up and left is better)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Iterable
 from ..bench import param_basis
 from ..flops import DESCRIPTION
 
-from .rows import ResultRow, SummaryRow, columns, csv_values, mean_std_text, table
+from .rows import Int8SummaryRow, LatencyRow, ResultRow, SummaryRow, columns, csv_values, mean_std_text, table
 from .stats import ALPHA, CONFIDENCE, POWER, SIZE_METRICS, RunProblem, pooled_seed_sd, seeds_needed
 
 if TYPE_CHECKING:  # types only: the renderer needs no dataset or settings code at run time
@@ -231,6 +231,8 @@ class ReportContext:
     plots: list[Path] = field(default_factory=list)
     heatmaps: Path | None = None
     heatmaps_skipped: str | None = None  # why there is no heatmaps.png
+    latency: list[LatencyRow] = field(default_factory=list)  # every model on every measured runtime
+    int8: list[Int8SummaryRow] = field(default_factory=list)  # with --int8
 
 
 @dataclass(frozen=True)
@@ -307,6 +309,27 @@ SIZE_NOTE = ("COCO AP@[.50:.95] per COCO area range, mean ± std over seeds; n/a
              "evaluation split.")
 
 
+LATENCY_NOTE = ("Batch-1 latency at {imgsz}x{imgsz} in fp32 on {cpu}, {threads} thread(s): eager PyTorch (fused "
+                "model) and each runtime of --runtimes, the model exported through Ultralytics and run in the "
+                "runtime's own client (docs/deploy.md); × baseline compares with the baseline on the same runtime. "
+                "latency.csv has the numbers.")
+
+INT8_NOTE = ("Each run's weights quantized post-training through Ultralytics' own INT8 export (calibrated on the "
+             "first training images), then validated like the fp32 export of the same weights: Δ INT8−fp32 and the "
+             "retention (INT8 / fp32 mAP50-95) are means over seeds. 'vs baseline' is this model's Δ minus the "
+             "baseline's, with its bootstrap interval; the verdict says whether the variant loses more under INT8 "
+             "than the baseline (Welch, Holm-adjusted). int8.csv has every run.")
+
+
+def int8_table(rows: list[Int8SummaryRow]) -> Table:
+    return rows_table(rows, Int8SummaryRow, "int8")
+
+
+def rows_table(rows: list, row_type: type, name: str) -> Table:
+    """The report table ``name`` of typed ``rows`` (``rows.table``) with the interval's confidence filled in."""
+    return table(rows, row_type, name, confidence=f"{CONFIDENCE:.0%}")
+
+
 def _lines(lines: list[str]) -> tuple[str, ...]:
     """One item per line, also where an entry holds several (a run's cause)."""
     return tuple("\n".join(lines).splitlines())
@@ -327,6 +350,10 @@ def sections(c: ReportContext) -> list[Section]:
         Section("Runs left out or flagged", items=_lines(problems)),
         *([Section("Module × placement", PLACEMENT_NOTE, table=placement)] if placement is not None else []),
         *([Section("AP by object size", SIZE_NOTE, table=sizes)] if sizes is not None else []),
+        *([Section("Latency per runtime", LATENCY_NOTE.format(cpu=c.latency[0].cpu, threads=c.latency[0].threads,
+                                                               imgsz=c.settings.imgsz),
+                   table=rows_table(c.latency, LatencyRow, "latency"))] if c.latency else []),
+        *([Section("INT8", INT8_NOTE, table=int8_table(c.int8))] if c.int8 else []),
         Section("Setup", items=_lines(_setup_lines(c))),
         Section("Plots", images=tuple(c.plots)),
         *heatmaps,

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from ..errors import YoloattnError
 from . import executors
 from .models import imgsz_error, load_model_dict, resolve_model
-from .settings import CompareError, CompareSettings
+from .settings import CompareError, CompareSettings, default_runtimes
 
 
 @dataclass(frozen=True)
@@ -152,8 +153,41 @@ def check_settings(settings: CompareSettings) -> tuple[CompareSettings, type]:
             load_weights_model(settings.weights)
         except WeightsError as err:
             raise CompareError(f"--weights: {err}") from None
-    checked = dataclasses.replace(settings, modules=parse_modules(settings.modules), where=parse_where(settings.where))
+    checked = dataclasses.replace(settings, modules=parse_modules(settings.modules), where=parse_where(settings.where),
+                                  runtimes=parse_runtimes(settings.runtimes), int8=parse_int8(settings.int8))
     return checked, executor
+
+
+def _names(value: str | tuple[str, ...] | None) -> list[str]:
+    parts = value.split(",") if isinstance(value, str) else list(value or ())
+    return [str(part).strip() for part in parts if str(part).strip()]
+
+
+def parse_runtimes(value: str | tuple[str, ...] | None) -> tuple[str, ...]:
+    """``--runtimes``: canonical names of ``deploy.runtimes.RUNTIMES``, eager torch always first (it also gives
+    the peak memory); None: ``settings.default_runtimes()``. Raises CompareError for an unknown runtime or
+    one that is not installed (naming the extra)."""
+    from ..deploy.runtimes import runtime
+
+    names = _names(default_runtimes() if value is None else value)
+    try:
+        rows = [runtime(name) for name in names]
+        for row in rows:
+            row.require()
+    except YoloattnError as err:
+        raise CompareError(f"--runtimes: {err}") from None
+    return tuple(dict.fromkeys(["torch", *(row.name for row in rows)]))
+
+
+def parse_int8(value: str | tuple[str, ...]) -> tuple[str, ...]:
+    """``--int8``: canonical runtime names with Ultralytics' INT8 export (``deploy.int8.check_int8``).
+    Raises CompareError for a runtime without INT8 or a package missing."""
+    from ..deploy.int8 import check_int8
+
+    try:
+        return tuple(dict.fromkeys(check_int8(name) for name in _names(value)))
+    except YoloattnError as err:
+        raise CompareError(str(err)) from None
 
 
 def check_imgsz(settings: CompareSettings, base_yaml: str | Path) -> CompareSettings:

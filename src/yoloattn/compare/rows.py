@@ -205,19 +205,23 @@ class CostRow:
                                    "passes", cells={"summary": Cell("torch ms p50/p90", lambda c:
                                                                     f"{c.latency_p50_ms:.1f}/{c.latency_p90_ms:.1f}")})
     latency_p90_ms: float = column()
-    latency_ort_p50_ms: float = column("the same with ONNX Runtime", cells={"summary": Cell(
-        "ORT ms p50/p90", lambda c: f"{c.latency_ort_p50_ms:.1f}/{c.latency_ort_p90_ms:.1f}")})
-    latency_ort_p90_ms: float = column()
+    latency_ort_p50_ms: float | None = column("the same with ONNX Runtime (empty when `--runtimes` leaves it out; "
+                                              "every runtime's latency is in latency.csv)", cells={"summary": Cell(
+        "ORT ms p50/p90", lambda c: "—" if c.latency_ort_p50_ms is None else
+        f"{c.latency_ort_p50_ms:.1f}/{c.latency_ort_p90_ms:.1f}")})
+    latency_ort_p90_ms: float | None = column()
     peak_mem_mb: float = column("peak MiB of one batch-1 PyTorch inference pass of the fused eval model on the CPU: "
                                 "the activations on top of weights and input (`bench.peak_memory_mb`), not "
                                 "training memory", cells={"summary": Cell("inference peak MiB",
                                                                           _fixed("peak_mem_mb", 1))})
     nc: int = hidden()  # the classes the params were counted with
     efficiency: float = hidden()  # achieved / matmul-peak GFLOP/s, PyTorch
-    efficiency_ort: float = hidden()  # the same with ONNX Runtime
+    efficiency_ort: float | None = hidden()  # the same with ONNX Runtime
     matmul_peak_gflops_s: float = hidden()  # the driver's matmul peak, GFLOP/s
     threads: int = hidden()  # latency threads
-    machine: str = hidden()  # the driver that measured (records.machine_description)
+    machine: str = hidden()  # the driver that measured (records.machine_description: CPU model and ISA)
+    # every measured runtime (deploy.runtimes, torch included) -> {"p50_ms", "p90_ms", "efficiency"}; latency.csv
+    latency: dict = hidden(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: dict) -> CostRow | None:
@@ -316,7 +320,102 @@ class SummaryRow:
     train_s_mean: float | None = column("mean `train_s`", default=None)
 
 
-ROW_TYPES = {"results.csv": ResultRow, "summary.csv": SummaryRow}  # the CSVs and the rows they hold
+def _p50_p90(row) -> str:
+    return f"{row.p50_ms:.2f}/{row.p90_ms:.2f}"
+
+
+def _ratio(row) -> str:
+    return "" if row.ratio_to_baseline is None else f"{row.ratio_to_baseline:.2f}×"
+
+
+@dataclass(frozen=True)
+class LatencyRow:
+    """One model on one runtime (``latency.csv`` and the report's "Latency per runtime" table), from its
+    ``CostRow.latency``."""
+
+    model: str = column("as in results.csv", cells={"latency": Cell("model", _text("model"))})
+    runtime: str = column("`torch` (eager, fused) or the runtime the model was exported to through Ultralytics and "
+                          "run in (docs/deploy.md)", cells={"latency": Cell("runtime", _text("runtime"))})
+    p50_ms: float = column("batch-1 latency at `imgsz`, fp32: median and 90th percentile of the timed passes",
+                           cells={"latency": Cell("ms p50/p90", _p50_p90)})
+    p90_ms: float = column()
+    ratio_to_baseline: float | None = column("`p50_ms` over the baseline's on the same runtime",
+                                             cells={"latency": Cell("× baseline", _ratio)})
+    threads: int = column("threads the runtime used, and the CPU (model, vector ISA, cores) that measured",
+                          cells={"latency": Cell("threads", _text("threads"))})
+    cpu: str = column()
+
+
+def _opt(name: str, digits: int = 4) -> Callable[[Any], str]:
+    return lambda row: "" if getattr(row, name) is None else f"{getattr(row, name):.{digits}f}"
+
+
+@dataclass(frozen=True)
+class Int8Row:
+    """One finished run quantized post-training to INT8 for one runtime (``int8.csv``; ``deploy.int8``)."""
+
+    model: str = column("as in results.csv")
+    seed: int = column()
+    runtime: str = column("the runtime of Ultralytics' INT8 export (`--int8`)")
+    map50_95_fp32: float = column("mAP50-95 of the run's weights exported in fp32 and in INT8 to that runtime, both "
+                                  "validated by Ultralytics on the evaluation split (batch 1, square letterbox)")
+    map50_95_int8: float = column()
+    delta_int8: float = column("`map50_95_int8 - map50_95_fp32`")
+    retention: float | None = column("`map50_95_int8 / map50_95_fp32` (empty when the fp32 value is 0)")
+    map50_fp32: float = column("the same for mAP50")
+    map50_int8: float = column()
+    latency_int8_p50_ms: float = column("batch-1 median latency of the INT8 and the fp32 artifact in the runtime")
+    latency_fp32_p50_ms: float = column()
+    calibration_images: int = column("training images that calibrated the quantization (the first N)")
+
+
+def _int8_delta(row) -> str:
+    if row.drop_delta is None:
+        return ""
+    if row.drop_ci_low is None:
+        return f"{row.drop_delta:+.3f}"
+    return f"{row.drop_delta:+.3f} [{row.drop_ci_low:+.3f}, {row.drop_ci_high:+.3f}]"
+
+
+@dataclass(frozen=True)
+class Int8SummaryRow:
+    """One model on one INT8 runtime over its seeds (``int8_summary.csv`` and the report's INT8 table)."""
+
+    model: str = column("as in summary.csv", cells={"int8": Cell("model", _text("model"))})
+    runtime: str = column(cells={"int8": Cell("runtime", _text("runtime"))})
+    seeds: int = column("runs quantized")
+    map50_95_int8_mean: float = column("mean and sample std over the seeds of `map50_95_int8`",
+                                       cells={"int8": Cell("INT8 mAP50-95", lambda r: mean_std_text(
+                                           r.map50_95_int8_mean, r.map50_95_int8_std))})
+    map50_95_int8_std: float | None = column()
+    retention_mean: float | None = column("mean and std of the INT8 retention",
+                                          cells={"int8": Cell("retention", lambda r: "" if r.retention_mean is None
+                                                              else mean_std_text(r.retention_mean, r.retention_std))})
+    retention_std: float | None = column()
+    drop_mean: float = column("mean `delta_int8` (INT8 − fp32; negative: INT8 loses accuracy)",
+                              cells={"int8": Cell("Δ INT8−fp32", lambda r: f"{r.drop_mean:+.3f}")})
+    drop_delta: float | None = column("this model's `drop_mean` minus the baseline's, with its bootstrap interval: "
+                                      "negative when the variant loses more under INT8 than the baseline",
+                                      cells={"int8": Cell("vs baseline [{confidence} CI]", _int8_delta)},
+                                      default=None)
+    drop_ci_low: float | None = column(default=None)
+    drop_ci_high: float | None = column(default=None)
+    p_holm: float | None = column("Welch's t-test of `delta_int8` against the baseline's, Holm-adjusted across the "
+                                  "variants", default=None)
+    verdict: str = column("`baseline`, `loses more than the baseline`, `loses less than the baseline`, "
+                          "`not shown (could detect Δ ≥ X)` or `n/a (...)`",
+                          cells={"int8": Cell("verdict", _text("verdict"))}, default="")
+    latency_int8_p50_ms: float | None = column("median over seeds of the INT8 and fp32 batch-1 latency, ms",
+                                               cells={"int8": Cell("INT8 / fp32 ms", lambda r: "" if
+                                                                   r.latency_int8_p50_ms is None else
+                                                                   f"{r.latency_int8_p50_ms:.2f}/"
+                                                                   f"{r.latency_fp32_p50_ms:.2f}")}, default=None)
+    latency_fp32_p50_ms: float | None = column(default=None)
+
+
+# the CSVs and the rows they hold
+ROW_TYPES = {"results.csv": ResultRow, "summary.csv": SummaryRow, "latency.csv": LatencyRow, "int8.csv": Int8Row,
+             "int8_summary.csv": Int8SummaryRow}
 
 
 def _marker(csv_name: str) -> str:

@@ -24,6 +24,7 @@ from typing import Iterable, TextIO
 from . import executors
 from .executors import Executor
 from .executors.process import log_tail
+from .int8 import int8_rows
 from .measure import measure_all
 from .outputs import result_rows, write_report
 from .plan import PreparedData, RunSpec, plan_models, plan_runs, plan_variants, prepare_data, worker_spec
@@ -132,11 +133,11 @@ def run_compare(settings: CompareSettings, command: str = "", stream: TextIO | N
         return outcome
     try:
         costs = measure_all(models, settings.imgsz, data.nc, settings.latency_threads, out / "measure",
-                            progress=say, nms=settings.nms)
+                            progress=say, nms=settings.nms, runtimes=settings.runtimes)
         for label, c in costs.items():
+            timed = ", ".join(f"{t['p50_ms']:.1f} ms {name}" for name, t in c.latency.items())
             say(f"cost     {label}: {c.params / 1e6:.3f} M params ({_param_basis(data.nc)}), "
-                f"{c.gflops:.3f} GFLOPs, {c.latency_p50_ms:.1f} ms torch, {c.latency_ort_p50_ms:.1f} ms ORT "
-                f"at {settings.imgsz}px")
+                f"{c.gflops:.3f} GFLOPs, {timed} at {settings.imgsz}px")
         if todo:
             executor = executor or executors.make_executor(settings, data.source)
             _describe(executor, say)
@@ -152,7 +153,9 @@ def run_compare(settings: CompareSettings, command: str = "", stream: TextIO | N
     if not rows:
         say("no finished runs: nothing to report")
         return outcome
-    report = write_report(resolved, models, runs, rows, costs, data, variants.where, command, target_delta, say)
+    int8 = int8_rows(rows, models, data, settings, say) if settings.int8 else []
+    report = write_report(resolved, models, runs, rows, costs, data, variants.where, command, target_delta, say,
+                          int8=int8)
     outcome.summary, outcome.problems = report.summary, report.problems
     outcome.report_md, outcome.report_html = report.markdown, report.html
     for line in report.lines:

@@ -79,7 +79,12 @@ class CompareSettings:
     # (Ultralytics' nms=False), True the one-to-many head with NMS. No effect on other models.
     nms: bool = False
     # report
-    latency_threads: int = 1  # torch / ONNX Runtime threads for the batch-1 latency
+    latency_threads: int = 1  # threads of every runtime for the batch-1 latency
+    # deployment runtimes timed beside eager torch (names of deploy.runtimes.RUNTIMES, "a,b" or a tuple);
+    # None: default_runtimes(), every installed one
+    runtimes: str | tuple[str, ...] | None = None
+    # runtimes whose post-training INT8 accuracy every finished run gets (deploy.int8: "openvino", "onnxruntime")
+    int8: str | tuple[str, ...] = ()
     out: str = "runs/compare"
     allow_skipped: bool = False  # go on when Ultralytics would skip images of a user dataset (not in run keys)
     execution: ExecutionSettings = field(default_factory=ExecutionSettings)
@@ -101,6 +106,16 @@ class CompareSettings:
         if end_to_end and not self.nms:
             args["nms"] = False  # validation (and predict) use the one-to-one head, never NMS
         return args
+
+
+def default_runtimes() -> tuple[str, ...]:
+    """The runtimes compare times when ``--runtimes`` is not given: every installed one of
+    ``deploy.runtimes.RUNTIMES``, or the comma list in ``$YOLOATTN_RUNTIMES`` (the test suite sets
+    ``torch,onnxruntime`` there, so that its many small comparisons do not export each model four times)."""
+    from ..deploy.runtimes import installed
+
+    listed = os.environ.get("YOLOATTN_RUNTIMES", "").strip()
+    return tuple(part.strip() for part in listed.split(",") if part.strip()) if listed else installed()
 
 
 def device_kind(device: str) -> str:
@@ -233,6 +248,12 @@ def cost_code_hash() -> str:
     keys cached costs, not runs."""
     package = Path(__file__).resolve().parents[1]
     return _code_hash([package / "bench.py", package / "flops.py", package / "compare" / "measure.py"])
+
+
+def deploy_code_hash() -> str:
+    """Hash of the code that exports, quantizes and validates a run's weights (deploy/): keys INT8 results."""
+    package = Path(__file__).resolve().parents[1]
+    return _code_hash(sorted((package / "deploy").glob("*.py")))
 
 
 def _code_hash(paths: list[Path]) -> str:
