@@ -18,6 +18,9 @@ def _offline_module():
 # The environment the yoloattn command runs in (offline, config out of the user's home), as the command
 # computes it; a YOLO_CONFIG_DIR the caller set (make test-oldest) is kept.
 os.environ.update(_offline_module().offline_env(None if os.environ.get("YOLO_CONFIG_DIR") else _ROOT / ".yolo-config"))
+# compare's default --runtimes is every installed runtime; the suite's many small comparisons time torch and ONNX
+# Runtime only (as before the deploy extra), and tests/test_deploy.py checks the default and the other runtimes
+os.environ.setdefault("YOLOATTN_RUNTIMES", "torch,onnxruntime")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

@@ -220,3 +220,16 @@ def load_ncnn(path: Path, threads: int) -> Session:
 
     return run
 
+
+
+def runtimes_markdown() -> str:
+    """The ``| runtime | export | client | shapes | INT8 |`` table of docs/deploy.md, from ``RUNTIMES``."""
+    lines = ["| runtime (`--backend`, `--runtimes`) | Ultralytics format | client | input shapes | INT8 (`--int8`) |",
+             "|---|---|---|---|---|"]
+    for row in RUNTIMES.values():
+        names = ", ".join(f"`{n}`" for n in (row.name, *row.aliases))
+        shapes = "dynamic H, W (exported once)" if row.dynamic and row.format else (
+            "any" if not row.format else "static (exported per size)")
+        lines.append(f"| {names} | {f'`{row.format}`' if row.format else '— (eager, fused)'} | {row.client} | "
+                     f"{shapes} | {'yes' if row.int8 else 'no'} |")
+    return "\n".join(lines)

@@ -1,0 +1,208 @@
+"""Deployment: the runtime table, the export matrix (a representative slice; benchmarks/deploy.py runs the full
+grid for docs/deploy.md), bench per runtime, compare's --runtimes and --int8, and the one-line refusals."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from yoloattn import bench
+from yoloattn.cli import main
+from yoloattn.deploy import RUNTIMES, check_cell, make_checkpoint, output_error, runtime
+from yoloattn.deploy.export import check_format
+from yoloattn.errors import YoloattnError
+
+ROOT = Path(__file__).resolve().parents[1]
+EXPORTED = tuple(name for name, row in RUNTIMES.items() if row.format)  # onnxruntime, openvino, torchscript, ncnn
+
+
+def test_runtime_table_is_what_bench_and_the_cli_offer():
+    assert bench.BACKENDS == tuple(RUNTIMES)
+    assert runtime("ort").name == runtime("ONNX").name == "onnxruntime" and runtime("ov").name == "openvino"
+    with pytest.raises(YoloattnError, match=r"unknown runtime 'onxx'; choose from torch, onnxruntime"):
+        runtime("onxx")
+    assert set(EXPORTED) == {"onnxruntime", "openvino", "torchscript", "ncnn"}
+    assert all(RUNTIMES[name].available() for name in RUNTIMES), "make test installs the deploy extra"
+
+
+def test_output_error_is_relative_for_pixels_and_absolute_for_scores():
+    ref = np.zeros((1, 6, 10))
+    ref[:, :4] = 640.0  # boxes in pixels
+    ref[:, 4:] = 0.5  # class scores
+    got = ref.copy()
+    got[0, 0, 3] += 0.064  # 1e-4 of the box channel's scale
+    assert output_error(got, ref) == pytest.approx(1e-4)
+    got = ref.copy()
+    got[0, 5, 0] += 1e-3  # a score off by 1e-3 is 1e-3, not 1e-3 / 640
+    assert output_error(got, ref) == pytest.approx(1e-3)
+    with pytest.raises(ValueError, match="shape"):
+        output_error(got[:, :5], ref)
+
+
+@pytest.mark.parametrize("fmt, pattern", [
+    ("onx", r"unknown export format 'onx': did you mean format=onnx\?"),
+    ("tflite", r"format=tflite needs tensorflow, which is not installed here"),
+])
+def test_export_refuses_unknown_or_unavailable_formats_in_one_line(fmt, pattern, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code = main(["export", "yolov8n", f"format={fmt}"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and re.search(pattern, err[0]), err
+    assert not list(tmp_path.iterdir())  # refused before anything was built or written
+    assert check_format("openvino") is RUNTIMES["openvino"]
+
+
+# ------------------------------------------------------------------------------------------------ the matrix
+# every built-in module at its default placement (csp on YOLOv8, the PSA block on YOLO11), every exported runtime,
+# at 64x96 and 96x96 (h x w); ONNX also at opset 11 (TensorRT 8 and NPU toolchains) on the YOLO11 models
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [f"{base}-{module}-{rule}" for base, rule in (("yolov8n", "csp"), ("yolo11n", "psa"))
+                                  for module in ("mqa", "acmix", "mlla", "irmb")])
+def test_export_matrix_every_runtime_matches_pytorch(name, tmp_path):
+    checkpoint = make_checkpoint(name, tmp_path / f"{name}.pt", nc=3)
+    plan = [(r, None) for r in EXPORTED] + ([("onnxruntime", 11)] if name.startswith("yolo11") else [])
+    cells = [check_cell(checkpoint, r, tmp_path, opset=opset, label=name) for r, opset in plan]
+    bad = [f"{c.runtime}{'' if c.opset is None else f' opset {c.opset}'}: {c.status} {c.message}" for c in cells
+           if not c.ok]
+    assert not bad, bad
+    assert all(c.error is not None and c.error <= 1e-4 for c in cells)
+    assert {c.dynamic for c in cells if c.runtime in ("onnxruntime", "openvino")} == {True}
+
+
+@pytest.mark.slow
+def test_plugin_and_timm_modules_export_to_every_runtime(tmp_path):
+    """A user's plug-in module (tests/plugins/channel_gate.py) and a timm module, placed at the SPPF of YOLOv8."""
+    plugin = str(ROOT / "tests" / "plugins" / "channel_gate.py")
+    for module in ("channelgate", "timm_eca"):
+        out = tmp_path / module
+        out.mkdir()
+        assert main(["variant", "yolov8n", "--module", module, "--where", "sppf", "-o", str(out / "v.yaml"),
+                     "--plugin", plugin]) == 0
+        checkpoint = make_checkpoint(out / "v.yaml", out / "v.pt", nc=2)
+        cells = [check_cell(checkpoint, r, out, sizes=((64, 96),), label=module) for r in EXPORTED]
+        assert all(c.ok for c in cells), [(c.runtime, c.status, c.message) for c in cells]
+
+
+# ------------------------------------------------------------------------------------------------ bench
+
+
+@pytest.mark.slow
+def test_bench_times_every_runtime_and_names_the_cpu(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code = main(["bench", "yolov8n", "yolov8n-mqa-csp", "--imgsz", "64", "--backend", "all", "--iters", "3",
+                 "--warmup", "1", "--threads", "1"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    rows = [line.split() for line in out.splitlines() if line.startswith("yolov8n")]
+    assert [r[1] for r in rows] == list(RUNTIMES) * 2
+    assert all(float(r[4]) > 0 for r in rows)
+    assert re.search(r"CPU: .+, (AVX2|AVX-512|AMX|AVX|SSE4\.2|NEON|SVE)[^,]*, \d+ cores", out), out[-400:]
+    assert "1 thread(s)" in out
+    assert not list(tmp_path.iterdir())  # exports live in a temporary folder
+
+
+# ------------------------------------------------------------------------------------------------ compare
+
+
+@pytest.fixture(scope="module")
+def int8_compare(tiny_data, tmp_path_factory):
+    """A tiny comparison with every installed runtime timed (the default) and OpenVINO INT8."""
+    import os
+
+    out = tmp_path_factory.mktemp("int8") / "c"
+    argv = ["compare", "--preset", "tiny", "--base", "yolov8n", "--modules", "mqa", "--where", "csp", "--epochs", "1",
+            "--seeds", "1", "--imgsz", "64", "--int8", "openvino", "--out", str(out)]
+    saved = os.environ.pop("YOLOATTN_RUNTIMES", None)  # the default: every installed runtime
+    try:
+        assert main(argv) == 0
+    finally:
+        if saved is not None:
+            os.environ["YOLOATTN_RUNTIMES"] = saved
+    return out, argv
+
+
+@pytest.mark.slow
+def test_compare_times_every_installed_runtime_by_default(int8_compare):
+    out, _ = int8_compare
+    rows = list(csv.DictReader((out / "latency.csv").open()))
+    assert [(r["model"], r["runtime"]) for r in rows] == [(m, n) for m in ("yolov8n", "yolov8n-mqa-csp")
+                                                          for n in RUNTIMES]
+    assert all(float(r["p90_ms"]) >= float(r["p50_ms"]) > 0 for r in rows)
+    assert {r["ratio_to_baseline"] for r in rows if r["model"] == "yolov8n"} == {"1"}
+    assert all("AVX" in r["cpu"] or "NEON" in r["cpu"] or "SSE" in r["cpu"] for r in rows)
+    report = (out / "report.md").read_text()
+    assert "## Latency per runtime" in report and "| yolov8n-mqa-csp | ncnn |" in report
+
+
+@pytest.mark.slow
+def test_compare_int8_writes_columns_report_and_reuses_quantizations(int8_compare, capsys):
+    out, argv = int8_compare
+    rows = list(csv.DictReader((out / "int8.csv").open()))
+    assert [(r["model"], r["seed"], r["runtime"]) for r in rows] == [("yolov8n", "0", "openvino"),
+                                                                     ("yolov8n-mqa-csp", "0", "openvino")]
+    for r in rows:
+        assert float(r["delta_int8"]) == pytest.approx(float(r["map50_95_int8"]) - float(r["map50_95_fp32"]))
+        assert int(r["calibration_images"]) == 16 and float(r["latency_int8_p50_ms"]) > 0
+    summary = list(csv.DictReader((out / "int8_summary.csv").open()))
+    assert [s["verdict"] for s in summary] == ["baseline", "n/a (1 seed)"]
+    assert "## INT8" in (out / "report.md").read_text()
+    cached = sorted(out.glob("runs/*/int8-openvino-*.json"))
+    assert len(cached) == 2 and all(json.loads(p.read_text())["runtime"] == "openvino" for p in cached)
+    capsys.readouterr()
+    assert main(argv + ["--runtimes", "torch,onnxruntime,openvino,torchscript,ncnn"]) == 0  # same as the default
+    again = capsys.readouterr().out
+    assert "export fp32 and INT8" not in again and "measuring costs" not in again  # both reused
+    assert "mAP50-95" in again and "INT8" in again
+
+
+def test_int8_summary_says_which_variant_loses_more():
+    from yoloattn.compare.int8 import int8_summary
+    from yoloattn.compare.rows import Int8Row
+
+    def row(model, seed, fp32, int8):
+        return Int8Row(model=model, seed=seed, runtime="openvino", map50_95_fp32=fp32, map50_95_int8=int8,
+                       delta_int8=int8 - fp32, retention=int8 / fp32, map50_fp32=fp32, map50_int8=int8,
+                       latency_int8_p50_ms=1.0, latency_fp32_p50_ms=2.0, calibration_images=128)
+
+    rows = [row("base", s, 0.50 + 0.01 * s, 0.49 + 0.01 * s + 0.001 * (s % 2)) for s in range(5)]
+    rows += [row("fragile", s, 0.52 + 0.01 * s, 0.40 + 0.01 * s + 0.002 * (s % 2)) for s in range(5)]
+    rows += [row("same", s, 0.51 + 0.01 * s, 0.50 + 0.01 * s + 0.001 * ((s + 1) % 2)) for s in range(5)]
+    summary = {s.model: s for s in int8_summary(rows, "base", ["base", "fragile", "same"])}
+    assert summary["base"].verdict == "baseline"
+    assert summary["fragile"].verdict == "loses more than the baseline"
+    assert summary["fragile"].drop_delta == pytest.approx(-0.11, abs=2e-3)
+    assert summary["same"].verdict.startswith("not shown")
+    assert summary["fragile"].retention_mean == pytest.approx(np.mean([r.retention for r in rows[5:10]]))
+
+
+@pytest.mark.parametrize("argv, pattern", [
+    (["--int8", "ncnn"], r"--int8 ncnn: Ultralytics has no post-training INT8 export for ncnn; choose from openvino, "
+                         r"onnxruntime"),
+    (["--runtimes", "tensorrt"], r"--runtimes: unknown runtime 'tensorrt'; choose from torch, onnxruntime"),
+])
+def test_compare_refuses_bad_runtimes_in_one_line(argv, pattern, capsys, tmp_path):
+    code = main(["compare", "--preset", "tiny", "--out", str(tmp_path / "o"), *argv])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and re.search(pattern, err[0]), err
+
+
+def test_deploy_doc_tables_are_generated_from_the_table_and_the_committed_run():
+    import importlib.util
+
+    from yoloattn.deploy.runtimes import runtimes_markdown
+
+    doc = (ROOT / "docs" / "deploy.md").read_text()
+    assert runtimes_markdown() in doc
+    spec = importlib.util.spec_from_file_location("deploy_benchmark", ROOT / "benchmarks" / "deploy.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    data = json.loads(script.RESULTS.read_text())
+    assert f"{script.MARK}\n{script.render_table(data)}\n<!-- end -->" in doc
+    assert data["cells"] and {c["runtime"] for c in data["cells"]} == set(EXPORTED)
