@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -358,3 +359,56 @@ def test_onnx_dynamic_hw(config):
     # Paddings (1, 1), (4, 5) and none: the pad amounts must follow H and W at run time.
     errors = onnx_parity(module, [(20, 20), (17, 23), (14, 21)], C)
     assert max(errors) <= 1e-4, errors
+
+
+# --------------------------------------------------------------------------- traced (export) path
+# Under tracing the attention takes its portable route (reshapes, explicit softmax, no SDPA or unflatten).
+TRACED_CONFIGS = {
+    "default": {},
+    "emo_masked": dict(**CONFIGS["emo"], mask_padding=True),
+    "global": CONFIGS["global"],
+    "multihead": CONFIGS["multihead"],
+    "v_group": CONFIGS["v_group"],
+}
+
+
+@pytest.mark.parametrize("config", list(TRACED_CONFIGS))
+def test_traced_graph_matches_reference(config):
+    module = _irmb(**TRACED_CONFIGS[config]).double().eval()
+    traced = torch.jit.trace(module, torch.randn(1, C, 20, 12, dtype=torch.float64), check_trace=False)
+    # Another batch and size than the traced one: 3 x 4 windows and 4 / 5 padded rows / columns.
+    x = torch.randn(2, C, 17, 23, dtype=torch.float64)
+    assert rel_err(traced(x), reference_from(module)(x)) <= 1e-12
+
+
+@pytest.mark.parametrize("config", ["default", "emo_masked"])
+def test_onnx_opset11_dynamic_hw(config):
+    # TensorRT 8 and NPU toolchains take opsets 11-13: no Unflatten (13) or SDPA (14) may reach the graph.
+    module = _irmb(**TRACED_CONFIGS[config]).eval()
+    errors = onnx_parity(module, [(20, 20), (17, 23), (14, 21)], C, opset=11)
+    assert max(errors) <= 1e-4, errors
+
+
+def test_ncnn_conversion_matches(tmp_path, monkeypatch):
+    # ncnn holds at most 4 dims after dropping the batch: a 6-D window view made pnnx write a Reshape that
+    # ncnn refuses to load, and a batch folded with the windows would be dropped with it.
+    pnnx, ncnn = pytest.importorskip("pnnx"), pytest.importorskip("ncnn")
+    monkeypatch.chdir(tmp_path)  # pnnx may leave debug files in the working directory
+    module = _irmb(32, **dict(CONFIGS["emo"], exp_ratio=2, dim_head=16), mask_padding=True).eval()
+    x = torch.randn(1, 32, 17, 23)  # 3 x 4 windows, padded
+    files = {key: str(tmp_path / name) for key, name in [
+        ("ncnnparam", "m.ncnn.param"), ("ncnnbin", "m.ncnn.bin"), ("ncnnpy", "m_ncnn.py"), ("pnnxparam", "m.pnnx.param"),
+        ("pnnxbin", "m.pnnx.bin"), ("pnnxpy", "m_pnnx.py"), ("pnnxonnx", "m.pnnx.onnx")]}  # fmt: skip
+    pnnx.export(module, str(tmp_path / "m.pt"), inputs=x, fp16=False, **files)
+    net = ncnn.Net()
+    for flag in ("use_vulkan_compute", "use_fp16_packed", "use_fp16_storage", "use_fp16_arithmetic"):
+        setattr(net.opt, flag, False)
+    assert net.load_param(files["ncnnparam"]) == 0 and net.load_model(files["ncnnbin"]) == 0
+    sample = x[0].numpy().copy()  # ncnn.Mat borrows this memory
+    with net.create_extractor() as extractor:
+        extractor.input(net.input_names()[0], ncnn.Mat(sample))
+        got = torch.from_numpy(np.array(extractor.extract(net.output_names()[0])[1]))
+    with torch.no_grad():
+        expected = module(x)[0]
+    assert got.shape == expected.shape
+    assert (got - expected).abs().max() <= 1e-4 * expected.abs().max()

@@ -40,6 +40,13 @@ Differences from the official code. The first keeps the math exactly; the rest a
   of the softmax. The official code lets them take part, so its outputs depend on the padding amount.
 - ``norm_layer='gn'`` is a single-group GroupNorm: the official ``get_norm('gn')(C)`` cannot be built
   (GroupNorm needs both a group and a channel count).
+
+Under export tracing (ONNX, TorchScript, OpenVINO, pnnx/ncnn) the attention takes a second, portable
+route with the same math: 1x1 convs on the padded NCHW map, windows cut out with reshapes whose sizes
+come from ``x.shape`` (no ``unflatten``, which ONNX has only from opset 13) and an explicit
+softmax(q k^T / sqrt(dim_head)) v (no ``scaled_dot_product_attention``, ONNX opset 14+). Every tensor keeps
+the batch as its first dimension and has at most 5 dimensions: ncnn drops the batch and holds at most 4,
+so pnnx cannot convert the 6-D window view or a batch folded together with the windows.
 """
 
 from __future__ import annotations
@@ -292,6 +299,9 @@ class iRMB(nn.Module):  # noqa: N801 - the paper's and the official code's name
 
     def _window_attention(self, x: torch.Tensor) -> torch.Tensor:
         """EW-MHSA on strided windows: (B, C1, H, W) -> (B, dim_mid, H, W)."""
+        # Eager runs keep SDPA's fused kernels; exported graphs need ops that ONNX opset 11 and ncnn have.
+        if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+            return self._window_attention_portable(x)
         batch, channels, height, width = x.shape
         if self.window_size > 0:
             win_h = win_w = self.window_size
@@ -316,8 +326,9 @@ class iRMB(nn.Module):  # noqa: N801 - the paper's and the official code's name
         values = self._split_heads(x if self.attn_pre else self.v.act(_pointwise(self.v.conv, x)))
 
         mask = None
-        if self.mask_padding and self.window_size > 0:
-            mask = self._key_mask(batch, height, width, win_h, win_w, n1, n2, x.device)
+        if self.mask_padding and self.window_size > 0:  # (B n1 n2, 1, 1, ws * ws), windows batch-major
+            valid = self._valid_keys(height, width, win_h, win_w, n1, n2, x.device)
+            mask = valid.unsqueeze(0).expand(batch, -1, -1).reshape(-1, 1, 1, tokens)
         out = F.scaled_dot_product_attention(
             q, k, values, attn_mask=mask, dropout_p=self.attn_drop_p if self.training else 0.0
         )
@@ -334,15 +345,68 @@ class iRMB(nn.Module):  # noqa: N801 - the paper's and the official code's name
         """(windows, tokens, heads * d) -> (windows, heads, tokens, d), a view."""
         return tokens.unflatten(-1, (self.num_head, -1)).transpose(1, 2)
 
+    def _window_attention_portable(self, x: torch.Tensor) -> torch.Tensor:
+        """``_window_attention`` for exported graphs: (B, C1, H, W) -> (B, dim_mid, H, W), the same math.
+
+        Built from ops that ONNX opset 11 and ncnn have: Pad, 1x1 Conv, Reshape, Transpose (at most 5-D,
+        batch first), MatMul, Softmax. Sizes are read from ``x.shape``, so they stay symbolic when traced.
+        """
+        batch, _, height, width = x.shape
+        if self.window_size > 0:
+            win_h = win_w = self.window_size
+            pad_b = (win_h - height % win_h) % win_h
+            pad_r = (win_w - width % win_w) % win_w
+            x = F.pad(x, (0, pad_r, 0, pad_b))
+            n1, n2 = (height + pad_b) // win_h, (width + pad_r) // win_w
+        else:
+            win_h, win_w, n1, n2 = height, width, 1, 1
+        shape = (batch, win_h, win_w, n1, n2)
+
+        # 1x1 convs commute with the window partition, so they run on the padded map, as officially.
+        # Channel counts are the module's own ints, not read from shapes: the graph needs no size arithmetic.
+        dim_v = self.dim_in if self.attn_pre else self.v.conv.out_channels
+        q, k = self.qk(x).chunk(2, dim=1)
+        q = self._to_windows(q * self.dim_head**-0.5, shape, self.dim_in)  # scales T d values, not T T scores
+        k = self._to_windows(k, shape, self.dim_in)
+        values = self._to_windows(x if self.attn_pre else self.v(x), shape, dim_v)
+
+        scores = q.transpose(-1, -2) @ k  # (B, n1 n2 heads, T, T): query t, key s
+        if self.mask_padding and self.window_size > 0:
+            valid = self._valid_keys(height, width, win_h, win_w, n1, n2, x.device)  # (n1 n2, T)
+            tokens = win_h * win_w
+            valid = valid.reshape(-1, 1, 1, tokens).expand(-1, self.num_head, 1, tokens).reshape(1, -1, 1, tokens)
+            # An added -inf (as SDPA does with a boolean mask): ncnn has no masked_fill, but pnnx folds this
+            # shape-only bias into a constant that a broadcast add applies.
+            scores = scores + torch.zeros_like(valid, dtype=scores.dtype).masked_fill(~valid, float("-inf"))
+        attn = F.dropout(scores.softmax(-1), self.attn_drop_p, self.training)
+        out = values @ attn.transpose(-1, -2)  # (B, n1 n2 heads, d_v, T)
+
+        out = self._from_windows(out, shape, dim_v)[:, :, :height, :width]
+        return self.v(out) if self.attn_pre else out
+
+    def _to_windows(self, t: torch.Tensor, shape: tuple, channels: int) -> torch.Tensor:
+        """(B, heads * d, ws * n1, ws * n2) -> (B, n1 n2 heads, d, ws * ws), window (i, j) holding the
+        pixels (i + n1 a, j + n2 b); two reshapes around one 5-D transpose instead of a 6-D view."""
+        batch, win_h, win_w, n1, n2 = shape
+        t = t.reshape(batch, channels * win_h, n1, win_w, n2).permute(0, 2, 4, 1, 3)  # (B, i, j, c a, b)
+        return t.reshape(batch, n1 * n2 * self.num_head, channels // self.num_head, win_h * win_w)
+
     @staticmethod
-    def _key_mask(
-        batch: int, height: int, width: int, win_h: int, win_w: int, n1: int, n2: int, device: torch.device
+    def _from_windows(t: torch.Tensor, shape: tuple, channels: int) -> torch.Tensor:
+        """Inverse of ``_to_windows``: (B, n1 n2 heads, d, ws * ws) -> (B, heads * d, ws * n1, ws * n2)."""
+        batch, win_h, win_w, n1, n2 = shape
+        t = t.reshape(batch, n1, n2, channels * win_h, win_w).permute(0, 3, 1, 4, 2)  # (B, c a, i, b, j)
+        return t.reshape(batch, channels, win_h * n1, win_w * n2)
+
+    @staticmethod
+    def _valid_keys(
+        height: int, width: int, win_h: int, win_w: int, n1: int, n2: int, device: torch.device
     ) -> torch.Tensor:
-        """Boolean (B n1 n2, 1, 1, ws * ws) mask, True for keys inside the unpadded H x W map."""
+        """Boolean (n1 n2, ws * ws) mask, True for the keys of each window inside the unpadded H x W map."""
         rows = torch.arange(win_h * n1, device=device).view(win_h, n1).t() < height  # (n1, ws): window, row
         cols = torch.arange(win_w * n2, device=device).view(win_w, n2).t() < width  # (n2, ws)
         valid = rows[:, None, :, None] & cols[None, :, None, :]  # (n1, n2, ws, ws)
-        return valid.reshape(1, n1 * n2, win_h * win_w).expand(batch, -1, -1).reshape(-1, 1, 1, win_h * win_w)
+        return valid.reshape(n1 * n2, win_h * win_w)
 
     def extra_repr(self) -> str:
         text = f"c1={self.dim_in}, c2={self.dim_out}, exp_ratio={self.exp_ratio}, has_skip={self.has_skip}"
