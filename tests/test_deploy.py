@@ -152,13 +152,18 @@ def test_compare_int8_writes_columns_report_and_reuses_quantizations(int8_compar
         assert int(r["calibration_images"]) == 16 and float(r["latency_int8_p50_ms"]) > 0
     summary = list(csv.DictReader((out / "int8_summary.csv").open()))
     assert [s["verdict"] for s in summary] == ["baseline", "n/a (1 seed)"]
-    assert "## INT8" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "## INT8" in report and "## Which block costs the INT8 accuracy" in report
+    blocks = list(csv.DictReader((out / "int8_blocks.csv").open()))
+    assert [(b["model"], b["block"], b["modules"]) for b in blocks] == [("yolov8n-mqa-csp", "C2f_MQA", "MobileMQA")]
+    assert len(list(out.glob("runs/*/int8-blocks-*.json"))) == 1  # the baseline has no attention block to cache
     cached = sorted(out.glob("runs/*/int8-openvino-*.json"))
     assert len(cached) == 2 and all(json.loads(p.read_text())["runtime"] == "openvino" for p in cached)
     capsys.readouterr()
     assert main(argv + ["--runtimes", "torch,onnxruntime,openvino,torchscript,ncnn"]) == 0  # same as the default
     again = capsys.readouterr().out
     assert "export fp32 and INT8" not in again and "measuring costs" not in again  # both reused
+    assert "per-block sensitivity" not in again
     assert "mAP50-95" in again and "INT8" in again
 
 
@@ -206,3 +211,22 @@ def test_deploy_doc_tables_are_generated_from_the_table_and_the_committed_run():
     data = json.loads(script.RESULTS.read_text())
     assert f"{script.MARK}\n{script.render_table(data)}\n<!-- end -->" in doc
     assert data["cells"] and {c["runtime"] for c in data["cells"]} == set(EXPORTED)
+
+
+@pytest.mark.slow
+def test_int8_sensitivity_command_names_each_attention_block(int8_compare, capsys, tmp_path):
+    out, _ = int8_compare
+    weights = next(out.glob("runs/yolov8n-mqa-csp-s0-*/train/weights/last.pt"))
+    code = main(["int8-sensitivity", str(weights), "--data", "embedded:tiny", "--imgsz", "64", "--out",
+                 str(tmp_path / "s")])
+    text = capsys.readouterr().out
+    assert code == 0, text
+    assert re.search(r"^fp32 \d\.\d{4}, all INT8 \d\.\d{4} \([+-]\d\.\d{4}\) mAP50-95$", text, re.M), text
+    assert re.search(r"^  layer +8 C2f_MQA +\(MobileMQA\): all but it INT8 \d\.\d{4} .*only it INT8", text, re.M)
+    assert (tmp_path / "s" / "int8-only-8.onnx").is_file() and (tmp_path / "s" / "int8-all-but-8.onnx").is_file()
+
+
+def test_int8_sensitivity_refuses_a_model_definition(capsys):
+    code = main(["int8-sensitivity", "yolov8n-mqa-csp", "--data", "embedded:tiny"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "needs trained weights (a .pt checkpoint)" in err[0], err

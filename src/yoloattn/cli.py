@@ -472,6 +472,30 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_int8_sensitivity(args: argparse.Namespace) -> int:
+    import tempfile
+    from pathlib import Path
+
+    from .compare.models import resolve_model
+    from .deploy.sensitivity import int8_sensitivity
+    from .integration.heads import wrapper
+
+    if not str(args.model).endswith(".pt"):
+        raise CLIError(f"int8-sensitivity needs trained weights (a .pt checkpoint), got {args.model!r}: a model "
+                       "definition has random weights, whose mAP is 0 in fp32 and INT8 alike")
+    model = wrapper(resolve_model(args.model))
+    _check_imgsz(args.imgsz, {args.model: model.model}, option="--imgsz")
+    data = _task_data(model, args.model, args.data, "int8-sensitivity", args.allow_skipped, ("train", "val"), False)
+    work = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="yoloattn-int8-"))
+    print(f"quantizing {args.model} with ONNX Runtime's QDQ quantizer (Conv/Gemm/MatMul, Ultralytics' policy), "
+          f"once whole and twice per attention block; validating each on {data} ...", flush=True)
+    result = int8_sensitivity(args.model, data, args.imgsz, work, task=model.task)
+    for line in result.lines():
+        print(line)
+    print(f"calibrated on the first {result.calibration_images} training images; models and logs in {work}")
+    return 0
+
+
 def cmd_data(args: argparse.Namespace) -> int:
     from .data import check_yolo_dataset, generate
 
@@ -577,6 +601,15 @@ _EPILOGS = {
         examples:
           yoloattn export runs/detect/train/weights/best.pt format=onnx dynamic=True
           yoloattn export yolo11n-mlla-psa imgsz=320          # random weights: for deployment checks
+        """,
+    "int8-sensitivity": """
+        Quantizes the checkpoint post-training to INT8 with ONNX Runtime (Conv/Gemm/MatMul, as Ultralytics'
+        ONNX INT8 export) whole, then with each attention block left in float (all but it) and alone in INT8
+        (only it), and validates each: which block costs the accuracy (docs/deploy.md).
+
+        examples:
+          yoloattn int8-sensitivity runs/detect/train/weights/best.pt --data embedded:demo --imgsz 128
+          yoloattn int8-sensitivity best.pt --data path/to/data.yaml --imgsz 640 --out int8-check
         """,
     "data": """
         Presets: tiny (16/8/8 images, tests), demo (1000/200/200, 5 digit classes), bench (2000/400/400,
@@ -776,6 +809,16 @@ def build_parser() -> argparse.ArgumentParser:
         if name in ("train", "val"):
             p.add_argument("--allow-skipped", action="store_true",
                            help="go on when Ultralytics would skip images of the dataset (default: refuse, exit 2)")
+
+    p = _subparser(sub, "int8-sensitivity", "which attention block costs the INT8 accuracy of a trained model",
+                   cmd_int8_sensitivity)
+    p.add_argument("model", metavar="WEIGHTS.pt")
+    p.add_argument("--data", required=True, help="PATH/data.yaml or embedded[:PRESET]: calibration on its training "
+                   "images, validation on its val split")
+    p.add_argument("--imgsz", type=POSITIVE, default=640, help="export and validation size (default 640)")
+    p.add_argument("--out", help="folder for the quantized models and logs (default: a new temporary folder)")
+    p.add_argument("--allow-skipped", action="store_true",
+                   help="go on when Ultralytics would skip images of the dataset (default: refuse, exit 2)")
 
     p = _subparser(sub, "data", "write the embedded digits-in-clutter dataset and print its data.yaml", cmd_data,
                    plugins=False)

@@ -11,6 +11,10 @@ The statistics are about the INT8 loss: each run's ``delta_int8`` = mAP50-95(INT
 of the same exported model and validator; a variant is tested against the baseline with Welch's t-test,
 Holm-adjusted across variants, and a bootstrap interval (``stats.compare_variants``), and the verdict says
 whether it loses more (or less) under INT8 than the baseline does.
+
+Which block costs it: for each model's first seed, ``deploy.sensitivity.int8_sensitivity`` quantizes with ONNX
+Runtime's QDQ quantizer everything, everything but one attention block, and only that block
+(``int8_blocks.csv``; cached like the rest as ``int8-blocks-<key>.json``).
 """
 
 from __future__ import annotations
@@ -24,11 +28,11 @@ from typing import Callable
 from .measure import ModelSpec
 from .plan import PreparedData
 from .records import write_json_atomic
-from .rows import Int8Row, Int8SummaryRow, ResultRow
+from .rows import BlockRow, Int8Row, Int8SummaryRow, ResultRow
 from .settings import CompareSettings, deploy_code_hash, digest, versions
 from .stats import compare_variants, mean_std
 
-__all__ = ["int8_rows", "int8_summary"]
+__all__ = ["int8_rows", "int8_summary", "block_rows"]
 
 _VERDICTS = {"better": "loses less than the baseline", "worse": "loses more than the baseline"}
 
@@ -123,3 +127,34 @@ def int8_summary(rows: list[Int8Row], baseline: str, order: list[str]) -> list[I
                              verdict=_VERDICTS.get(test.verdict, test.verdict))
             summary.append(Int8SummaryRow(**entry))
     return summary
+
+
+def block_rows(rows: list[ResultRow], data: PreparedData, settings: CompareSettings,
+               say: Callable[[str], None]) -> list[BlockRow]:
+    """``BlockRow``s of every model's first finished seed that has an attention block (see the module doc)."""
+    from ..deploy.int8 import CALIBRATION_IMAGES
+    from ..deploy.sensitivity import int8_sensitivity
+
+    out: list[BlockRow] = []
+    first = {}
+    for row in sorted(rows, key=lambda r: r.seed):
+        first.setdefault(row.model, row)
+    for model, row in first.items():
+        weights = Path(row.weights) if row.weights else None
+        if weights is None or not weights.is_file():
+            continue  # int8_rows said so
+        key = digest({"weights": _sha256(weights), "imgsz": settings.imgsz, "data": data.fingerprint,
+                      "calibration": CALIBRATION_IMAGES, "versions": versions(),
+                      "runtime versions": _runtime_versions("onnxruntime"), "deploy code": deploy_code_hash()})[:10]
+        cache = Path(row.run_dir) / f"int8-blocks-{key}.json"
+        if cache.is_file():
+            result = json.loads(cache.read_text())
+        else:
+            say(f"int8     {model} s{row.seed}: per-block sensitivity (ONNX Runtime QDQ) ...")
+            result = int8_sensitivity(weights, data.run_yaml, settings.imgsz, Path(row.run_dir) / "int8-blocks").to_dict()
+            write_json_atomic(cache, result)
+        for block in result["blocks"]:
+            out.append(BlockRow(model=model, layer=block["layer"], block=block["block"], modules=block["modules"],
+                                map50_95_fp32=result["map50_95_fp32"], map50_95_int8=result["map50_95_int8"],
+                                map50_95_all_but=block["map50_95_all_but"], map50_95_only=block["map50_95_only"]))
+    return out

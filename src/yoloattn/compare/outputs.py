@@ -23,7 +23,7 @@ from .plan import PreparedData, RunSpec
 from .records import RunFailure, RunResult, machine_description
 from .resolve import ResolvedCompare
 from .int8 import int8_summary
-from .rows import CostRow, Int8Row, Int8SummaryRow, LatencyRow, ResultRow, SummaryRow
+from .rows import BlockRow, CostRow, Int8Row, Int8SummaryRow, LatencyRow, ResultRow, SummaryRow
 from .settings import CompareSettings, versions
 
 HEATMAP_IMAGES = 4  # evaluation images in the heatmap panel
@@ -140,7 +140,8 @@ def data_label(settings: CompareSettings, data: PreparedData) -> str:
 
 def write_report(resolved: ResolvedCompare, models: list[ModelSpec], runs: list[RunSpec], rows: list[ResultRow],
                  costs: dict[str, CostRow], data: PreparedData, where: str, command: str, target_delta: float | None,
-                 say: Callable[[str], None], int8: list[Int8Row] | None = None) -> Report:
+                 say: Callable[[str], None], int8: list[Int8Row] | None = None,
+                 blocks: list[BlockRow] | None = None) -> Report:
     """Statistics, plots, heatmaps, CSVs and the report of the finished ``rows`` (see the module docstring).
 
     ``runs``: every planned run (those without a result are listed with why); ``where``: the placements
@@ -162,6 +163,7 @@ def write_report(resolved: ResolvedCompare, models: list[ModelSpec], runs: list[
     if int8:
         report.write_csv(out / "int8.csv", Int8Row, int8)
         report.write_csv(out / "int8_summary.csv", Int8SummaryRow, int8_table)
+        report.write_csv(out / "int8_blocks.csv", BlockRow, blocks or [])
     context = report.ReportContext(
         title=f"{baseline} + attention modules on {data_label(settings, data)}", settings=settings, summary=summary,
         rows=rows, problems=problems, summary_notes=notes, data_yaml=data.data_yaml, eval_split=data.eval_split,
@@ -171,7 +173,7 @@ def write_report(resolved: ResolvedCompare, models: list[ModelSpec], runs: list[
         plots=[plots.plot_pareto(summary, out / "pareto.png", baseline),
                plots.plot_curves(rows, out / "curves.png", baseline)],
         heatmaps=None if isinstance(panel, str) else panel, heatmaps_skipped=panel if isinstance(panel, str) else None,
-        latency=latency, int8=int8_table)
+        latency=latency, int8=int8_table, blocks=blocks or [])
     markdown, html = report.write_markdown(out / "report.md", context), report.write_html(out / "report.html", context)
 
     lines = ["\n" + report.text_table(*report.summary_table(summary, data.nc))]

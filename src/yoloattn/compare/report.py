@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Iterable
 from ..bench import param_basis
 from ..flops import DESCRIPTION
 
-from .rows import Int8SummaryRow, LatencyRow, ResultRow, SummaryRow, columns, csv_values, mean_std_text, table
+from .rows import BlockRow, Int8SummaryRow, LatencyRow, ResultRow, SummaryRow, columns, csv_values, mean_std_text, table
 from .stats import ALPHA, CONFIDENCE, POWER, SIZE_METRICS, RunProblem, pooled_seed_sd, seeds_needed
 
 if TYPE_CHECKING:  # types only: the renderer needs no dataset or settings code at run time
@@ -233,6 +233,7 @@ class ReportContext:
     heatmaps_skipped: str | None = None  # why there is no heatmaps.png
     latency: list[LatencyRow] = field(default_factory=list)  # every model on every measured runtime
     int8: list[Int8SummaryRow] = field(default_factory=list)  # with --int8
+    blocks: list[BlockRow] = field(default_factory=list)  # with --int8: per-block sensitivity of seed 0
 
 
 @dataclass(frozen=True)
@@ -321,6 +322,13 @@ INT8_NOTE = ("Each run's weights quantized post-training through Ultralytics' ow
              "than the baseline (Welch, Holm-adjusted). int8.csv has every run.")
 
 
+BLOCKS_NOTE = ("Seed 0's weights of each model exported to ONNX and quantized with ONNX Runtime's QDQ quantizer "
+               "(Conv/Gemm/MatMul, as Ultralytics' ONNX INT8 export): whole, with one attention block left in float "
+               "(all but this), and with only that block in INT8 (only this), each validated on the evaluation "
+               "split. A block whose 'all but this' is well above 'all INT8' is where the INT8 accuracy goes; "
+               "one seed, so read differences of a few thousandths as noise. int8_blocks.csv has the numbers.")
+
+
 def int8_table(rows: list[Int8SummaryRow]) -> Table:
     return rows_table(rows, Int8SummaryRow, "int8")
 
@@ -354,6 +362,8 @@ def sections(c: ReportContext) -> list[Section]:
                                                                imgsz=c.settings.imgsz),
                    table=rows_table(c.latency, LatencyRow, "latency"))] if c.latency else []),
         *([Section("INT8", INT8_NOTE, table=int8_table(c.int8))] if c.int8 else []),
+        *([Section("Which block costs the INT8 accuracy", BLOCKS_NOTE, table=rows_table(c.blocks, BlockRow, "blocks"))]
+          if c.blocks else []),
         Section("Setup", items=_lines(_setup_lines(c))),
         Section("Plots", images=tuple(c.plots)),
         *heatmaps,

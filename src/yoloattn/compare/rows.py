@@ -413,9 +413,30 @@ class Int8SummaryRow:
     latency_fp32_p50_ms: float | None = column(default=None)
 
 
+@dataclass(frozen=True)
+class BlockRow:
+    """One attention block of one model's seed-0 weights, quantized alone or left out (``int8_blocks.csv`` and the
+    report's "Which block costs the INT8 accuracy"; ``deploy.sensitivity``)."""
+
+    model: str = column("as in results.csv (seed 0's weights)", cells={"blocks": Cell("model", _text("model"))})
+    layer: int = column("the block's layer index, its class and the attention classes inside it",
+                        cells={"blocks": Cell("layer", _text("layer"))})
+    block: str = column(cells={"blocks": Cell("block", _text("block"))})
+    modules: str = column(cells={"blocks": Cell("attention", _text("modules"))})
+    map50_95_fp32: float = column("mAP50-95 of the ONNX export in fp32 and with every Conv/Gemm/MatMul in INT8 "
+                                  "(ONNX Runtime QDQ, Ultralytics' policy)",
+                                  cells={"blocks": Cell("fp32", _fixed("map50_95_fp32", 4))})
+    map50_95_int8: float = column(cells={"blocks": Cell("all INT8", _fixed("map50_95_int8", 4))})
+    map50_95_all_but: float = column("every other block INT8, this one in float: the accuracy this block's "
+                                     "quantization costs is `map50_95_all_but - map50_95_int8`",
+                                     cells={"blocks": Cell("all but this INT8", _fixed("map50_95_all_but", 4))})
+    map50_95_only: float = column("only this block INT8, the rest in float",
+                                  cells={"blocks": Cell("only this INT8", _fixed("map50_95_only", 4))})
+
+
 # the CSVs and the rows they hold
 ROW_TYPES = {"results.csv": ResultRow, "summary.csv": SummaryRow, "latency.csv": LatencyRow, "int8.csv": Int8Row,
-             "int8_summary.csv": Int8SummaryRow}
+             "int8_summary.csv": Int8SummaryRow, "int8_blocks.csv": BlockRow}
 
 
 def _marker(csv_name: str) -> str:

@@ -24,7 +24,7 @@ from typing import Iterable, TextIO
 from . import executors
 from .executors import Executor
 from .executors.process import log_tail
-from .int8 import int8_rows
+from .int8 import block_rows, int8_rows
 from .measure import measure_all
 from .outputs import result_rows, write_report
 from .plan import PreparedData, RunSpec, plan_models, plan_runs, plan_variants, prepare_data, worker_spec
@@ -154,8 +154,9 @@ def run_compare(settings: CompareSettings, command: str = "", stream: TextIO | N
         say("no finished runs: nothing to report")
         return outcome
     int8 = int8_rows(rows, models, data, settings, say) if settings.int8 else []
+    blocks = block_rows(rows, data, settings, say) if settings.int8 else []
     report = write_report(resolved, models, runs, rows, costs, data, variants.where, command, target_delta, say,
-                          int8=int8)
+                          int8=int8, blocks=blocks)
     outcome.summary, outcome.problems = report.summary, report.problems
     outcome.report_md, outcome.report_html = report.markdown, report.html
     for line in report.lines:

@@ -168,7 +168,7 @@ def reference_model(checkpoint: str | Path):
     (YOLO26, YOLOv10) on its one-to-many branch, as ``export(nms=None)`` (the default) exports it."""
     from ..integration.heads import load_model
 
-    model = load_model(checkpoint).fuse().eval()
+    model = load_model(checkpoint).fuse(verbose=False).eval()
     if hasattr(model, "end2end"):
         model.end2end = False
     return model

@@ -206,8 +206,11 @@ def load_ncnn(path: Path, threads: int) -> Session:
     # fp32 end to end: ncnn otherwise stores (and on some CPUs computes) in fp16/bf16
     for flag in ("use_fp16_packed", "use_fp16_storage", "use_fp16_arithmetic", "use_bf16_storage"):
         setattr(net.opt, flag, False)
-    net.load_param(str(param))
-    net.load_model(str(param.with_suffix(".bin")))
+    # ncnn reports a layer it cannot load by its return code and a message on stderr, and then has no inputs
+    if net.load_param(str(param)) != 0 or net.load_model(str(param.with_suffix(".bin"))) != 0 \
+            or not net.input_names() or not net.output_names():
+        raise RuntimeError(f"ncnn could not load {param.name} (a layer pnnx wrote without its parameters; see the "
+                           f"export log next to it)")
     inputs, outputs = net.input_names(), sorted(net.output_names())
 
     def run(x: np.ndarray) -> np.ndarray:
