@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import pickle
 
+import numpy as np
 import pytest
 import torch
 import torch.nn as nn
@@ -169,6 +170,52 @@ def test_onnx_dynamic_hw(c2):
     block = _block(c2=c2).eval()
     errors = onnx_parity(block, [(16, 16), (20, 12), (17, 23)], C)
     assert max(errors) <= 1e-4, errors
+
+
+def test_onnx_opset11_dynamic_hw():
+    # Opsets 11-12 (TensorRT 8, NPU toolchains) have no Unflatten: the RoPE pair swap must not use it.
+    errors = onnx_parity(_block().eval(), [(16, 16), (12, 20)], C, opset=11)
+    assert max(errors) <= 1e-4, errors
+
+
+def test_openvino_dynamic_hw():
+    # Ultralytics' OpenVINO path: a non-strict trace converted without fixed shapes. An in-place add on the
+    # RoPE product once failed here as aten::mul_reverseprop.
+    ov = pytest.importorskip("openvino")
+    attn = _randomize(LinearAttention(C, num_heads=2)).eval()  # official init: attention would hardly count
+    traced = torch.jit.trace(attn, torch.randn(1, C, 8, 12), strict=False, check_trace=False)
+    compiled = ov.Core().compile_model(ov.convert_model(traced, example_input=torch.randn(1, C, 8, 12)), "CPU")
+    for h, w in [(8, 12), (12, 12)]:
+        x = torch.randn(1, C, h, w)
+        with torch.no_grad():
+            expected = attn(x)
+        got = torch.from_numpy(compiled(x.numpy())[0])
+        assert (got - expected).abs().max() <= 1e-4 * expected.abs().max(), (h, w)
+
+
+def test_ncnn_conversion_matches(tmp_path, monkeypatch):
+    # pnnx wrote aten::addcmul verbatim into its Python file, and turned the stride-2 channel slices of the
+    # RoPE pair swap into step-less ncnn Crops (wrong numbers, no error); random weights make that visible.
+    pnnx, ncnn = pytest.importorskip("pnnx"), pytest.importorskip("ncnn")
+    monkeypatch.chdir(tmp_path)  # pnnx may leave debug files in the working directory
+    attn = _randomize(LinearAttention(C, num_heads=2)).eval()
+    x = torch.randn(1, C, 8, 12)
+    files = {key: str(tmp_path / name) for key, name in [
+        ("ncnnparam", "m.ncnn.param"), ("ncnnbin", "m.ncnn.bin"), ("ncnnpy", "m_ncnn.py"), ("pnnxparam", "m.pnnx.param"),
+        ("pnnxbin", "m.pnnx.bin"), ("pnnxpy", "m_pnnx.py"), ("pnnxonnx", "m.pnnx.onnx")]}  # fmt: skip
+    pnnx.export(attn, str(tmp_path / "m.pt"), inputs=x, fp16=False, **files)
+    net = ncnn.Net()
+    for flag in ("use_vulkan_compute", "use_fp16_packed", "use_fp16_storage", "use_fp16_arithmetic", "use_bf16_storage"):
+        setattr(net.opt, flag, False)
+    assert net.load_param(files["ncnnparam"]) == 0 and net.load_model(files["ncnnbin"]) == 0
+    sample = x[0].numpy().copy()  # ncnn.Mat borrows this memory
+    with net.create_extractor() as extractor:
+        extractor.input(net.input_names()[0], ncnn.Mat(sample))
+        got = torch.from_numpy(np.array(extractor.extract(net.output_names()[0])[1]))
+    with torch.no_grad():
+        expected = attn(x)[0]
+    assert got.shape == expected.shape
+    assert (got - expected).abs().max() <= 1e-4 * expected.abs().max()
 
 
 # ---------------------------------------------------------------- parameter counts

@@ -82,7 +82,16 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     tables' dtype (float32 for half inputs, as in the official code); the caller casts back.
     """
     x = x.to(cos.dtype)
-    swapped = torch.stack([x[..., 1::2], x[..., 0::2]], -1).flatten(-2)
+    # Swap within each pair through a (..., C/2, 2) view and unit-step slices: stride-2 channel
+    # slices (x[..., ::2]) become an ncnn Crop without the step (pnnx only warns), so the ncnn
+    # export computed silently wrong attention. view, not unflatten: ONNX has unflatten from opset 13.
+    pairs = x.view(*x.shape[:-1], -1, 2)
+    swapped = torch.cat([pairs[..., 1:], pairs[..., :1]], -1).flatten(-2)
+    if _capturing():
+        # Out of place in a captured graph: once the product and its factor both reach unbind/split
+        # lists, TorchScript's alias analysis says they may alias, and OpenVINO then replays the
+        # in-place add backwards through the product as aten::mul_reverseprop, which it cannot convert.
+        return x * cos + swapped * sin
     return (x * cos).add_(swapped * sin)
 
 
@@ -132,7 +141,9 @@ class LinearAttention(nn.Module):
         z = 1.0 / (q @ k_mean + 1e-6)  # (B, N, heads), un-rotated q and k
 
         lepe = self.lepe(x).permute(0, 2, 3, 1).reshape(b, n, heads, head_dim)
-        out = torch.addcmul(lepe, numerator.view(b, n, heads, head_dim), z.unsqueeze(-1))
+        numerator, z = numerator.view(b, n, heads, head_dim), z.unsqueeze(-1)
+        # pnnx has no aten::addcmul (it writes the op verbatim into model_pnnx.py, a syntax error).
+        out = lepe + numerator * z if _capturing() else torch.addcmul(lepe, numerator, z)
         return out.view(b, h, w, c).permute(0, 3, 1, 2)
 
     def _rope(self, h: int, w: int, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -141,7 +152,7 @@ class LinearAttention(nn.Module):
         The tables are float32 (float64 for float64 inputs, so the scale adds no float32 rounding).
         """
         dtype = torch.promote_types(x.dtype, torch.float32)
-        if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling():
+        if _capturing():
             return self._scaled_rope_tables(h, w, x.device, dtype)  # built from the traced sizes
         key = (h, w, x.device, dtype)
         if key not in self._rope_cache:
@@ -276,6 +287,11 @@ def default_num_heads(channels: int) -> int:
     while channels % heads:
         heads -= 1
     return heads
+
+
+def _capturing() -> bool:
+    """True while a graph is recorded (TorchScript trace, ONNX export, torch.compile)."""
+    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling()
 
 
 def _check_channels(channels: int, num_heads: int) -> None:
