@@ -356,6 +356,39 @@ def test_onnx_dynamic_hw(stride, first):
     assert max(errors) <= 1e-4, errors
 
 
+@pytest.mark.parametrize("opset, first", [(11, (20, 20)), (11, (30, 30)), (12, (20, 20)), (13, (30, 30))])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_onnx_low_opsets(stride, opset, first):
+    """Below opset 12 ONNX Min/Max take no int64 (ONNX Runtime refuses such a graph): the reflection indices
+    the dense and windowed exports compute from the size must not need them."""
+    pytest.importorskip("onnxruntime")
+    errors = onnx_parity(make(stride=stride), [first, (17, 23), (3, 5), (1, 1)], C1, opset=opset)
+    assert max(errors) <= 1e-4, errors
+
+
+# traced dense (96 <= 12 * 49 positions) with a strided query, and windowed (900)
+@pytest.mark.parametrize("stride, first", [(2, (8, 12)), (1, (30, 30))])
+def test_openvino_dynamic_hw(stride, first):
+    """Ultralytics' dynamic OpenVINO export (trace, then convert_model without a fixed input shape) runs at
+    other sizes and batches in OpenVINO's CPU plugin (it once fused `k - pe` into conv_p with conv_p's batch
+    of 1, and read the strided query's size from the unstrided map: empty or mis-shaped outputs)."""
+    ov = pytest.importorskip("openvino")
+    module = make(stride=stride).eval()
+    example = torch.randn(1, C1, *first)
+    with torch.no_grad():
+        traced = torch.jit.trace(module, example, strict=False, check_trace=False)
+    model = ov.convert_model(traced, example_input=example)
+    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": 1, "INFERENCE_PRECISION_HINT": "f32"}
+    request = ov.Core().compile_model(model, "CPU", config).create_infer_request()
+    for batch, (h, w) in [(1, first), (2, (17, 23)), (1, (3, 5)), (2, (1, 1))]:
+        x = torch.randn(batch, C1, h, w)
+        got = torch.from_numpy(next(iter(request.infer({0: x.numpy()}).values())))
+        with torch.no_grad():
+            expected = module(x)
+        assert got.shape == expected.shape, (batch, h, w)
+        assert rel_err(got, expected) <= 1e-4, (batch, h, w)
+
+
 @pytest.mark.parametrize(
     "kernel, dilation, stride, shape",
     [(7, 1, 1, (20, 20)), (7, 1, 1, (17, 23)), (7, 1, 2, (17, 23)), (7, 1, 2, (20, 12)), (5, 2, 1, (9, 14)),

@@ -79,9 +79,12 @@ def _reflect_indices(n, pad: int, device: torch.device) -> torch.Tensor:
     (every position then reads index 0), so there is no branch on n and a traced n stays dynamic.
     """
     positions = torch.arange(-pad, n + pad, device=device)
-    period = torch.clamp(torch.as_tensor(2 * (n - 1), device=device), min=1)
+    half = torch.as_tensor(n - 1, device=device)
+    period = torch.clamp(2 * half, min=1)
     folded = positions.remainder(period)
-    return torch.minimum(folded, period - folded)
+    # min(f, 2(n-1) - f) written as (n-1) - |f - (n-1)|: the same integers (also 0 for n = 1), but ONNX Min
+    # takes no int64 before opset 12 (ONNX Runtime rejects the opset-11 graph), while Abs and Sub do.
+    return half - (folded - half).abs()
 
 
 def _reflect_pad(x: torch.Tensor, pad: int) -> torch.Tensor:
@@ -112,6 +115,23 @@ def _window_counts(n_out, n, pad: int, stride: int, dilation: int, kernel: int, 
     source = _reflect_indices(n, pad, device)
     positions = torch.arange(n_out, device=device) * stride + (torch.arange(kernel, device=device) * dilation)[:, None]
     return (source[positions][..., None] == torch.arange(n, device=device)).sum(0)
+
+
+def _subsample(x: torch.Tensor, stride: int) -> torch.Tensor:
+    """x[..., ::stride, ::stride]: the query pixels of a strided window attention, (.., ceil(H/s), ceil(W/s)).
+
+    A traced graph takes them with a 1x1 max pooling of stride s, which reads exactly those pixels
+    (floor((H - 1) / s) + 1 = ceil(H / s) of them). The slice is wrong in OpenVINO (2026.4): its shape
+    inference gives a slice from 0 to the end with step s the size symbol of its input whenever the size
+    interval is unchanged ([1..inf] stays [1..inf]), and its symbol optimisation then reads the sizes of
+    the strided query (the dense bias, the output reshape) from the unstrided H and W, so a dynamic export
+    fails at run time. A pooling's output size gets its own symbol.
+    """
+    if stride == 1:
+        return x
+    if torch.jit.is_tracing():
+        return F.max_pool2d(x, 1, stride)
+    return x[..., ::stride, ::stride]
 
 
 def _window(padded: torch.Tensor, dy: int, dx: int, pad: int, stride: int) -> torch.Tensor:
@@ -299,9 +319,13 @@ class ACmix(nn.Module):
         b, c, h, w = q.shape
         pad, s = self.padding_att, self.stride
         pe = self.conv_p(_coordinate_grid(h, w, q))  # (1, d, H, W)
-        q = q.reshape(-1, self.head_dim, h, w)[..., ::s, ::s] * self.scale
+        q = _subsample(q.reshape(-1, self.head_dim, h, w), s) * self.scale
         # Reflection is linear, so padding k - pe once gives both k(u + o) and pe(u + o) of every window.
-        keys = k.reshape(-1, self.head_dim, h, w) - pe
+        # pe is subtracted with its own (1, 1, d, H, W) shape against (B, h, d, H, W): a 4-D (B*h, d, H, W)
+        # minus (1, d, H, W) lets OpenVINO's CPU plugin fuse the subtraction into conv_p as a sum post-op,
+        # and that fused conv keeps conv_p's batch of 1 (dynamic exports then give empty or mis-shaped
+        # outputs). Same values either way.
+        keys = (k.reshape(b, self.head, self.head_dim, h, w) - pe.unsqueeze(1)).reshape(-1, self.head_dim, h, w)
         values = v.reshape(-1, self.head_dim, h, w)
         recording = torch.is_grad_enabled() and (q.requires_grad or keys.requires_grad or values.requires_grad)
         if self.dense_attention(h, w, recording):
