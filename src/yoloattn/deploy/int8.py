@@ -30,7 +30,7 @@ from ..errors import YoloattnError
 from .export import export_checkpoint, quiet
 from .runtimes import EXTRA, runtime
 
-__all__ = ["CALIBRATION_IMAGES", "Int8Accuracy", "int8_accuracy", "check_int8", "INT8_PACKAGES"]
+__all__ = ["CALIBRATION_IMAGES", "Int8Accuracy", "int8_accuracy", "check_int8", "INT8_PACKAGES", "train_files"]
 
 CALIBRATION_IMAGES = 128  # the first N training images (all of them when fewer)
 WARMUP, ITERS = 3, 30
@@ -114,7 +114,10 @@ def int8_accuracy(checkpoint: str | Path, name: str, data: str | Path, imgsz: in
     name = check_int8(name)
     started = time.perf_counter()
     work_dir = Path(work_dir)
-    fraction = _calibration_fraction(data)
+    n_train = len(train_files(data))
+    if not n_train:
+        raise YoloattnError(f"{data}: no training images to calibrate the INT8 quantization on")
+    fraction = _calibration_fraction(n_train)
     fp32 = export_checkpoint(checkpoint, name, work_dir / "fp32", imgsz, nms=nms)
     int8 = export_checkpoint(checkpoint, name, work_dir / "int8", imgsz, int8=True, data=str(data), split="train",
                              fraction=fraction, nms=nms)
@@ -123,27 +126,26 @@ def int8_accuracy(checkpoint: str | Path, name: str, data: str | Path, imgsz: in
     return Int8Accuracy(name, map50_fp32, map_fp32, map50_int8, map_int8,
                         round(_latency_ms(name, int8, imgsz, threads), 3), round(_latency_ms(name, fp32, imgsz,
                                                                                               threads), 3),
-                        min(CALIBRATION_IMAGES, _train_images(data)), time.perf_counter() - started)
+                        min(CALIBRATION_IMAGES, n_train), time.perf_counter() - started)
 
 
-def _train_images(data: str | Path) -> int:
-    from ultralytics.data.utils import check_det_dataset
+def train_files(data: str | Path) -> list[Path]:
+    """The training images of a data.yaml (folders searched recursively, sorted; list files as listed), in the
+    order Ultralytics' ``fraction`` takes its first ones."""
+    from ultralytics.data.utils import IMG_FORMATS, check_det_dataset
 
     with quiet(Path(data).with_suffix(".check.log")):
         info = check_det_dataset(str(data))
-    train = info["train"]
-    paths = train if isinstance(train, list) else [train]
-    count = 0
-    for p in paths:
-        p = Path(p)
-        if p.is_dir():
-            count += sum(1 for f in p.rglob("*") if f.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp"))
-        elif p.is_file():
-            count += sum(1 for line in p.read_text().splitlines() if line.strip())
-    return count
+    sources = info["train"] if isinstance(info["train"], list) else [info["train"]]
+    files: list[Path] = []
+    for source in map(Path, sources):
+        if source.is_dir():
+            files += sorted(p for p in source.rglob("*") if p.suffix.lower().lstrip(".") in IMG_FORMATS)
+        elif source.is_file():
+            files += [Path(line.strip()) for line in source.read_text().splitlines() if line.strip()]
+    return files
 
 
-def _calibration_fraction(data: str | Path) -> float:
-    """Ultralytics' ``fraction`` that keeps the first ``CALIBRATION_IMAGES`` training images (1.0 when fewer)."""
-    n = _train_images(data)
+def _calibration_fraction(n: int) -> float:
+    """Ultralytics' ``fraction`` that keeps the first ``CALIBRATION_IMAGES`` of ``n`` training images."""
     return 1.0 if n <= CALIBRATION_IMAGES else CALIBRATION_IMAGES / n

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..errors import YoloattnError
 from .export import export_checkpoint, quiet
-from .int8 import CALIBRATION_IMAGES
+from .int8 import CALIBRATION_IMAGES, train_files
 
 __all__ = ["BlockSensitivity", "Sensitivity", "attention_blocks", "int8_sensitivity", "WEIGHTED_OPS"]
 
@@ -84,6 +84,19 @@ def _attention_classes() -> tuple[type, ...]:
     return tuple(c for c in classes if isinstance(c, type))
 
 
+def attention_modules(model) -> list:
+    """Every outermost attention module inside ``model`` (see the module doc), in module order."""
+    classes = _attention_classes()
+    found, inside = [], set()
+    for module in model.modules():
+        if id(module) in inside:
+            continue
+        if isinstance(module, classes):
+            found.append(module)
+            inside.update(id(m) for m in module.modules())
+    return found
+
+
 def attention_blocks(model) -> list[tuple[int, str, str]]:
     """(layer index, layer class, attention classes inside) of every top-level layer of an Ultralytics model that
     holds an attention module (see the module doc)."""
@@ -116,21 +129,6 @@ class _Calibration:
 
     def rewind(self):
         self.i = 0
-
-
-def _train_files(data: str | Path) -> list[Path]:
-    from ultralytics.data.utils import IMG_FORMATS, check_det_dataset
-
-    with quiet(Path(data).with_suffix(".check.log")):
-        info = check_det_dataset(str(data))
-    sources = info["train"] if isinstance(info["train"], list) else [info["train"]]
-    files: list[Path] = []
-    for source in map(Path, sources):
-        if source.is_dir():
-            files += sorted(p for p in source.rglob("*") if p.suffix.lower().lstrip(".") in IMG_FORMATS)
-        elif source.is_file():
-            files += [Path(line.strip()) for line in source.read_text().splitlines() if line.strip()]
-    return files[:CALIBRATION_IMAGES]
 
 
 def _quantize(fp32: Path, out: Path, exclude: list[str], files: list[Path], imgsz: int) -> Path:
@@ -167,7 +165,7 @@ def int8_sensitivity(checkpoint: str | Path, data: str | Path, imgsz: int, work_
     from .export import reference_model
 
     work_dir = Path(work_dir)
-    files = _train_files(data)
+    files = train_files(data)[:CALIBRATION_IMAGES]
     if not files:
         raise YoloattnError(f"{data}: no training images to calibrate the INT8 quantization on")
     blocks = attention_blocks(reference_model(checkpoint))
