@@ -8,9 +8,9 @@
 Nothing here is imported by ``import yoloattn``; the runtimes' packages are the ``yoloattn[deploy]`` extra.
 """
 
-from .export import ExportFailed, check_format, export_checkpoint, reference_model
+from .export import ExportFailed, check_format, export_checkpoint
 from .matrix import Cell, check_cell, check_matrix, make_checkpoint, output_error
-from .runtimes import RUNTIMES, Runtime, RuntimeUnavailable, installed, load_session, runtime
+from .runtimes import RUNTIMES, Runtime, RuntimeUnavailable, installed, load_session, reference_model, runtime
 
 __all__ = ["RUNTIMES", "Runtime", "RuntimeUnavailable", "installed", "load_session", "runtime", "ExportFailed",
            "check_format", "export_checkpoint", "reference_model", "Cell", "check_cell", "check_matrix",

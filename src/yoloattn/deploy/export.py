@@ -2,9 +2,7 @@
 
 ``check_format`` turns a typo or a format whose converter is not installed into one line (Ultralytics
 would silently map some typos to ONNX, or print a traceback and an install advert). ``export_checkpoint``
-exports a checkpoint into a folder of its own and returns the artifact's path; ``reference_model`` is the
-PyTorch model in the configuration the exporter traces (fused, eval, the head's default export branch),
-which the export matrix compares each runtime against.
+exports a checkpoint into a folder of its own and returns the artifact's path.
 
 Ultralytics' formats outside ``runtimes.RUNTIMES`` (TensorRT, LiteRT, CoreML, ...) are passed through
 when their converter package is installed and are not verified by yoloattn (docs/deploy.md says which
@@ -24,8 +22,7 @@ from pathlib import Path
 from ..errors import YoloattnError
 from .runtimes import EXTRA, RUNTIMES, Runtime, runtime
 
-__all__ = ["check_format", "export_checkpoint", "save_checkpoint", "reference_model", "ExportFailed",
-           "OTHER_FORMATS", "quantize_args"]
+__all__ = ["check_format", "export_checkpoint", "save_checkpoint", "ExportFailed", "OTHER_FORMATS", "quantize_args"]
 
 # Ultralytics formats that yoloattn does not verify: format -> the import name of its converter
 OTHER_FORMATS = {
@@ -161,14 +158,3 @@ def _last_line(error: BaseException) -> str:
     text = str(error).strip() or type(error).__name__
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return f"{type(error).__name__}: {lines[-1] if lines else text}"[:300]
-
-
-def reference_model(checkpoint: str | Path):
-    """The checkpoint's model as the exporter traces it: float32, fused, eval, and with an end-to-end head
-    (YOLO26, YOLOv10) on its one-to-many branch, as ``export(nms=None)`` (the default) exports it."""
-    from ..integration.heads import load_model
-
-    model = load_model(checkpoint).fuse(verbose=False).eval()
-    if hasattr(model, "end2end"):
-        model.end2end = False
-    return model

@@ -35,8 +35,8 @@ from typing import Callable
 import numpy as np
 
 from ..errors import YoloattnError
-from .export import export_checkpoint, reference_model
-from .runtimes import runtime
+from .export import export_checkpoint
+from .runtimes import reference_model, runtime
 
 __all__ = ["Cell", "TOLERANCE", "FLOOR_FACTOR", "SIZES", "output_error", "make_checkpoint", "check_cell", "check_matrix"]
 

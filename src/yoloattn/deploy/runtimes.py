@@ -28,7 +28,7 @@ import numpy as np
 from ..errors import YoloattnError
 
 __all__ = ["Runtime", "Session", "RUNTIMES", "runtime", "runtime_names", "installed", "missing",
-           "RuntimeUnavailable", "load_session", "EXTRA"]
+           "RuntimeUnavailable", "load_session", "EXTRA", "reference_model"]
 
 EXTRA = "deploy"  # pip install 'yoloattn[deploy]' installs every runtime of the table
 
@@ -123,6 +123,17 @@ def load_session(name: str, path: str | Path, threads: int = 1) -> Session:
     return runtime(name).load(path, threads)
 
 
+def reference_model(checkpoint: str | Path):
+    """The checkpoint's model as the exporter traces it: float32, fused, eval, and with an end-to-end head
+    (YOLO26, YOLOv10) on its one-to-many branch, as ``export(nms=None)`` (the default) exports it."""
+    from ..integration.heads import load_model
+
+    model = load_model(checkpoint).fuse(verbose=False).eval()
+    if hasattr(model, "end2end"):
+        model.end2end = False
+    return model
+
+
 # --- loaders: each runtime's own client ------------------------------------------------------------------------------
 
 
@@ -137,8 +148,6 @@ def _first(out) -> np.ndarray:
 def load_torch(path: Path, threads: int) -> Session:
     """A checkpoint (.pt) as the exporter traces it (``export.reference_model``)."""
     import torch
-
-    from .export import reference_model
 
     model = reference_model(path)
 

@@ -162,7 +162,7 @@ def int8_sensitivity(checkpoint: str | Path, data: str | Path, imgsz: int, work_
     when the data has no training images to calibrate on, ``ExportFailed`` when the ONNX export fails."""
     import onnx
 
-    from .export import reference_model
+    from .runtimes import reference_model
 
     work_dir = Path(work_dir)
     files = train_files(data)[:CALIBRATION_IMAGES]
