@@ -366,27 +366,47 @@ def test_onnx_low_opsets(stride, opset, first):
     assert max(errors) <= 1e-4, errors
 
 
+def openvino_request(module: ACmix, example: torch.Tensor, static: bool):
+    """Ultralytics' OpenVINO export of `module`: trace, convert (with `input=` the fixed shape when static),
+    compile for the CPU plugin in f32 on one thread."""
+    ov = pytest.importorskip("openvino")
+    with torch.no_grad():
+        traced = torch.jit.trace(module, example, strict=False, check_trace=False)
+    shape = {"input": example.shape} if static else {}
+    model = ov.convert_model(traced, example_input=example, **shape)
+    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": 1, "INFERENCE_PRECISION_HINT": "f32"}
+    return ov.Core().compile_model(model, "CPU", config).create_infer_request()
+
+
+def openvino_error(request, module: ACmix, x: torch.Tensor) -> float:
+    got = torch.from_numpy(next(iter(request.infer({0: x.numpy()}).values())))
+    with torch.no_grad():
+        expected = module(x)
+    assert got.shape == expected.shape, tuple(x.shape)
+    return rel_err(got, expected)
+
+
 # traced dense (96 <= 12 * 49 positions) with a strided query, and windowed (900)
 @pytest.mark.parametrize("stride, first", [(2, (8, 12)), (1, (30, 30))])
 def test_openvino_dynamic_hw(stride, first):
     """Ultralytics' dynamic OpenVINO export (trace, then convert_model without a fixed input shape) runs at
     other sizes and batches in OpenVINO's CPU plugin (it once fused `k - pe` into conv_p with conv_p's batch
     of 1, and read the strided query's size from the unstrided map: empty or mis-shaped outputs)."""
-    ov = pytest.importorskip("openvino")
     module = make(stride=stride).eval()
-    example = torch.randn(1, C1, *first)
-    with torch.no_grad():
-        traced = torch.jit.trace(module, example, strict=False, check_trace=False)
-    model = ov.convert_model(traced, example_input=example)
-    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": 1, "INFERENCE_PRECISION_HINT": "f32"}
-    request = ov.Core().compile_model(model, "CPU", config).create_infer_request()
+    request = openvino_request(module, torch.randn(1, C1, *first), static=False)
     for batch, (h, w) in [(1, first), (2, (17, 23)), (1, (3, 5)), (2, (1, 1))]:
-        x = torch.randn(batch, C1, h, w)
-        got = torch.from_numpy(next(iter(request.infer({0: x.numpy()}).values())))
-        with torch.no_grad():
-            expected = module(x)
-        assert got.shape == expected.shape, (batch, h, w)
-        assert rel_err(got, expected) <= 1e-4, (batch, h, w)
+        assert openvino_error(request, module, torch.randn(batch, C1, h, w)) <= 1e-4, (batch, h, w)
+
+
+# dense, dense with a strided query, windowed, and maps smaller than the window
+@pytest.mark.parametrize("stride, shape", [(1, (8, 12)), (2, (9, 12)), (2, (31, 29)), (1, (3, 5))])
+def test_openvino_static_shape(stride, shape):
+    """Ultralytics' default OpenVINO export fixes the input shape (convert_model(input=shape)), which makes the
+    reflection indices constants: the CPU plugin then dropped the Abs they were computed with (negative
+    indices, a wrong attention with NaN in the dense form)."""
+    module = make(stride=stride).eval()
+    x = torch.randn(2, C1, *shape)
+    assert openvino_error(openvino_request(module, x, static=True), module, x) <= 1e-4
 
 
 @pytest.mark.parametrize(

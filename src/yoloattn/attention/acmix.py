@@ -82,9 +82,13 @@ def _reflect_indices(n, pad: int, device: torch.device) -> torch.Tensor:
     half = torch.as_tensor(n - 1, device=device)
     period = torch.clamp(2 * half, min=1)
     folded = positions.remainder(period)
-    # min(f, 2(n-1) - f) written as (n-1) - |f - (n-1)|: the same integers (also 0 for n = 1), but ONNX Min
-    # takes no int64 before opset 12 (ONNX Runtime rejects the opset-11 graph), while Abs and Sub do.
-    return half - (folded - half).abs()
+    # min(f, 2(n-1) - f), written as a select: ONNX Min takes no int64 before opset 12 (ONNX Runtime rejects
+    # the opset-11 graph), and an Abs (the form (n-1) - |f - (n-1)|) is dropped by OpenVINO's CPU plugin
+    # (2026.4) when a static input shape makes its 1-D input constant: its AbsSinking pass removes an Abs of
+    # a rank-1 value computed from constants without folding it (openvinotoolkit/openvino#38166), so the
+    # indices near the start came out negative and a static export attended to the wrong positions.
+    # Greater and Where take int64 at opset 11. For n = 1 (half 0, period 1) every f is 0 and stays 0.
+    return torch.where(folded > half, period - folded, folded)
 
 
 def _reflect_pad(x: torch.Tensor, pad: int) -> torch.Tensor:
