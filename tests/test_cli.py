@@ -22,7 +22,8 @@ from yoloattn.integration import REGISTRY
 from yoloattn.offline import FONT_NAMES, launched_as_cli, offline_env, setup_offline
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-COMMANDS = ("modules", "zoo", "info", "variant", "bench", "train", "val", "export", "data", "compare", "demo")
+COMMANDS = ("modules", "zoo", "info", "variant", "bench", "train", "val", "export", "int8-sensitivity", "data", "compare",
+            "demo")
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:

@@ -60,10 +60,11 @@ def check_format(fmt: str) -> Runtime | None:
 
 
 def quantize_args(int8: bool) -> dict:
-    """Ultralytics' INT8 switch: ``quantize=8`` where the installed release has it (8.4), else ``int8=True``."""
+    """Ultralytics' post-training INT8 switch for ``model.export``: ``quantize=8`` where the installed release
+    has that argument (8.4 replaced ``int8``/``half`` by it), else ``int8=True``; ``{}`` without INT8."""
     if not int8:
         return {}
-    from ultralytics.cfg import DEFAULT_CFG_DICT
+    from ultralytics.cfg import DEFAULT_CFG_DICT  # Ultralytics' public default configuration
 
     return {"quantize": 8} if "quantize" in DEFAULT_CFG_DICT else {"int8": True}
 
