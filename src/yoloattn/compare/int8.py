@@ -25,6 +25,7 @@ import statistics
 from pathlib import Path
 from typing import Callable
 
+from ..errors import YoloattnError
 from .measure import ModelSpec
 from .plan import PreparedData
 from .records import write_json_atomic
@@ -84,8 +85,12 @@ def int8_rows(rows: list[ResultRow], models: list[ModelSpec], data: PreparedData
             result = json.loads(cache.read_text())
         else:
             say(f"int8     {k}/{len(todo)}: {who}: export fp32 and INT8, validate both ...")
-            accuracy = int8_accuracy(weights, name, data.run_yaml, settings.imgsz, Path(row.run_dir) / f"int8-{name}",
-                                     threads=settings.latency_threads, nms=nms)
+            try:
+                accuracy = int8_accuracy(weights, name, data.run_yaml, settings.imgsz,
+                                         Path(row.run_dir) / f"int8-{name}", threads=settings.latency_threads, nms=nms)
+            except YoloattnError as err:  # one run's export failing must not cost the report of all the others
+                say(f"int8     {who}: left out: {err}")
+                continue
             result = accuracy.to_dict()
             write_json_atomic(cache, result)
         fp32, int8 = result["map50_95_fp32"], result["map50_95_int8"]
@@ -151,7 +156,12 @@ def block_rows(rows: list[ResultRow], data: PreparedData, settings: CompareSetti
             result = json.loads(cache.read_text())
         else:
             say(f"int8     {model} s{row.seed}: per-block sensitivity (ONNX Runtime QDQ) ...")
-            result = int8_sensitivity(weights, data.run_yaml, settings.imgsz, Path(row.run_dir) / "int8-blocks").to_dict()
+            try:
+                result = int8_sensitivity(weights, data.run_yaml, settings.imgsz,
+                                          Path(row.run_dir) / "int8-blocks").to_dict()
+            except YoloattnError as err:
+                say(f"int8     {model} s{row.seed}: per-block sensitivity left out: {err}")
+                continue
             write_json_atomic(cache, result)
         for block in result["blocks"]:
             out.append(BlockRow(model=model, layer=block["layer"], block=block["block"], modules=block["modules"],

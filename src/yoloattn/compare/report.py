@@ -171,7 +171,7 @@ def text_table(header: list[str], body: list[list[str]]) -> str:
     return "\n".join([line(header), "  ".join("-" * w for w in widths), *map(line, body)])
 
 
-def _markdown_table(header: list[str], body: list[list[str]]) -> str:
+def markdown_table(header: list[str], body: list[list[str]]) -> str:
     rows = [header, ["---"] + ["---:"] * (len(header) - 1), *body]
     return "\n".join("| " + " | ".join(row) + " |" for row in rows)
 
@@ -378,7 +378,7 @@ def _markdown_section(section: Section) -> list[str]:
     if section.text:
         lines += [section.text + (f" `{section.code}`" if section.code else ""), ""]
     if section.table is not None:
-        lines += [_markdown_table(*section.table), ""]
+        lines += [markdown_table(*section.table), ""]
     if section.items:
         lines += [*(f"- {item}" for item in section.items), ""]
     if section.images:
