@@ -47,7 +47,7 @@ def test_output_error_is_relative_for_pixels_and_absolute_for_scores():
 
 @pytest.mark.parametrize("fmt, pattern", [
     ("onx", r"unknown export format 'onx': did you mean format=onnx\?"),
-    ("tflite", r"format=tflite needs tensorflow, which is not installed here"),
+    ("tflite", r"format=tflite needs litert_torch, which is not installed here"),
 ])
 def test_export_refuses_unknown_or_unavailable_formats_in_one_line(fmt, pattern, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

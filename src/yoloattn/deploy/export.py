@@ -27,7 +27,7 @@ __all__ = ["check_format", "export_checkpoint", "save_checkpoint", "ExportFailed
 # Ultralytics formats that yoloattn does not verify: format -> the import name of its converter
 OTHER_FORMATS = {
     "engine": "tensorrt", "coreml": "coremltools", "mlmodel": "coremltools", "saved_model": "tensorflow",
-    "pb": "tensorflow", "tflite": "tensorflow", "litert": "tensorflow", "edgetpu": "tensorflow",
+    "pb": "tensorflow", "tflite": "litert_torch", "litert": "litert_torch", "edgetpu": "tensorflow",
     "tfjs": "tensorflowjs", "paddle": "paddle", "mnn": "MNN", "imx": "imx500_converter",
     "rknn": "rknn", "executorch": "executorch", "axelera": "axelera", "qnn": "qai_hub", "coreai": "coreai",
     "deepx": "dx_com", "ascend": "acl",
