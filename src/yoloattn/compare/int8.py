@@ -138,7 +138,8 @@ def block_rows(rows: list[ResultRow], data: PreparedData, settings: CompareSetti
                say: Callable[[str], None]) -> list[BlockRow]:
     """``BlockRow``s of every model's first finished seed that has an attention block (see the module doc)."""
     from ..deploy.int8 import CALIBRATION_IMAGES
-    from ..deploy.sensitivity import int8_sensitivity
+    from ..deploy.runtimes import reference_model
+    from ..deploy.sensitivity import attention_blocks, int8_sensitivity
 
     out: list[BlockRow] = []
     first = {}
@@ -154,6 +155,8 @@ def block_rows(rows: list[ResultRow], data: PreparedData, settings: CompareSetti
         cache = Path(row.run_dir) / f"int8-blocks-{key}.json"
         if cache.is_file():
             result = json.loads(cache.read_text())
+        elif not attention_blocks(reference_model(weights)):
+            continue  # the baseline, or a model whose attention yoloattn does not know: nothing to attribute
         else:
             say(f"int8     {model} s{row.seed}: per-block sensitivity (ONNX Runtime QDQ) ...")
             try:
