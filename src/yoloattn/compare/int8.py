@@ -25,7 +25,7 @@ import statistics
 from pathlib import Path
 from typing import Callable
 
-from ..errors import YoloattnError
+from ..deploy.export import last_line as _last_line
 from .measure import ModelSpec
 from .plan import PreparedData
 from .records import write_json_atomic
@@ -88,8 +88,8 @@ def int8_rows(rows: list[ResultRow], models: list[ModelSpec], data: PreparedData
             try:
                 accuracy = int8_accuracy(weights, name, data.run_yaml, settings.imgsz,
                                          Path(row.run_dir) / f"int8-{name}", threads=settings.latency_threads, nms=nms)
-            except YoloattnError as err:  # one run's export failing must not cost the report of all the others
-                say(f"int8     {who}: left out: {err}")
+            except Exception as err:  # noqa: BLE001 - one run's converter or runtime failing must not cost the report
+                say(f"int8     {who}: left out: {_last_line(err)}")
                 continue
             result = accuracy.to_dict()
             write_json_atomic(cache, result)
@@ -162,8 +162,8 @@ def block_rows(rows: list[ResultRow], data: PreparedData, settings: CompareSetti
             try:
                 result = int8_sensitivity(weights, data.run_yaml, settings.imgsz,
                                           Path(row.run_dir) / "int8-blocks").to_dict()
-            except YoloattnError as err:
-                say(f"int8     {model} s{row.seed}: per-block sensitivity left out: {err}")
+            except Exception as err:  # noqa: BLE001 - as in int8_rows
+                say(f"int8     {model} s{row.seed}: per-block sensitivity left out: {_last_line(err)}")
                 continue
             write_json_atomic(cache, result)
         for block in result["blocks"]:

@@ -114,7 +114,7 @@ def export_checkpoint(checkpoint: str | Path, name: str, out_dir: str | Path, im
     except YoloattnError:
         raise
     except Exception as error:  # noqa: BLE001 - a converter's failure is reported as one line per cell
-        raise ExportFailed(f"{row.format} export failed: {_last_line(error)} (log: {out_dir / 'export.log'})") \
+        raise ExportFailed(f"{row.format} export failed: {last_line(error)} (log: {out_dir / 'export.log'})") \
             from error
     if not path:
         raise ExportFailed(f"{row.format} export returned nothing")
@@ -155,7 +155,8 @@ def save_checkpoint(model, path: str | Path) -> Path:
     return path
 
 
-def _last_line(error: BaseException) -> str:
+def last_line(error: BaseException) -> str:
+    """``"TypeName: the error's last non-empty line"`` (at most 300 characters): a converter's failure in one line."""
     text = str(error).strip() or type(error).__name__
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return f"{type(error).__name__}: {lines[-1] if lines else text}"[:300]

@@ -79,8 +79,8 @@ class Int8Accuracy:
 def _validate(artifact: Path, data: str, imgsz: int, task: str, log: Path) -> tuple[float, float]:
     from ..integration.heads import wrapper
 
-    model = wrapper(str(artifact)) if str(artifact).endswith(".pt") else _exported(artifact, task)
     with quiet(log):
+        model = wrapper(str(artifact)) if str(artifact).endswith(".pt") else _exported(artifact, task)
         metrics = model.val(data=data, split="val", imgsz=imgsz, batch=1, device="cpu", plots=False, verbose=False,
                             workers=0, project=str(log.parent / "val"), name=artifact.name, exist_ok=True)
     return float(metrics.box.map50), float(metrics.box.map)
@@ -93,7 +93,8 @@ def _exported(artifact: Path, task: str):
 
 
 def _latency_ms(name: str, artifact: Path, imgsz: int, threads: int) -> float:
-    session = runtime(name).load(artifact, threads)
+    with quiet(artifact.parent / "latency.log"):  # OpenVINO's CPU plugin may log its graph transformations
+        session = runtime(name).load(artifact, threads)
     x = np.zeros((1, 3, imgsz, imgsz), np.float32)
     for _ in range(WARMUP):
         session(x)
