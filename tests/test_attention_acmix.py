@@ -409,6 +409,28 @@ def test_openvino_static_shape(stride, shape):
     assert openvino_error(openvino_request(module, x, static=True), module, x) <= 1e-4
 
 
+def test_openvino_int8_static_export_compiles_and_runs():
+    """Ultralytics' INT8 OpenVINO export (`quantize=8`: a static convert, then nncf.quantize with preset MIXED)
+    compiles in the CPU plugin. A traced torch.linspace became float Range * step + start; NNCF put a
+    FakeQuantize on both inputs of that Multiply, and the CPU plugin's FakeQuantizeMulFusion threw on the
+    folded f32[W] Range constant times the scalar FakeQuantize, so compile_model refused the model."""
+    ov = pytest.importorskip("openvino")
+    nncf = pytest.importorskip("nncf")
+    torch.manual_seed(0)
+    module = make().eval()
+    x = torch.randn(1, C1, 8, 12)
+    with torch.no_grad():
+        traced = torch.jit.trace(module, x, strict=False, check_trace=False)
+        expected = module(x)
+    model = ov.convert_model(traced, example_input=x, input=x.shape)
+    calibration = nncf.Dataset([torch.randn(1, C1, 8, 12).numpy() for _ in range(4)])
+    quantized = nncf.quantize(model, calibration, preset=nncf.QuantizationPreset.MIXED, subset_size=4)
+    compiled = ov.Core().compile_model(quantized, "CPU", {"INFERENCE_NUM_THREADS": 1})
+    got = torch.from_numpy(next(iter(compiled.create_infer_request().infer({0: x.numpy()}).values())))
+    assert got.shape == expected.shape
+    assert rel_err(got, expected) <= 0.1  # INT8 rounding (about 0.02 here), not a wrong graph
+
+
 @pytest.mark.parametrize(
     "kernel, dilation, stride, shape",
     [(7, 1, 1, (20, 20)), (7, 1, 1, (17, 23)), (7, 1, 2, (17, 23)), (7, 1, 2, (20, 12)), (5, 2, 1, (9, 14)),

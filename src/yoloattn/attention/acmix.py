@@ -65,10 +65,32 @@ def _coordinate_grid(h: int, w: int, like: torch.Tensor) -> torch.Tensor:
     """(1, 2, h, w) grid: channel 0 is x in [-1, 1] along W, channel 1 is y in [-1, 1] along H."""
     # Low-precision dtypes get correctly rounded coordinates from a float32 linspace.
     dtype = torch.promote_types(like.dtype, torch.float32)
-    xs = torch.linspace(-1.0, 1.0, w, device=like.device, dtype=dtype)
-    ys = torch.linspace(-1.0, 1.0, h, device=like.device, dtype=dtype)
+    if torch.jit.is_tracing():
+        xs, ys = _traced_linspace(w, like.device, dtype), _traced_linspace(h, like.device, dtype)
+    else:
+        xs = torch.linspace(-1.0, 1.0, w, device=like.device, dtype=dtype)
+        ys = torch.linspace(-1.0, 1.0, h, device=like.device, dtype=dtype)
     grid = torch.stack([xs.expand(h, w), ys.unsqueeze(1).expand(h, w)])
     return grid.unsqueeze(0).to(like.dtype)
+
+
+def _traced_linspace(n, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """torch.linspace(-1, 1, n) for a traced size n, as (2i - m) / m with m = max(n - 1, 1).
+
+    OpenVINO's converter decomposes a traced linspace into float Range(0, n) * step + start, with
+    step and start float scalars computed from n. NNCF's INT8 quantization (Ultralytics'
+    `quantize=8`, preset MIXED) treats those as activations and puts FakeQuantize on both inputs of
+    the Multiply; with a fixed input shape the CPU plugin folds the Range into an f32[n] constant,
+    and its FakeQuantizeMulFusion pass then throws (vector::_M_fill_insert) on a Multiply whose
+    constant has a higher rank than the scalar FakeQuantize it would fuse into (OpenVINO 2026.4):
+    the model cannot be compiled. Here the only float op is one Divide of an integer Range (which
+    NNCF does not quantize), so nothing in the grid gets a FakeQuantize before conv_p.
+    The numerator is exact, so the value is the correctly rounded -1 + 2i / (n - 1), within an ulp
+    of torch.linspace; m = 1 for n = 1 gives [-1], as linspace does.
+    """
+    m = torch.clamp(torch.as_tensor(n, device=device) - 1, min=1)
+    numerators = torch.arange(0, 2 * n, 2, device=device) - m  # int64: 2i - m
+    return numerators.to(dtype) / m.to(dtype)
 
 
 def _reflect_indices(n, pad: int, device: torch.device) -> torch.Tensor:
