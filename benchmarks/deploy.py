@@ -120,7 +120,8 @@ def render_table(data: dict) -> str:
               for model, row in by_model.items()]
     failed = sum(c["status"] != "matches" for c in cells)
     sizes = ", ".join(f"{h}x{w}" for h, w in cells[0]["sizes"]) if cells else ""
-    lines += ["", f"{len(cells)} cells, {len(cells) - failed} match (worst error ≤ 1e-4), {failed} do not; inputs "
+    lines += ["", f"{len(cells)} cells, {len(cells) - failed} match (error ≤ 1e-4 or within 10× of PyTorch fp32's, "
+                  f"against float64), {failed} do not; inputs "
                   f"{sizes} (h x w); measured {data.get('date', '?')} on {data.get('machine', '?')}."]
     return "\n".join(lines)
 
@@ -155,7 +156,8 @@ def render_demo(folder: Path = DEMO) -> tuple[str, str]:
 
 def _fill(text: str, mark: str, body: str) -> str:
     block = f"{mark}\n{body}\n<!-- end -->"
-    new, count = re.subn(re.escape(mark) + r"\n.*?\n<!-- end -->", lambda _: block, text, flags=re.S)
+    # the block's lines up to the first end marker (an empty block too: a lazy ".*?\n" would run on to the next one)
+    new, count = re.subn(re.escape(mark) + r"\n(?:.*?\n)??<!-- end -->", lambda _: block, text, flags=re.S)
     if count != 1:
         raise SystemExit(f"{DOC}: no generated block (a line {mark!r} ... '<!-- end -->')")
     return new

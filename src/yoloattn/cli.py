@@ -608,8 +608,8 @@ _EPILOGS = {
         (only it), and validates each: which block costs the accuracy (docs/deploy.md).
 
         examples:
-          yoloattn int8-sensitivity runs/detect/train/weights/best.pt --data embedded:demo --imgsz 128
-          yoloattn int8-sensitivity best.pt --data path/to/data.yaml --imgsz 640 --out int8-check
+          yoloattn int8-sensitivity runs/detect/train/weights/best.pt --data path/to/data.yaml --imgsz 640
+          yoloattn int8-sensitivity runs/detect/train/weights/best.pt --data embedded:tiny --imgsz 64 --out int8
         """,
     "data": """
         Presets: tiny (16/8/8 images, tests), demo (1000/200/200, 5 digit classes), bench (2000/400/400,
