@@ -13,14 +13,15 @@ absolute for channels in [0, 1] (class scores), so one number is comparable acro
 ``exact`` is the same PyTorch model run in float64. The runtime's error is set against PyTorch's own
 in fp32 (its *floor*, the rounding of fp32 arithmetic in this network): a cell ``matches`` when the
 runtime's error is at most ``max(tol, FLOOR_FACTOR × floor)`` at every size, i.e. when it is 1e-4 or
-as close to the exact output as PyTorch fp32 itself within a factor 10.
+within a factor 20 of PyTorch fp32's own error (on one thread, so that the floor is the same on every
+machine). Correct exports measured 0.3 to 12 times the floor (ncnn, whose vectorized exp and sigmoid
+approximate, at the top); a wrong attention is about 100 times it or more.
 
 Why not a fixed 1e-4 against fp32 PyTorch: a random network with BatchNorm statistics of its own
 activations (``make_checkpoint``, so that the attention matters) amplifies rounding, and PyTorch fp32
 itself is 3e-5 to 3e-4 from float64 at the head's output, for stock YOLOv8n and YOLO11n too. With
 Ultralytics' default initialization the output hardly depends on the features and any export would
-"match" to 1e-6. A wrong export is orders of magnitude above the floor (a 1 % change of one attention
-module's output moves the head's output by 1e-2 or more).
+"match" to 1e-6. A 1 % change of one attention module's output moves the head's output by 1e-2 or more.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from .runtimes import reference_model, runtime
 __all__ = ["Cell", "TOLERANCE", "FLOOR_FACTOR", "SIZES", "output_error", "make_checkpoint", "check_cell", "check_matrix"]
 
 TOLERANCE = 1e-4
-FLOOR_FACTOR = 10
+FLOOR_FACTOR = 20
 SIZES = ((64, 96), (96, 96))  # (h, w): one non-square; the tests' sizes (docs/deploy.md uses larger ones)
 
 
@@ -191,9 +192,14 @@ def check_cell(checkpoint: str | Path, runtime_name: str, work_dir: str | Path,
             session = row.load(exported, threads=1)
             for k, (h, w) in enumerate(run_sizes):
                 x = _inputs(h, w, k)
-                with torch.inference_mode():
-                    ref64 = _first(exact(torch.from_numpy(x).double()))
-                    ref32 = _first(model(torch.from_numpy(x)))
+                threads = torch.get_num_threads()
+                torch.set_num_threads(1)  # the floor must not depend on the machine's thread count (summation order)
+                try:
+                    with torch.inference_mode():
+                        ref64 = _first(exact(torch.from_numpy(x).double()))
+                        ref32 = _first(model(torch.from_numpy(x)))
+                finally:
+                    torch.set_num_threads(threads)
                 floors.append(output_error(ref32, ref64))
                 errors.append(output_error(session(x), ref64))
     except YoloattnError as error:
