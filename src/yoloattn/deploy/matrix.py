@@ -168,7 +168,7 @@ def check_cell(checkpoint: str | Path, runtime_name: str, work_dir: str | Path,
     label = label or Path(checkpoint).stem
     base = dict(model=label, runtime=row.name, sizes=tuple(sizes), dynamic=row.dynamic, opset=opset)
     if not row.available():
-        return Cell(status="unavailable", error=None, message=f"pip install 'yoloattn[deploy]'", **base)
+        return Cell(status="unavailable", error=None, message="pip install 'yoloattn[deploy]'", **base)
     started = time.perf_counter()
     model = reference_model(checkpoint)
     exact = copy.deepcopy(model).double()
