@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from tests._utils import SHAPES, onnx_parity, rel_err
+from tests._utils import SHAPES, ncnn_output, onnx_parity, rel_err
 from tests.reference.irmb_ref import reference_from
 from yoloattn.attention.irmb import iRMB
 
@@ -392,23 +391,10 @@ def test_onnx_opset11_dynamic_hw(config):
 def test_ncnn_conversion_matches(tmp_path, monkeypatch):
     # ncnn holds at most 4 dims after dropping the batch: a 6-D window view made pnnx write a Reshape that
     # ncnn refuses to load, and a batch folded with the windows would be dropped with it.
-    pnnx, ncnn = pytest.importorskip("pnnx"), pytest.importorskip("ncnn")
+    pytest.importorskip("pnnx"), pytest.importorskip("ncnn")
     monkeypatch.chdir(tmp_path)  # pnnx may leave debug files in the working directory
     module = _irmb(32, **dict(CONFIGS["emo"], exp_ratio=2, dim_head=16), mask_padding=True).eval()
     x = torch.randn(1, 32, 17, 23)  # 3 x 4 windows, padded
-    files = {key: str(tmp_path / name) for key, name in [
-        ("ncnnparam", "m.ncnn.param"), ("ncnnbin", "m.ncnn.bin"), ("ncnnpy", "m_ncnn.py"), ("pnnxparam", "m.pnnx.param"),
-        ("pnnxbin", "m.pnnx.bin"), ("pnnxpy", "m_pnnx.py"), ("pnnxonnx", "m.pnnx.onnx")]}  # fmt: skip
-    pnnx.export(module, str(tmp_path / "m.pt"), inputs=x, fp16=False, **files)
-    net = ncnn.Net()
-    for flag in ("use_vulkan_compute", "use_fp16_packed", "use_fp16_storage", "use_fp16_arithmetic"):
-        setattr(net.opt, flag, False)
-    assert net.load_param(files["ncnnparam"]) == 0 and net.load_model(files["ncnnbin"]) == 0
-    sample = x[0].numpy().copy()  # ncnn.Mat borrows this memory
-    with net.create_extractor() as extractor:
-        extractor.input(net.input_names()[0], ncnn.Mat(sample))
-        got = torch.from_numpy(np.array(extractor.extract(net.output_names()[0])[1]))
-    with torch.no_grad():
-        expected = module(x)[0]
+    got, expected = ncnn_output(module, x, tmp_path)
     assert got.shape == expected.shape
     assert (got - expected).abs().max() <= 1e-4 * expected.abs().max()

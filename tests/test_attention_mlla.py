@@ -5,13 +5,12 @@ from __future__ import annotations
 import copy
 import pickle
 
-import numpy as np
 import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from tests._utils import SHAPES, onnx_parity, rel_err
+from tests._utils import SHAPES, ncnn_output, onnx_parity, rel_err
 from tests.reference.mlla_ref import RoPE as OfficialRoPE
 from tests.reference.mlla_ref import reference_from
 from yoloattn.attention.mlla import LinearAttention, MLLABlock, apply_rope, default_num_heads, rope_tables
@@ -196,24 +195,11 @@ def test_openvino_dynamic_hw():
 def test_ncnn_conversion_matches(tmp_path, monkeypatch):
     # pnnx wrote aten::addcmul verbatim into its Python file, and turned the stride-2 channel slices of the
     # RoPE pair swap into step-less ncnn Crops (wrong numbers, no error); random weights make that visible.
-    pnnx, ncnn = pytest.importorskip("pnnx"), pytest.importorskip("ncnn")
+    pytest.importorskip("pnnx"), pytest.importorskip("ncnn")
     monkeypatch.chdir(tmp_path)  # pnnx may leave debug files in the working directory
     attn = _randomize(LinearAttention(C, num_heads=2)).eval()
     x = torch.randn(1, C, 8, 12)
-    files = {key: str(tmp_path / name) for key, name in [
-        ("ncnnparam", "m.ncnn.param"), ("ncnnbin", "m.ncnn.bin"), ("ncnnpy", "m_ncnn.py"), ("pnnxparam", "m.pnnx.param"),
-        ("pnnxbin", "m.pnnx.bin"), ("pnnxpy", "m_pnnx.py"), ("pnnxonnx", "m.pnnx.onnx")]}  # fmt: skip
-    pnnx.export(attn, str(tmp_path / "m.pt"), inputs=x, fp16=False, **files)
-    net = ncnn.Net()
-    for flag in ("use_vulkan_compute", "use_fp16_packed", "use_fp16_storage", "use_fp16_arithmetic", "use_bf16_storage"):
-        setattr(net.opt, flag, False)
-    assert net.load_param(files["ncnnparam"]) == 0 and net.load_model(files["ncnnbin"]) == 0
-    sample = x[0].numpy().copy()  # ncnn.Mat borrows this memory
-    with net.create_extractor() as extractor:
-        extractor.input(net.input_names()[0], ncnn.Mat(sample))
-        got = torch.from_numpy(np.array(extractor.extract(net.output_names()[0])[1]))
-    with torch.no_grad():
-        expected = attn(x)[0]
+    got, expected = ncnn_output(attn, x, tmp_path)
     assert got.shape == expected.shape
     assert (got - expected).abs().max() <= 1e-4 * expected.abs().max()
 
