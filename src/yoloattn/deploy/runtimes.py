@@ -145,22 +145,25 @@ def _first(out) -> np.ndarray:
     return np.asarray(out, dtype=np.float32)
 
 
-def load_torch(path: Path, threads: int) -> Session:
-    """A checkpoint (.pt) as the exporter traces it (``export.reference_model``)."""
+def _torch_session(module, threads: int) -> Session:
+    """A PyTorch module (eager or TorchScript) as a ``Session`` on ``threads`` threads (restored after each call)."""
     import torch
-
-    model = reference_model(path)
 
     def run(x: np.ndarray) -> np.ndarray:
         previous = torch.get_num_threads()
         torch.set_num_threads(threads)
         try:
             with torch.inference_mode():
-                return _first(model(torch.from_numpy(x)))
+                return _first(module(torch.from_numpy(x)))
         finally:
             torch.set_num_threads(previous)
 
     return run
+
+
+def load_torch(path: Path, threads: int) -> Session:
+    """A checkpoint (.pt) as the exporter traces it (``export.reference_model``)."""
+    return _torch_session(reference_model(path), threads)
 
 
 def load_onnx(path: Path, threads: int) -> Session:
@@ -191,18 +194,7 @@ def load_openvino(path: Path, threads: int) -> Session:
 def load_torchscript(path: Path, threads: int) -> Session:
     import torch
 
-    module = torch.jit.load(str(path), map_location="cpu").eval()
-
-    def run(x: np.ndarray) -> np.ndarray:
-        previous = torch.get_num_threads()
-        torch.set_num_threads(threads)
-        try:
-            with torch.inference_mode():
-                return _first(module(torch.from_numpy(x)))
-        finally:
-            torch.set_num_threads(previous)
-
-    return run
+    return _torch_session(torch.jit.load(str(path), map_location="cpu").eval(), threads)
 
 
 def load_ncnn(path: Path, threads: int) -> Session:
