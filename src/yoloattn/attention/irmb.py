@@ -297,21 +297,24 @@ class iRMB(nn.Module):  # noqa: N801 - the paper's and the official code's name
         # which code such as Ultralytics' Detect relies on for `.view`.
         return x.contiguous()
 
+    def _pad_to_windows(self, x: torch.Tensor) -> tuple[torch.Tensor, int, int, int, int]:
+        """(B, C, H, W) padded at the bottom and right to whole windows, and (win_h, win_w, n1, n2): the window size
+        and the windows per column and row (one window of the whole map when ``window_size`` is 0). Sizes stay
+        symbolic under tracing, so an export handles any H and W."""
+        _, _, height, width = x.shape
+        if self.window_size <= 0:
+            return x, height, width, 1, 1
+        win = self.window_size
+        pad_b, pad_r = (win - height % win) % win, (win - width % win) % win
+        return F.pad(x, (0, pad_r, 0, pad_b)), win, win, (height + pad_b) // win, (width + pad_r) // win
+
     def _window_attention(self, x: torch.Tensor) -> torch.Tensor:
         """EW-MHSA on strided windows: (B, C1, H, W) -> (B, dim_mid, H, W)."""
         # Eager runs keep SDPA's fused kernels; exported graphs need ops that ONNX opset 11 and ncnn have.
         if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
             return self._window_attention_portable(x)
         batch, channels, height, width = x.shape
-        if self.window_size > 0:
-            win_h = win_w = self.window_size
-            # Sizes stay symbolic under ONNX tracing, so the export handles any H and W.
-            pad_b = (win_h - height % win_h) % win_h
-            pad_r = (win_w - width % win_w) % win_w
-            x = F.pad(x, (0, pad_r, 0, pad_b))
-            n1, n2 = (height + pad_b) // win_h, (width + pad_r) // win_w
-        else:
-            win_h, win_w, n1, n2 = height, width, 1, 1
+        x, win_h, win_w, n1, n2 = self._pad_to_windows(x)
         windows, tokens = batch * n1 * n2, win_h * win_w
 
         # Row r = h1 * n1 + i1 goes to window row i1 ('(h1 n1)' in the official einops pattern).
@@ -352,14 +355,7 @@ class iRMB(nn.Module):  # noqa: N801 - the paper's and the official code's name
         batch first), MatMul, Softmax. Sizes are read from ``x.shape``, so they stay symbolic when traced.
         """
         batch, _, height, width = x.shape
-        if self.window_size > 0:
-            win_h = win_w = self.window_size
-            pad_b = (win_h - height % win_h) % win_h
-            pad_r = (win_w - width % win_w) % win_w
-            x = F.pad(x, (0, pad_r, 0, pad_b))
-            n1, n2 = (height + pad_b) // win_h, (width + pad_r) // win_w
-        else:
-            win_h, win_w, n1, n2 = height, width, 1, 1
+        x, win_h, win_w, n1, n2 = self._pad_to_windows(x)
         shape = (batch, win_h, win_w, n1, n2)
 
         # 1x1 convs commute with the window partition, so they run on the padded map, as officially.
