@@ -47,17 +47,10 @@ def _sha256(path: Path) -> str:
 
 
 def _runtime_versions(name: str) -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
     from ..deploy.int8 import INT8_PACKAGES
+    from .settings import package_versions
 
-    found = {}
-    for package in INT8_PACKAGES[name]:
-        try:
-            found[package] = version(package)
-        except PackageNotFoundError:
-            found[package] = "missing"
-    return found
+    return package_versions(INT8_PACKAGES[name])
 
 
 def int8_rows(rows: list[ResultRow], models: list[ModelSpec], data: PreparedData, settings: CompareSettings,

@@ -221,12 +221,18 @@ def versions() -> dict[str, str]:
     worker (``compare/worker.py``, ``compare/sizes.py``), so an edited module invalidates earlier runs
     even when the version number did not change.
     """
-    from importlib.metadata import PackageNotFoundError, version
-
     from .. import __version__
 
-    found = {"yoloattn": __version__, "yoloattn model code": model_code_hash()}
-    for package in ("ultralytics", "torch"):
+    return {"yoloattn": __version__, "yoloattn model code": model_code_hash(),
+            **package_versions(("ultralytics", "torch"))}
+
+
+def package_versions(packages) -> dict[str, str]:
+    """Installed version of each named distribution, ``"missing"`` where it is not installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for package in packages:
         try:
             found[package] = version(package)
         except PackageNotFoundError:
