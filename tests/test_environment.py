@@ -53,3 +53,23 @@ def test_python_floor_is_derived_from_the_pins():
     declared = re.search(r'^requires-python = ">=([0-9.]+)"', (root / "pyproject.toml").read_text(), re.M).group(1)
     assert declared == floor, (declared, {k: v for k, v in floors.items() if v == floor})
     assert f"Python ≥ {floor}" in (root / "README.md").read_text()
+
+
+def test_cpu_isa_names_the_highest_vector_isa_and_bf16(monkeypatch):
+    """Every latency record names the ISA; bf16 is named because OpenVINO infers in bf16 by default on such CPUs."""
+    from yoloattn import machine
+
+    cases = {"fpu sse4_2 avx avx2": "AVX2", "avx2 avx512f avx512_vnni": "AVX-512",
+             "avx2 avx512f avx512_bf16": "AVX-512 BF16", "avx512f avx512_bf16 amx_tile amx_bf16": "AMX BF16",
+             "fp asimd": "NEON"}
+    for flags, isa in cases.items():
+        monkeypatch.setattr(machine, "_cpuinfo", lambda flags=flags: {"model name": "Test CPU", "flags": flags})
+        machine.cpu_isa.cache_clear()
+        machine.cpu_model.cache_clear()
+        assert machine.cpu_isa() == isa, flags
+        assert machine.cpu_summary(1).startswith(f"Test CPU, {isa}, ") and machine.cpu_summary(1).endswith(
+            ", 1 thread")
+    monkeypatch.undo()
+    machine.cpu_isa.cache_clear()
+    machine.cpu_model.cache_clear()
+    assert machine.cpu_isa() != "unknown ISA" and machine.cpu_model() != "Test CPU"  # the real machine again

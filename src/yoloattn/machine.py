@@ -3,7 +3,8 @@
 Floating-point results and latencies depend on the CPU's vector ISA (PyTorch's ATen, oneDNN, MKL,
 OpenVINO and ncnn pick their code paths by it), so every latency and every training record names
 it. The ISA is the highest of AMX > AVX-512 > AVX2 > AVX > SSE4.2 (x86-64) or SVE > NEON (ARM)
-that the kernel reports in ``/proc/cpuinfo`` flags (on other systems: PyTorch's own
+that the kernel reports in ``/proc/cpuinfo`` flags, with " BF16" after AMX or AVX-512 when the CPU has bfloat16
+instructions (on other systems: PyTorch's own
 ``torch.backends.cpu.get_cpu_capability()``, imported only there).
 """
 
@@ -44,12 +45,14 @@ def cpu_model() -> str:
 
 @functools.cache
 def cpu_isa() -> str:
-    """The highest vector ISA of this CPU: ``"AMX"``, ``"AVX-512"``, ``"AVX2"``, ``"NEON"``, ... (see module doc)."""
+    """The highest vector ISA of this CPU: ``"AMX BF16"``, ``"AVX-512"``, ``"AVX-512 BF16"``, ``"AVX2"``,
+    ``"NEON"``, ... (see module doc)."""
     info = _cpuinfo()
     flags = set((info.get("flags") or info.get("Features") or "").split())
     for flag, name in _ISA_FLAGS:
         if flag in flags:
-            return name
+            # bf16 units change runtimes' defaults: OpenVINO's CPU plugin then infers in bf16 unless told f32
+            return name + (" BF16" if name in ("AMX", "AVX-512") and flags & {"avx512_bf16", "amx_bf16"} else "")
     try:
         import torch
 
