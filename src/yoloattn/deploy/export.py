@@ -69,12 +69,12 @@ def quantize_args(int8: bool) -> dict:
     return {"quantize": 8} if "quantize" in DEFAULT_CFG_DICT else {"int8": True}
 
 
-def export_checkpoint(checkpoint: str | Path, name: str, out_dir: str | Path, imgsz: int | tuple[int, int],
+def export_checkpoint(checkpoint: str | Path, name: str | Runtime, out_dir: str | Path, imgsz: int | tuple[int, int],
                       dynamic: bool = False, opset: int | None = None, int8: bool = False,
                       data: str | None = None, fraction: float | None = None, batch: int = 1,
                       nms: bool | None = None, split: str | None = None) -> Path:
-    """Export ``checkpoint`` (an Ultralytics ``.pt``) for runtime ``name`` with ``YOLO(pt).export``; returns the
-    artifact (file or folder) under ``out_dir``.
+    """Export ``checkpoint`` (an Ultralytics ``.pt``) for runtime ``name`` (a name of the table or a ``Runtime``)
+    with ``YOLO(pt).export``; returns the artifact (file or folder) under ``out_dir``.
 
     imgsz: int or (h, w), multiples of the model's largest stride. dynamic: only for runtimes with
     ``dynamic``. opset: ONNX opset (ONNX only; Ultralytics' default otherwise). int8: post-training INT8

@@ -14,6 +14,10 @@ off) with the requested thread count, so that an exported model can be checked a
 
 Runtimes whose client or converter is not installed are listed by ``missing()`` with the pip
 extra that installs them (``yoloattn[deploy]``).
+
+``LITERT`` is a row outside the table: LiteRT's converter (litert-torch) cannot be installed beside the
+pinned set (it pins typing_extensions lower), so it is not in the extra, and ``benchmarks/litert.py``
+checks it from a side install (docs/deploy.md).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import numpy as np
 
 from ..errors import YoloattnError
 
-__all__ = ["Runtime", "Session", "RUNTIMES", "runtime", "runtime_names", "installed", "missing",
+__all__ = ["Runtime", "Session", "RUNTIMES", "LITERT", "runtime", "runtime_names", "installed", "missing",
            "RuntimeUnavailable", "load_session", "EXTRA", "reference_model"]
 
 EXTRA = "deploy"  # pip install 'yoloattn[deploy]' installs every runtime of the table
@@ -55,6 +59,7 @@ class Runtime:
     loader: ``"module:function"`` -> ``function(path, threads) -> Session``; path is what
         ``model.export`` returned.
     client: the runtime's own client, as the docs name it.
+    install: what installs a missing package (default: the ``yoloattn[deploy]`` extra).
     """
 
     name: str
@@ -65,6 +70,7 @@ class Runtime:
     loader: str
     client: str
     aliases: tuple[str, ...] = ()
+    install: str = f"pip install 'yoloattn[{EXTRA}]'"
 
     def available(self) -> bool:
         return all(importlib.util.find_spec(p) is not None for p in self.packages)
@@ -74,8 +80,7 @@ class Runtime:
         absent = [p for p in self.packages if importlib.util.find_spec(p) is None]
         if absent:
             raise RuntimeUnavailable(
-                f"runtime {self.name!r} needs {', '.join(absent)}, which is not installed: "
-                f"pip install 'yoloattn[{EXTRA}]'")
+                f"runtime {self.name!r} needs {', '.join(absent)}, which is not installed: {self.install}")
 
     def load(self, path: str | Path, threads: int = 1) -> Session:
         self.require()
@@ -96,12 +101,21 @@ RUNTIMES: dict[str, Runtime] = {r.name: r for r in (
 )}
 
 
+LITERT = Runtime("litert", "litert", ("litert_torch", "ai_edge_litert"), False, False, f"{__name__}:load_litert",
+                 "ai_edge_litert.interpreter.Interpreter (XNNPACK)", ("tflite",),
+                 "pip install litert-torch ai-edge-litert into a side folder (they pin typing_extensions below "
+                 "yoloattn's set; docs/deploy.md)")
+
+
 def runtime_names() -> tuple[str, ...]:
     return tuple(RUNTIMES)
 
 
-def runtime(name: str) -> Runtime:
-    """The row for ``name`` or one of its aliases; ``YoloattnError`` naming the choices otherwise."""
+def runtime(name: str | Runtime) -> Runtime:
+    """The row for ``name`` or one of its aliases (a ``Runtime`` is returned as it is: a runtime outside the
+    table, e.g. a converter checked on the side); ``YoloattnError`` naming the choices otherwise."""
+    if isinstance(name, Runtime):
+        return name
     key = name.strip().lower()
     for row in RUNTIMES.values():
         if key == row.name or key in row.aliases:
@@ -189,6 +203,27 @@ def load_openvino(path: Path, threads: int) -> Session:
     compiled = core.compile_model(model, "CPU", config)
     request = compiled.create_infer_request()
     return lambda x: _first(list(request.infer({0: np.ascontiguousarray(x, dtype=np.float32)}).values()))
+
+
+def load_litert(path: Path, threads: int) -> Session:
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path), num_threads=threads)
+    interpreter.allocate_tensors()
+    source, sink = interpreter.get_input_details()[0]["index"], interpreter.get_output_details()[0]["index"]
+
+    def run(x: np.ndarray) -> np.ndarray:
+        interpreter.set_tensor(source, np.ascontiguousarray(x, dtype=np.float32))
+        interpreter.invoke()
+        y = interpreter.get_tensor(sink).copy()
+        # Ultralytics exports detection boxes divided by the input's (w, h) so that INT8 keeps the scores'
+        # resolution, and its LiteRT backend multiplies them back; so does this session
+        h, w = x.shape[2:]
+        y[:, [0, 2]] *= w
+        y[:, [1, 3]] *= h
+        return y
+
+    return run
 
 
 def load_torchscript(path: Path, threads: int) -> Session:
