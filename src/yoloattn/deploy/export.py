@@ -34,6 +34,11 @@ OTHER_FORMATS = {
 }
 
 
+# converter import name -> its pip distribution, where they differ (the refusal says what to install)
+_PIP_NAMES = {"litert_torch": "litert-torch", "paddle": "paddlepaddle", "rknn": "rknn-toolkit2", "qai_hub": "qai-hub",
+              "imx500_converter": "imx500-converter"}
+
+
 class ExportFailed(YoloattnError):
     """Ultralytics' exporter or the runtime's converter raised; the message is its last line."""
 
@@ -49,9 +54,11 @@ def check_format(fmt: str) -> Runtime | None:
         return rows[key]
     if key in OTHER_FORMATS:
         if importlib.util.find_spec(OTHER_FORMATS[key]) is None:
+            package = _PIP_NAMES.get(OTHER_FORMATS[key], OTHER_FORMATS[key])
             raise YoloattnError(
-                f"format={key} needs {OTHER_FORMATS[key]}, which is not installed here; yoloattn installs and "
-                f"verifies {', '.join(rows)} (pip install 'yoloattn[{EXTRA}]', docs/deploy.md)")
+                f"format={key} needs {package}, which is not installed here: pip install {package} (yoloattn passes "
+                f"{key} through unverified; it installs and verifies {', '.join(rows)} with 'yoloattn[{EXTRA}]', "
+                f"docs/deploy.md)")
         return None
     known = [*rows, *OTHER_FORMATS]
     near = difflib.get_close_matches(key, known, n=1)
