@@ -14,7 +14,7 @@ import pytest
 from yoloattn import bench
 from yoloattn.cli import main
 from yoloattn.deploy import RUNTIMES, check_cell, make_checkpoint, output_error, runtime
-from yoloattn.deploy.matrix import FLOOR_FACTOR
+from yoloattn.deploy.matrix import FLOOR_FACTOR, MARGIN
 from yoloattn.deploy.export import check_format
 from yoloattn.errors import YoloattnError
 
@@ -45,9 +45,22 @@ def test_output_error_is_relative_for_pixels_and_absolute_for_scores():
         output_error(got[:, :5], ref)
 
 
+def test_a_cell_matches_only_within_its_bound_and_when_a_wrong_attention_would_show():
+    from yoloattn.deploy.matrix import judge
+
+    assert judge(5e-5, 1e-6, 1e-2) == ("matches", "")  # within 1e-4, and a 1 % attention error shows 100x above
+    assert judge(8e-4, 1e-4, 1e-1)[0] == "matches"  # above 1e-4 but within FLOOR_FACTOR x PyTorch fp32's own
+    status, message = judge(3e-3, 1e-4, 1e-1)
+    assert status == "differs" and message == "error 3.0e-03 > 1.0e-03 (PyTorch fp32: 1.0e-04)"
+    status, message = judge(5e-5, 1e-4, 4e-3)  # bound 1e-3, but a 1 % error moves the output by only 4e-3
+    assert status == "insensitive" and "moves the output by 4.0e-03, under 5x the bound 1.0e-03" in message
+    assert judge(5e-5, 1e-6, None)[0] == "matches"  # no attention module (a baseline): nothing to be sensitive to
+
+
 @pytest.mark.parametrize("fmt, pattern", [
     ("onx", r"unknown export format 'onx': did you mean format=onnx\?"),
-    ("tflite", r"format=tflite needs litert_torch, which is not installed here"),
+    ("tflite", r"format=tflite needs litert-torch, which is not installed here: pip install litert-torch "
+               r"\(yoloattn passes tflite through unverified; it installs and verifies onnx, openvino"),
 ])
 def test_export_refuses_unknown_or_unavailable_formats_in_one_line(fmt, pattern, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -56,6 +69,19 @@ def test_export_refuses_unknown_or_unavailable_formats_in_one_line(fmt, pattern,
     assert code == 2 and len(err) == 1 and re.search(pattern, err[0]), err
     assert not list(tmp_path.iterdir())  # refused before anything was built or written
     assert check_format("openvino") is RUNTIMES["openvino"]
+
+
+def test_int8_export_needs_calibration_data_and_takes_the_embedded_dataset(capsys, tmp_path, monkeypatch):
+    """Without data= Ultralytics would fall back to coco8 and try to download it (a 109-line traceback offline);
+    data=embedded is resolved as train resolves it."""
+    monkeypatch.chdir(tmp_path)
+    code = main(["export", "yolov8n", "format=openvino", "quantize=8", "imgsz=64"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "INT8 export calibrates on images: add data=DATA.yaml" in err[0], err
+    assert not list(tmp_path.iterdir())
+    assert main(["export", "yolov8n", "format=openvino", "quantize=8", "imgsz=64", "data=embedded:tiny",
+                 "fraction=0.25"]) == 0, capsys.readouterr().err[-2000:]
+    assert list(tmp_path.glob("yolov8n*int8*openvino_model/*.xml"))
 
 
 # ------------------------------------------------------------------------------------------------ the matrix
@@ -74,25 +100,29 @@ def test_export_matrix_every_runtime_matches_pytorch(name, tmp_path):
            if not c.ok]
     assert not bad, bad
     assert all(c.error is not None and c.error <= max(1e-4, FLOOR_FACTOR * c.floor) for c in cells)
+    assert all(c.sensitivity >= MARGIN * max(1e-4, FLOOR_FACTOR * c.floor) for c in cells)  # a real check
     assert {c.dynamic for c in cells if c.runtime in ("onnxruntime", "openvino")} == {True}
 
 
 @pytest.mark.parametrize("name", ["yolov8n-mlla-csp", "yolo11n-acmix-psa"])
 def test_matrix_models_are_sensitive_to_their_attention(name, tmp_path):
     """The matrix's random networks pass a wrong attention on to the head: a 1 % change of the attention modules'
-    output moves the head's output by far more than the matrix tolerates."""
+    output moves the head's output by far more than the matrix tolerates, and measuring that leaves the model as
+    it was."""
     import torch
 
+    from yoloattn.deploy.matrix import TOLERANCE, attention_sensitivity
     from yoloattn.deploy.runtimes import reference_model
-    from yoloattn.deploy.sensitivity import attention_modules
 
-    model = reference_model(make_checkpoint(name, tmp_path / "m.pt", nc=3))
-    x = torch.rand(1, 3, 64, 96, generator=torch.Generator().manual_seed(0))
+    model = reference_model(make_checkpoint(name, tmp_path / "m.pt", nc=3)).double()
+    x = torch.rand(1, 3, 64, 96, generator=torch.Generator().manual_seed(0)).double()
     with torch.no_grad():
-        ref = model(x)[0].numpy()
-        hooks = [m.register_forward_hook(lambda m, i, out: out * 1.01) for m in attention_modules(model)]
-        moved = output_error(model(x)[0].numpy(), ref)
-    assert hooks and moved > 1e-2
+        before = model(x)[0].numpy()
+        moved = attention_sensitivity(model, x)
+        assert output_error(model(x)[0].numpy(), before) == 0.0  # the 1 % hooks are gone
+    assert moved > MARGIN * TOLERANCE
+    baseline = reference_model(make_checkpoint("yolov8n", tmp_path / "b.pt", nc=3)).double()
+    assert attention_sensitivity(baseline, x) is None
 
 
 _PLUGIN_CELLS = """
@@ -250,6 +280,11 @@ def test_deploy_doc_tables_are_generated_from_the_table_and_the_committed_run():
     spec.loader.exec_module(script)
     data = json.loads(script.RESULTS.read_text())
     assert f"{script.MARK}\n{script.render_table(data)}\n<!-- end -->" in doc
+    assert f"{script.LATENCY_MARK}\n{script.render_latency(data)}\n<!-- end -->" in doc
+    assert f"{script.LITERT_MARK}\n{script.render_litert(data)}\n<!-- end -->" in doc
+    grid = {(c["model"], c["runtime"]) for c in data["cells"] if c["opset"] is None}
+    timed = {(r["model"], r["runtime"]) for r in data["latency"]["rows"] if r["model"] != r["base"]}
+    assert grid <= timed, sorted(grid - timed)[:5]  # every converted cell has its latency ratio
     assert data["cells"] and {c["runtime"] for c in data["cells"]} == set(EXPORTED)
     int8, latency = script.render_demo()  # the committed demo comparison's own CSVs, through the report's tables
     assert f"{script.DEMO_INT8_MARK}\n{int8}\n<!-- end -->" in doc

@@ -467,6 +467,13 @@ def cmd_export(args: argparse.Namespace) -> int:
         resolved = bare.name if bare.suffix else f"{bare.name}.yaml"
     model = wrapper(resolved)
     _check_imgsz(overrides.get("imgsz"), {args.model: model.model}, option="imgsz=")
+    if str(overrides.get("quantize")) == "8" or overrides.get("int8"):
+        if not overrides.get("data"):  # Ultralytics would fall back to coco8 and try to download it
+            raise CLIError("INT8 export calibrates on images: add data=DATA.yaml (or data=embedded), the data the "
+                           "model was trained on; yoloattn never downloads Ultralytics' coco8")
+    if overrides.get("data"):  # calibration data: the same names and checks as train (embedded, a folder, ...)
+        overrides["data"] = _task_data(model, args.model, overrides["data"], "export", True, ("train", "val"),
+                                       False)
     path = model.export(**overrides)
     print(f"exported: {Path(path).resolve() if path else path}")
     return 0
