@@ -92,18 +92,21 @@ def _exported(artifact: Path, task: str):
     return YOLO(str(artifact), task=task)
 
 
-def _latency_ms(name: str, artifact: Path, imgsz: int, threads: int) -> float:
-    with quiet(artifact.parent / "latency.log"):  # OpenVINO's CPU plugin may log its graph transformations
-        session = runtime(name).load(artifact, threads)
+def _latencies_ms(name: str, artifacts: tuple[Path, ...], imgsz: int, threads: int) -> list[float]:
+    """Median ms of each artifact, timed in alternating rounds (``bench.time_interleaved``) so that INT8 and fp32
+    meet the same load."""
+    import torch
+
+    from ..bench import time_interleaved
+
     x = np.zeros((1, 3, imgsz, imgsz), np.float32)
-    for _ in range(WARMUP):
-        session(x)
-    times = []
-    for _ in range(ITERS):
-        start = time.perf_counter()
-        session(x)
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+    forwards = {}
+    for k, artifact in enumerate(artifacts):
+        with quiet(artifact.parent / "latency.log"):  # OpenVINO's CPU plugin may log its graph transformations
+            session = runtime(name).load(artifact, threads)
+        forwards[k] = lambda session=session: session(x)
+    times = time_interleaved(forwards, torch.device("cpu"), WARMUP, ITERS)
+    return [statistics.median(times[k]) for k in range(len(artifacts))]
 
 
 def int8_accuracy(checkpoint: str | Path, name: str, data: str | Path, imgsz: int, work_dir: str | Path,
@@ -124,9 +127,8 @@ def int8_accuracy(checkpoint: str | Path, name: str, data: str | Path, imgsz: in
                              fraction=fraction, nms=nms)
     map50_fp32, map_fp32 = _validate(fp32, str(data), imgsz, task, work_dir / "val-fp32.log")
     map50_int8, map_int8 = _validate(int8, str(data), imgsz, task, work_dir / "val-int8.log")
-    return Int8Accuracy(name, map50_fp32, map_fp32, map50_int8, map_int8,
-                        round(_latency_ms(name, int8, imgsz, threads), 3), round(_latency_ms(name, fp32, imgsz,
-                                                                                              threads), 3),
+    int8_ms, fp32_ms = _latencies_ms(name, (int8, fp32), imgsz, threads)
+    return Int8Accuracy(name, map50_fp32, map_fp32, map50_int8, map_int8, round(int8_ms, 3), round(fp32_ms, 3),
                         min(CALIBRATION_IMAGES, n_train), time.perf_counter() - started)
 
 
