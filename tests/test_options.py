@@ -129,3 +129,17 @@ def test_dry_runs_check_everything_and_train_nothing(capsys, tmp_path, monkeypat
     assert "runs: 6 (0 already finished, 6 to train)" in stdout and "nothing was measured or trained" in stdout
     assert sorted(p.name for p in (out / "models").iterdir()) == ["yolo11n-mqa-psa.yaml", "yolo11n.yaml"]
     assert not (out / "runs").exists() and not (out / "measure").exists()
+
+
+def test_renamed_ultralytics_arguments_pass_as_ultralytics_maps_them():
+    """int8=True / half=True are Ultralytics arguments it renamed (8.4: quantize=8 / 16), not unknown ones."""
+    from ultralytics.cfg import DEFAULT_CFG_DICT
+
+    from yoloattn.integration.config import UltralyticsArgumentError, check_ultralytics_args
+
+    args = {"int8": True, "half": False, "imgsz": 64}
+    check_ultralytics_args(args)  # does not raise
+    assert args == {"int8": True, "half": False, "imgsz": 64}  # the caller's dict is left as it was
+    with pytest.raises(UltralyticsArgumentError, match=r"'int9' is not an Ultralytics argument; did you mean int8"
+                       if "int8" in DEFAULT_CFG_DICT else r"'int9' is not an Ultralytics argument"):
+        check_ultralytics_args({"int9": True})

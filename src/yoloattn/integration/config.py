@@ -27,6 +27,7 @@ def check_ultralytics_args(args: dict) -> None:
     """
     from ultralytics.cfg import DEFAULT_CFG_DICT, check_cfg
 
+    args = _current_names(args)
     for key in args:
         if key not in DEFAULT_CFG_DICT:
             close = difflib.get_close_matches(key, list(DEFAULT_CFG_DICT), n=3)
@@ -38,6 +39,27 @@ def check_ultralytics_args(args: dict) -> None:
         raise UltralyticsArgumentError(" ".join(str(err).split())) from None
     if args.get("device") is not None:
         check_device(args["device"])
+
+
+def _current_names(args: dict) -> dict:
+    """A copy of ``args`` with the names Ultralytics still accepts but has renamed (``int8``/``half`` ->
+    ``quantize`` in 8.4, ``boxes`` -> ``show_boxes``, ...) mapped as Ultralytics maps them when a run starts
+    (``ultralytics.cfg._handle_deprecation``, private: skipped if a release lacks it). Its deprecation warning is
+    left to the run itself, so it is printed once."""
+    import logging
+
+    import ultralytics.cfg as cfg
+    from ultralytics.utils import LOGGER
+
+    handle = getattr(cfg, "_handle_deprecation", None)
+    if handle is None:
+        return dict(args)
+    level = LOGGER.level
+    LOGGER.setLevel(logging.ERROR)
+    try:
+        return handle(dict(args))
+    finally:
+        LOGGER.setLevel(level)
 
 
 def check_device(device, as_option: bool = False) -> None:
