@@ -29,7 +29,7 @@ from .errors import YoloattnError
 from .rules import floored_rules
 
 __all__ = [
-    "AttentionModule", "PluginError", "builtin_names", "get", "names", "register_attention", "table",
+    "AttentionModule", "PluginError", "builtin_names", "get", "names", "register_attention", "similar", "table",
 ]
 
 #: Sources of a module, in the order ``yoloattn modules`` lists them.
@@ -174,13 +174,19 @@ def get(name: str) -> AttentionModule:
     """The table row of `name`, matched case-insensitively; PluginError names the known modules."""
     spec = _TABLE.get(name) or {k.lower(): v for k, v in _TABLE.items()}.get(str(name).lower())
     if spec is None:
-        import difflib
-
-        close = difflib.get_close_matches(str(name), list(_TABLE), n=3, cutoff=0.5)
+        close = similar(str(name), n=3, cutoff=0.5)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         raise PluginError(f"unknown module {name!r}{hint}; choose one of {', '.join(names())}; a module of "
                           "your own needs --plugin FILE.py (see docs/plugins.md)")
     return spec
+
+
+def similar(name: str, n: int = 3, cutoff: float = 0.6) -> list[str]:
+    """Registered module names close to ``name``, compared case-insensitively (``mla`` -> ``MLLA``)."""
+    import difflib
+
+    by_lower = {k.lower(): k for k in names()}
+    return [by_lower[m] for m in difflib.get_close_matches(name.lower(), list(by_lower), n=n, cutoff=cutoff)]
 
 
 def table() -> list[AttentionModule]:

@@ -48,9 +48,7 @@ def parse_modules(text: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
     known = {m.lower(): m for m in modules.names()}
     unknown = [i for i in items if i.lower() not in known]
     if unknown:
-        import difflib
-
-        close = [m for u in unknown for m in difflib.get_close_matches(u, modules.names(), n=2, cutoff=0.6)]
+        close = [m for u in unknown for m in modules.similar(u, n=2)]
         hint = f" (did you mean {', '.join(dict.fromkeys(close))}? `yoloattn modules` lists timm's and plug-in modules)" if close else ""
         raise CompareError(f"unknown module(s) {', '.join(unknown)}; choose from {', '.join(everyday)} or 'all'{hint}")
     return tuple(dict.fromkeys(known[i.lower()] for i in items))
