@@ -42,7 +42,7 @@ COMPARE_CASES = [
     (["--set", "lr=0.1"], r"'lr' is not an Ultralytics argument; did you mean .*lr0"),
     (["--set", "epochs=3"], r"--set cannot change epochs"),
     (["--modules", "mqa,transformer"], r"unknown module\(s\) transformer"),
-    (["--modules", "mla"], r"unknown module\(s\) mla; .*\(did you mean MLLA\?"),  # names match case-insensitively
+    (["--modules", "mla"], r"unknown module\(s\) mla; .*\(did you mean MLLA\b"),  # names match case-insensitively
     (["--where", "nowhere"], r"unknown placement 'nowhere'"),
     (["--data-opt", "n_trian=3"], r"n_trian"),
     (["--preset", "huge"], r"argument --preset: invalid choice: 'huge'"),
