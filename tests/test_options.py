@@ -91,6 +91,7 @@ def test_other_commands_refuse_bad_options(argv, pattern, capsys):
     ("fraction=1.5", r"'fraction=1.5' invalid"),
     ("amp=maybe", r"'amp=maybe' is invalid"),
     ("workers=None", r"'workers=None' is invalid"),
+    ("batch=-5", r"'batch=-5' is invalid: use a batch size >= 1, batch=-1 \(AutoBatch\) or a fraction"),
 ])
 def test_train_val_export_check_ultralytics_arguments_with_ultralytics_rules(bad, pattern, capsys, tmp_path,
                                                                                monkeypatch):
@@ -138,6 +139,8 @@ def test_renamed_ultralytics_arguments_pass_as_ultralytics_maps_them():
 
     from yoloattn.integration.config import UltralyticsArgumentError, check_ultralytics_args
 
+    for batch in (1, 16, -1, 0.5):  # a size, AutoBatch, AutoBatch's GPU memory fraction
+        check_ultralytics_args({"batch": batch})
     args = {"int8": True, "half": False, "imgsz": 64}
     check_ultralytics_args(args)  # does not raise
     assert args == {"int8": True, "half": False, "imgsz": 64}  # the caller's dict is left as it was

@@ -37,6 +37,12 @@ def check_ultralytics_args(args: dict) -> None:
         check_cfg(dict(args), hard=True)
     except (TypeError, ValueError) as err:
         raise UltralyticsArgumentError(" ".join(str(err).split())) from None
+    batch = args.get("batch")
+    if isinstance(batch, (int, float)) and not isinstance(batch, bool) and not (batch >= 1 or batch == -1
+                                                                                 or 0 < batch < 1):
+        # Ultralytics takes every batch < 1 for AutoBatch, so a typo such as -5 would silently mean "automatic"
+        raise UltralyticsArgumentError(f"'batch={batch}' is invalid: use a batch size >= 1, batch=-1 (AutoBatch) or "
+                                       "a fraction 0-1 of the GPU memory for AutoBatch")
     if args.get("device") is not None:
         check_device(args["device"])
 
