@@ -345,3 +345,19 @@ def test_compare_refuses_skipped_images_and_reports_counts(tmp_path):
         matmul_peak=1.0, latency_machine="m", machine="m", versions={}, command="c")
     for path in (report.write_markdown(tmp_path / "r.md", context), report.write_html(tmp_path / "r.html", context)):
         assert "images skipped by Ultralytics (corrupt image/label): train 1 of 4, val 0 of 2" in path.read_text()
+
+
+def test_a_dataset_folder_given_as_data_names_the_yaml_inside(tmp_path, capsys, monkeypatch):
+    from yoloattn.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "shapes").mkdir()
+    (tmp_path / "shapes" / "data.yaml").write_text("train: images/train\nval: images/val\nnames: [a]\n")
+    code = main(["train", "yolov8n", "data=shapes", "--dry-run"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert "shapes is a folder, not a data.yaml; give the file inside: data=" in err[0]
+    assert err[0].endswith(str(Path("shapes") / "data.yaml")), err
+    (tmp_path / "empty").mkdir()
+    assert main(["train", "yolov8n", "data=empty", "--dry-run"]) == 2
+    assert "it holds no .yaml file" in capsys.readouterr().err

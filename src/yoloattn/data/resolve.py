@@ -60,6 +60,12 @@ class ResolvedDataset:
 
 def load_yaml(yaml_path: Path) -> dict:
     """The data.yaml as a mapping with ``train``/``val`` and class names; :class:`DatasetError` otherwise."""
+    if yaml_path.is_dir():
+        inside = sorted(yaml_path.glob("*.yaml")) + sorted(yaml_path.glob("*.yml"))
+        hint = (f"; give the file inside: data={inside[0]}" if len(inside) == 1 else
+                f"; give one of the files inside: {', '.join(p.name for p in inside)}" if inside else
+                "; it holds no .yaml file: give the path of the dataset's data.yaml")
+        raise DatasetError(f"{yaml_path} is a folder, not a data.yaml{hint}")
     if not yaml_path.is_file():
         raise DatasetError(f"data.yaml not found: {yaml_path}")
     try:
