@@ -98,3 +98,14 @@ def test_the_driver_is_short_and_names_no_executor():
     assert not {m for m in imported if m.startswith("yoloattn.compare.executors.") and not m.endswith(".process")}
     code = ast.unparse(ast.parse(runner))  # without comments and docstrings' quoting
     assert "'ray'" not in code and "'local'" not in code and "ray_address" not in code
+
+
+def test_every_builtin_module_takes_its_channels_alone():
+    """The README's promise: a module takes and returns (B, C, H, W); ``Module(64)`` keeps the channels."""
+    import torch
+
+    from yoloattn.attention import ACmix, MLLABlock, MobileMQA, iRMB
+
+    x = torch.randn(1, 64, 9, 11)
+    for cls in (MobileMQA, ACmix, MLLABlock, iRMB):
+        assert cls(64).eval()(x).shape == x.shape, cls.__name__

@@ -269,7 +269,7 @@ class ACmix(nn.Module):
 
     Args:
         c1: input channels.
-        c2: output channels; must be divisible by `head`.
+        c2: output channels (default c1); must be divisible by `head`.
         kernel_att: attention window size ka (odd).
         head: number of attention heads.
         kernel_conv: kernel of the convolution path kc (odd).
@@ -280,7 +280,7 @@ class ACmix(nn.Module):
     def __init__(
         self,
         c1: int,
-        c2: int,
+        c2: int | None = None,
         kernel_att: int = 7,
         head: int = 4,
         kernel_conv: int = 3,
@@ -288,6 +288,7 @@ class ACmix(nn.Module):
         dilation: int = 1,
     ) -> None:
         super().__init__()
+        c2 = c1 if c2 is None else c2
         if head < 1 or c2 % head:
             divisors = [n for n in range(1, min(c2, 16) + 1) if c2 % n == 0]
             raise ValueError(

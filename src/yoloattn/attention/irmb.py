@@ -201,7 +201,7 @@ class iRMB(nn.Module):  # noqa: N801 - the paper's and the official code's name
     """Inverted Residual Mobile Block (EMO, ICCV 2023). (B, c1, H, W) -> (B, c2, H / stride, W / stride).
 
     Args:
-        c1, c2: input and output channels.
+        c1, c2: input and output channels (c2 defaults to c1).
         norm_in: normalise the input with ``norm_layer``.
         has_skip: residual connections (used only when c1 == c2 and stride == 1, as officially).
         exp_ratio: dim_mid = int(c1 * exp_ratio), the width of the value / depthwise path.
@@ -223,7 +223,7 @@ class iRMB(nn.Module):  # noqa: N801 - the paper's and the official code's name
     def __init__(
         self,
         c1: int,
-        c2: int,
+        c2: int | None = None,
         norm_in: bool = True,
         has_skip: bool = True,
         exp_ratio: float = 1.0,
@@ -246,6 +246,7 @@ class iRMB(nn.Module):  # noqa: N801 - the paper's and the official code's name
         mask_padding: bool = False,
     ):
         super().__init__()
+        c2 = c1 if c2 is None else c2
         dim_mid = int(c1 * exp_ratio)
         self.dim_in, self.dim_out, self.exp_ratio = c1, c2, exp_ratio
         self.norm_layer, self.act_layer, self.se_ratio = norm_layer, act_layer, se_ratio
