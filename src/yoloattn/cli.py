@@ -797,7 +797,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"runtimes, comma-separated: {', '.join(RUNTIMES)} (aliases ort, ov, ts), or all "
                         "(every installed one; the others install with pip install 'yoloattn[deploy]')")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=POSITIVE, help="torch / ONNX Runtime threads (default: torch's)")
+    p.add_argument("--threads", type=POSITIVE, help="threads of every runtime timed (default: torch's)")
     p.add_argument("--iters", type=POSITIVE, default=30)
     p.add_argument("--warmup", type=NON_NEGATIVE, default=5)
     p.add_argument("--nc", type=POSITIVE, help="number of classes (default: the YAML's)")
