@@ -187,10 +187,12 @@ def _inputs(h: int, w: int, seed: int = 0) -> np.ndarray:
 
 def check_cell(checkpoint: str | Path, runtime_name: str | Runtime, work_dir: str | Path,
                sizes: tuple[tuple[int, int], ...] = SIZES, opset: int | None = None, tol: float = TOLERANCE,
-               label: str | None = None) -> Cell:
+               label: str | None = None, static: bool = True) -> Cell:
     """Export ``checkpoint`` for one runtime (a name of the table or a ``Runtime`` row of its own), run it at every
     size and compare with PyTorch (see module doc).
 
+    ``static=False``: a runtime with dynamic shapes is checked only through its dynamic export (run at every size),
+    not also through a static export at the first size (the tests' slice; the benchmark grid checks both).
     Never raises for a conversion or runtime failure: that is the cell's ``fails`` status and message.
     """
     import torch
@@ -214,7 +216,9 @@ def check_cell(checkpoint: str | Path, runtime_name: str | Runtime, work_dir: st
     # (export size, dynamic, sizes run): static exports at every size; a dynamic runtime also exported once with
     # dynamic=True and run at every size
     plan = [(size, False, [size]) for size in (sizes[:1] if row.dynamic else sizes)]
-    if row.dynamic and len(sizes) > 1:
+    if row.dynamic and not static:
+        plan = []
+    if row.dynamic and (len(sizes) > 1 or not plan):
         plan.append((sizes[0], True, list(sizes)))
     try:
         for size, dynamic, run_sizes in plan:
