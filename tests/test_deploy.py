@@ -75,9 +75,10 @@ def test_int8_export_needs_calibration_data_and_takes_the_embedded_dataset(capsy
     """Without data= Ultralytics would fall back to coco8 and try to download it (a 109-line traceback offline);
     data=embedded is resolved as train resolves it."""
     monkeypatch.chdir(tmp_path)
-    code = main(["export", "yolov8n", "format=openvino", "quantize=8", "imgsz=64"])
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1 and "INT8 export calibrates on images: add data=DATA.yaml" in err[0], err
+    for int8 in ("quantize=8", "quantize=int8", "int8=True"):  # Ultralytics' spellings of static INT8
+        code = main(["export", "yolov8n", "format=openvino", int8, "imgsz=64"])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1 and "INT8 export calibrates on images: add data=DATA.yaml" in err[0], err
     assert not list(tmp_path.iterdir())  # (docs/deploy.md's INT8 export with data=embedded:tiny runs in test_docs)
 
 

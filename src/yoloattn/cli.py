@@ -467,7 +467,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         resolved = bare.name if bare.suffix else f"{bare.name}.yaml"
     model = wrapper(resolved)
     _check_imgsz(overrides.get("imgsz"), {args.model: model.model}, option="imgsz=")
-    if str(overrides.get("quantize")) == "8" or overrides.get("int8"):
+    if str(overrides.get("quantize")).lower() in ("8", "int8", "w8a8", "w8a16") or overrides.get("int8"):
         if not overrides.get("data"):  # Ultralytics would fall back to coco8 and try to download it
             raise CLIError("INT8 export calibrates on images: add data=DATA.yaml (or data=embedded), the data the "
                            "model was trained on; yoloattn never downloads Ultralytics' coco8")
