@@ -27,7 +27,10 @@ def check_ultralytics_args(args: dict) -> None:
     """
     from ultralytics.cfg import DEFAULT_CFG_DICT, check_cfg
 
-    args = _current_names(args)
+    try:
+        args = _current_names(args)
+    except (TypeError, ValueError) as err:  # e.g. Ultralytics' "Deprecated 'end2end' must be a bool."
+        raise UltralyticsArgumentError(" ".join(str(err).split())) from None
     for key in args:
         if key not in DEFAULT_CFG_DICT:
             close = difflib.get_close_matches(key, list(DEFAULT_CFG_DICT), n=3)
