@@ -227,7 +227,7 @@ def render_latency(data: dict) -> str:
 def render_table(data: dict) -> str:
     """The Markdown matrix: one row per model, one column per runtime (and ONNX opset), each cell ✓ with the
     worst error, or ✗ with the reason."""
-    from yoloattn.deploy.matrix import FLOOR_FACTOR, MARGIN, TOLERANCE
+    from yoloattn.deploy.matrix import FLOOR_FACTOR, MARGIN, TOLERANCE, cell_bound
 
     cells = data["cells"]
     columns = list(dict.fromkeys((c["runtime"], c["opset"]) for c in cells))
@@ -267,14 +267,14 @@ def render_table(data: dict) -> str:
                       f"{span([c['floor'] for c in measured])}; at most {worst['error'] / worst['floor']:.1f}× it, "
                       f"{worst['runtime']}).")
     if checked:
-        margin = min(c["sensitivity"] / max(TOLERANCE, FLOOR_FACTOR * c["floor"]) for c in checked)
+        margin = min(c["sensitivity"] / cell_bound(c["floor"]) for c in checked)
         lines[-1] += (f" A 1 % error of the attention modules' output moves the head's output by "
                       f"{span([c['sensitivity'] for c in checked])}, at least {margin:.1f}× each ✓ cell's bound: an "
                       f"attention error of {1 / margin:.2f} % would fail every ✓ cell.")
     for model in sorted({c["model"] for c in weak}):
         c = next(c for c in weak if c["model"] == model)
         lines[-1] += (f" {model}: a 1 % attention error moves its output by {c['sensitivity']:.0e} at the first input "
-                      f"(under {MARGIN}× its bound), so only errors above {MARGIN * max(TOLERANCE, FLOOR_FACTOR * c['floor']) / c['sensitivity']:.0f} % would show.")
+                      f"(under {MARGIN}× its bound), so only errors above {MARGIN * cell_bound(c['floor']) / c['sensitivity']:.0f} % would show.")
     return "\n".join(lines)
 
 

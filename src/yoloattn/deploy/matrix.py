@@ -39,7 +39,7 @@ from ..errors import YoloattnError
 from .export import export_checkpoint
 from .runtimes import Runtime, reference_model, runtime
 
-__all__ = ["Cell", "TOLERANCE", "FLOOR_FACTOR", "MARGIN", "attention_sensitivity", "judge", "SIZES", "output_error", "make_checkpoint", "check_cell", "check_matrix"]
+__all__ = ["Cell", "TOLERANCE", "FLOOR_FACTOR", "MARGIN", "attention_sensitivity", "cell_bound", "judge", "SIZES", "output_error", "make_checkpoint", "check_cell", "check_matrix"]
 
 TOLERANCE = 1e-4
 FLOOR_FACTOR = 10  # the grid's correct exports measured up to 5.7x PyTorch fp32's own error (ncnn)
@@ -215,9 +215,8 @@ def check_cell(checkpoint: str | Path, runtime_name: str | Runtime, work_dir: st
 
     # (export size, dynamic, sizes run): static exports at every size; a dynamic runtime also exported once with
     # dynamic=True and run at every size
-    plan = [(size, False, [size]) for size in (sizes[:1] if row.dynamic else sizes)]
-    if row.dynamic and not static:
-        plan = []
+    static_sizes = sizes if not row.dynamic else sizes[:1] if static else ()
+    plan = [(size, False, [size]) for size in static_sizes]
     if row.dynamic and (len(sizes) > 1 or not plan):
         plan.append((sizes[0], True, list(sizes)))
     try:
@@ -246,10 +245,15 @@ def check_cell(checkpoint: str | Path, runtime_name: str | Runtime, work_dir: st
     return done(*judge(max(errors), max(floors), moved, tol))
 
 
+def cell_bound(floor: float, tol: float = TOLERANCE) -> float:
+    """The largest error a cell may have: ``tol``, or ``FLOOR_FACTOR`` times PyTorch fp32's own error if larger."""
+    return max(tol, FLOOR_FACTOR * floor)
+
+
 def judge(error: float, floor: float, sensitivity: float | None, tol: float = TOLERANCE) -> tuple[str, str]:
     """(status, message) of a converted cell from its worst error, PyTorch fp32's floor and the attention
     sensitivity (all ``output_error`` units; see the module doc): ``matches``, ``insensitive`` or ``differs``."""
-    bound = max(tol, FLOOR_FACTOR * floor)
+    bound = cell_bound(floor, tol)
     if error > bound:
         return "differs", f"error {error:.1e} > {bound:.1e} (PyTorch fp32: {floor:.1e})"
     if sensitivity is not None and sensitivity < MARGIN * bound:

@@ -16,8 +16,8 @@ Runtimes whose client or converter is not installed are listed by ``missing()`` 
 extra that installs them (``yoloattn[deploy]``).
 
 ``LITERT`` is a row outside the table: LiteRT's converter (litert-torch) cannot be installed beside the
-pinned set (it pins typing_extensions lower), so it is not in the extra, and ``benchmarks/litert.py``
-checks it from a side install (docs/deploy.md).
+pinned set (it pins typing_extensions lower), so it is not in the extra, and
+``benchmarks/deploy.py --litert`` checks it from a side install (docs/deploy.md).
 """
 
 from __future__ import annotations
