@@ -260,6 +260,71 @@ def test_python_route_transfers_on_every_supported_ultralytics(tmp_path, tiny_da
     assert (report.transferred, report.total) == (355, 369)
 
 
+def _variant_yaml(tmp_path: Path, module: str = "iRMB", rule: str = "sppf", nc: int = 80) -> Path:
+    path = tmp_path / f"yolov8n-{module.lower()}-{rule}.yaml"
+    variant = zoo.make_variant(load_model_dict("yolov8n")[0], module, rule)
+    path.write_text(zoo.render({**variant, "nc": nc}, "t"))
+    return path
+
+
+def test_load_decides_by_architecture_and_yoloattn_layers(tmp_path):
+    """``BaseModel.load`` aligns by structure only for a yoloattn model and a checkpoint of another architecture."""
+    from ultralytics.nn.tasks import DetectionModel
+
+    from yoloattn.integration.load import needs_transfer
+
+    variant = DetectionModel(str(_variant_yaml(tmp_path)), verbose=False)
+    stock, other_stock = DetectionModel("yolov8n.yaml", verbose=False), DetectionModel("yolo11n.yaml", verbose=False)
+    assert needs_transfer(variant, stock) and needs_transfer(variant, {"model": stock, "ema": None})
+    assert not needs_transfer(variant, DetectionModel(str(_variant_yaml(tmp_path)), nc=3, verbose=False))
+    assert not needs_transfer(stock, other_stock)  # stock models load as in Ultralytics
+    assert not needs_transfer(variant, torch.nn.Linear(2, 2))  # no YAML: Ultralytics decides
+
+
+@pytest.mark.bridge
+def test_the_tutorials_load_route_fine_tunes_from_every_transferred_tensor(tmp_path, tiny_data):
+    """``YOLO(variant).load(ckpt).train(...)`` with the stock trainer: one step at learning rate 0 keeps every
+    parameter where the load put it, so each base parameter with a home (by the independent alignment) must be
+    in the trained model bit-identical; Ultralytics' index-keyed load would leave the neck and head random."""
+    import logging
+
+    from ultralytics import YOLO
+
+    from yoloattn.integration.locations import pin_output_dirs
+
+    pin_output_dirs(tmp_path)
+    nc = len(yaml.safe_load(Path(tiny_data).read_text())["names"])
+    base = randomised_base("yolov8n", nc=nc)
+    checkpoint = tmp_path / "base.pt"
+    torch.save({"model": base, "train_args": {}}, checkpoint)
+    variant_yaml = _variant_yaml(tmp_path, nc=nc)  # the checkpoint's classes: the whole head transfers
+    logged = []
+    handler = logging.Handler()
+    handler.emit = lambda record: logged.append(record.getMessage())
+    logging.getLogger("ultralytics").addHandler(handler)
+    try:
+        model = YOLO(str(variant_yaml)).load(str(checkpoint))
+        model.train(data=str(tiny_data), epochs=1, imgsz=64, batch=16, optimizer="SGD", lr0=0.0, warmup_bias_lr=0.0,
+                    val=False, plots=False, workers=0, amp=False, project=str(tmp_path), name="ft")
+    finally:
+        logging.getLogger("ultralytics").removeHandler(handler)
+    assert any(m.startswith("yoloattn: transferred 355/369 variant tensors") and "index-keyed load would copy 162" in m
+               for m in logged), logged
+    trained = dict(model.trainer.model.named_parameters())
+    base_params = dict(base.named_parameters())
+    checked = 0
+    for i, j in expected_homes(load_model_dict("yolov8n")[0], yaml.safe_load(variant_yaml.read_text())):
+        for key, tensor in base_params.items():
+            twin = f"model.{j}." + key.split(".", 2)[2]
+            if key.startswith(f"model.{i}.") and twin in trained and trained[twin].shape == tensor.shape:
+                assert torch.equal(trained[twin].detach(), tensor), (key, twin)
+                checked += 1
+    assert checked == len(base_params)  # every base parameter found its home and kept it through the step
+    head = [k for k, t in trained.items() if k.startswith(("model.23.cv2.", "model.23.cv3.")) and t.ndim == 4]
+    assert len(head) == 18 and all(torch.equal(trained[k].detach(), base_params[k.replace("23", "22", 1)])
+                                   for k in head)  # the Detect head behind the inserted row: all the checkpoint's
+
+
 def test_freeze_needs_weights():
     from yoloattn.compare import CompareError, CompareSettings
     from yoloattn.compare import resolve

@@ -7,6 +7,7 @@ import sys
 import torch
 
 from .catalog import register_all
+from .load import install as _install_load
 from .names import install as _install_names
 from .parse import install as _install_parser
 from .registry import REGISTRY, UnknownModuleError
@@ -27,6 +28,7 @@ def install() -> None:
     register_all()
     _install_parser()
     _install_names()
+    _install_load()
     # Ultralytics' restricted (weights_only) checkpoint loading accepts only allow-listed classes.
     torch.serialization.add_safe_globals(_our_module_classes())
     _installed = True
