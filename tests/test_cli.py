@@ -371,8 +371,10 @@ def test_offline_env_and_font_seeding(tmp_path, monkeypatch):
     for var in ("YOLOATTN_CONFIG_DIR", "YOLO_CONFIG_DIR", "YOLO_OFFLINE"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.chdir(tmp_path)
-    env = offline_env(base={})
-    assert env["YOLO_CONFIG_DIR"] == str(tmp_path / ".yolo-config")
+    env = offline_env(base={"YOLOATTN_CACHE": str(tmp_path / "cache")})
+    assert env["YOLO_CONFIG_DIR"] == str(tmp_path / "cache" / "ultralytics")  # in the cache, not the working dir
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert offline_env(base={})["YOLO_CONFIG_DIR"] == str(tmp_path / ".cache" / "yoloattn" / "ultralytics")
     assert env["YOLO_OFFLINE"] == "1" and env["YOLO_AUTOINSTALL"] == "False" and env["MPLBACKEND"] == "Agg"
     assert offline_env(base={"YOLO_OFFLINE": "0"})["YOLO_OFFLINE"] == "0"  # an explicit choice is kept
     monkeypatch.setenv("YOLOATTN_CONFIG_DIR", str(tmp_path / "mine"))
@@ -393,5 +395,5 @@ def test_cli_process_keeps_ultralytics_out_of_the_home_dir(tmp_path):
     result = subprocess.run([sys.executable, "-m", "yoloattn.cli", "zoo"], capture_output=True, text=True, env=env,
                             cwd=tmp_path, timeout=300)
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / ".yolo-config" / "Ultralytics" / "settings.json").is_file()
-    assert not (home / ".config" / "Ultralytics").exists()
+    assert (home / ".cache" / "yoloattn" / "ultralytics" / "Ultralytics" / "settings.json").is_file()
+    assert not (home / ".config" / "Ultralytics").exists() and sorted(tmp_path.iterdir()) == [home]

@@ -81,11 +81,11 @@ def user(tmp_path):
     env.update(HOME=str(home), YOLO_OFFLINE="1")
     watch = Watch(work, home)
 
-    def run(*args: str, timeout: float = 300) -> str:
+    def run(*args: str, timeout: float = 300, rc: int = 0) -> str:
         before = watch.snapshot()
         proc = subprocess.run([sys.executable, "-m", "yoloattn.cli", *args], cwd=work, env=env, text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout)
-        assert proc.returncode == 0, f"yoloattn {' '.join(args)} failed:\n{proc.stdout[-4000:]}"
+        assert proc.returncode == rc, f"yoloattn {' '.join(args)} exited {proc.returncode}:\n{proc.stdout[-4000:]}"
         changes = watch.changes(before)
         command = f"yoloattn {' '.join(args)}"
         for place in (*watch.new_only, "repo parent"):
@@ -102,12 +102,33 @@ def _outside(changes: list[str], *allowed: str) -> list[str]:
     return [p for p in changes if not any(p == a or p.startswith(a + os.sep) for a in allowed)]
 
 
-def test_read_only_commands_write_only_the_offline_config(user):
+def test_a_refused_command_in_a_new_folder_says_one_line_and_leaves_it_empty(user):
+    """The first command on a machine (no Ultralytics settings yet) is refused: its error is the only line."""
     run, watch = user
-    for args in (["modules"], ["zoo"], ["info", "yolov8n", "--imgsz", "64"],
+    out = run("compare", "--set", "batch=abc", "--dry-run", rc=2)
+    assert len(out.strip().splitlines()) == 1 and "batch" in out, out
+    assert not run.work_changes
+    assert (watch.home / ".cache" / "yoloattn" / "ultralytics" / "Ultralytics" / "settings.json").is_file()
+
+
+def test_help_and_read_only_commands_write_nothing(user):
+    run, watch = user
+    for args in (["--help"], ["modules"], ["zoo"], ["info", "yolov8n", "--imgsz", "64"],
                  ["bench", "yolov8n", "--imgsz", "64", "--iters", "2", "--warmup", "1"]):
-        run(*args)
-        assert not _outside(run.work_changes, ".yolo-config"), f"{args[0]}: {run.work_changes}"
+        out = run(*args)
+        assert not run.work_changes, f"{args[0]}: {run.work_changes}"
+        assert "Creating new Ultralytics Settings" not in out
+
+
+def test_every_commands_help_writes_nothing(tmp_path, monkeypatch, capsys):
+    from yoloattn.cli import _EPILOGS, PROG, main
+
+    monkeypatch.chdir(tmp_path)
+    for command in set(_EPILOGS) - {PROG}:
+        with pytest.raises(SystemExit) as stop:
+            main([command, "--help"])
+        assert stop.value.code == 0 and f"usage: yoloattn {command}" in capsys.readouterr().out
+    assert not list(tmp_path.iterdir())
 
 
 def test_variant_and_data_say_where_they_wrote(user):
@@ -115,13 +136,13 @@ def test_variant_and_data_say_where_they_wrote(user):
     out = run("variant", "yolov8n", "--module", "mqa", "--where", "csp", "-o", "v.yaml")
     assert (watch.work / "v.yaml").is_file()
     assert str(watch.work / "v.yaml") in out
-    assert not _outside(run.work_changes, ".yolo-config", "v.yaml")
+    assert not _outside(run.work_changes, "v.yaml")
 
     out = run("data", "--preset", "tiny")
     cache = watch.home / ".cache" / "yoloattn"
     data_yaml = Path(out.strip().splitlines()[-1])
     assert data_yaml.is_file() and cache in data_yaml.parents, out
-    assert not _outside(run.work_changes, ".yolo-config")
+    assert not run.work_changes
 
 
 @pytest.mark.bridge  # the pin rebinds Ultralytics internals that differ between versions
@@ -133,28 +154,28 @@ def test_train_val_export_compare_write_into_the_working_dir(user):
     best = train_dir / "weights" / "best.pt"
     assert best.is_file(), out[-2000:]
     assert str(train_dir) in out
-    assert not _outside(run.work_changes, ".yolo-config", "runs")
+    assert not _outside(run.work_changes, "runs")
 
     out = run("val", str(best), "imgsz=64", "batch=4", "workers=0")
     assert str(work / "runs" / "detect" / "val") in out, out[-2000:]
     assert (work / "runs" / "detect" / "val").is_dir()
-    assert not _outside(run.work_changes, ".yolo-config", "runs")
+    assert not _outside(run.work_changes, "runs")
 
     out = run("export", str(best), "imgsz=64")
     assert best.with_suffix(".onnx").is_file()
     assert f"exported: {best.with_suffix('.onnx')}" in out, out[-2000:]
-    assert not _outside(run.work_changes, ".yolo-config", "runs")
+    assert not _outside(run.work_changes, "runs")
 
     out = run("export", "yolov8n-mqa-c2f", "imgsz=64")
     assert (work / "yolov8n-mqa-c2f.onnx").is_file()
     assert f"exported: {work / 'yolov8n-mqa-c2f.onnx'}" in out, out[-2000:]
-    assert not _outside(run.work_changes, ".yolo-config", "runs", "yolov8n-mqa-c2f.onnx")
+    assert not _outside(run.work_changes, "runs", "yolov8n-mqa-c2f.onnx")
 
     out = run("compare", "--preset", "tiny", "--modules", "mqa", "--epochs", "1", "--seeds", "1", "--imgsz", "64",
               "--out", "cmp", timeout=600)
     assert (work / "cmp" / "report.html").is_file()
     assert f"report: {work / 'cmp' / 'report.html'}" in out, out[-2000:]
-    assert not _outside(run.work_changes, ".yolo-config", "cmp")
+    assert not _outside(run.work_changes, "cmp")
 
 
 def test_cache_and_matplotlib_folders_follow_xdg(tmp_path, monkeypatch):

@@ -1,7 +1,7 @@
 """The ``yoloattn`` command line: list, inspect, benchmark, train and compare attention variants of YOLO.
 
 Every command runs Ultralytics offline (``yoloattn.offline.setup_offline``: no downloads, no pip
-installs, settings and fonts in ``./.yolo-config``); heavy modules are imported inside the commands,
+installs, settings and fonts in yoloattn's cache folder); heavy modules are imported inside the commands,
 after that setup. Model names may be bundled zoo names (``yolo11n-mlla-psa``), Ultralytics YAML
 names (``yolo11n``, ``yolov8s.yaml``) or paths (``.yaml``, local ``.pt``); a bare ``yolo11n.pt`` is
 refused because Ultralytics would download it.
@@ -551,7 +551,8 @@ _EPILOGS = {
           yoloattn demo                                      # the calibrated CPU comparison (time: docs/compare.md)
           yoloattn compare --base yolo11n --modules mlla,irmb --epochs 10 --seeds 3 --out runs/cmp
 
-        Everything runs offline: settings live in ./.yolo-config (or $YOLOATTN_CONFIG_DIR, or a YOLO_CONFIG_DIR you set).
+        Everything runs offline: Ultralytics' settings live in ~/.cache/yoloattn/ultralytics ($YOLOATTN_CACHE or
+        $XDG_CACHE_HOME move it; $YOLOATTN_CONFIG_DIR or a YOLO_CONFIG_DIR you set wins).
         """,
     "modules": "example:\n  yoloattn modules",
     "zoo": "example:\n  yoloattn zoo\n  yoloattn info yolo11n-mlla-psa",

@@ -7,7 +7,8 @@ process's environment (inherited by every worker it spawns):
 
 - ``YOLO_OFFLINE=1``: ``ONLINE`` is False, so no pip-update check, analytics or asset download;
 - ``YOLO_AUTOINSTALL=False``: a missing optional dependency is an error, never a pip install;
-- ``YOLO_CONFIG_DIR``: a project-local folder instead of the user's home;
+- ``YOLO_CONFIG_DIR``: ``ultralytics`` in yoloattn's cache folder (see :func:`cache_root`) instead of
+  ``~/.config``, so no command leaves a folder in the working directory;
 - ``MPLBACKEND=Agg``: plotting never needs a display;
 - ``MPLCONFIGDIR``: matplotlib's font cache in the standard cache folder (see :func:`matplotlib_dir`),
   so plotting never creates ``~/.config/matplotlib``.
@@ -22,13 +23,16 @@ the names Ultralytics asks for, so that probe never happens (plots use DejaVu Sa
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import shutil
 import sys
 import warnings
 from pathlib import Path
 
-DEFAULT_CONFIG_DIR = ".yolo-config"
+CONFIG_SUBDIR = "ultralytics"  # Ultralytics' settings and fonts: cache_root() / CONFIG_SUBDIR / "Ultralytics"
+# The first import of Ultralytics with a new config folder logs this three-line banner (SettingsManager).
+SETTINGS_BANNER = "Creating new Ultralytics Settings"
 # Ultralytics asks for Arial.ttf, or Arial.Unicode.ttf when class names are not ASCII.
 FONT_NAMES = ("Arial.ttf", "Arial.Unicode.ttf")
 ULTRALYTICS_IMPORT_TIME_VARS = ("YOLO_OFFLINE", "YOLO_AUTOINSTALL", "YOLO_CONFIG_DIR")
@@ -40,7 +44,7 @@ def offline_env(config_dir: str | os.PathLike | None = None, base: dict | None =
     """A copy of ``base`` (default ``os.environ``) with the offline settings applied; see setup_offline."""
     env = dict(os.environ if base is None else base)
     chosen = config_dir or env.get("YOLOATTN_CONFIG_DIR") or env.get("YOLO_CONFIG_DIR")
-    env["YOLO_CONFIG_DIR"] = str(Path(chosen or DEFAULT_CONFIG_DIR).expanduser().resolve())
+    env["YOLO_CONFIG_DIR"] = str(Path(chosen or cache_root(env) / CONFIG_SUBDIR).expanduser().resolve())
     for key, value in NETWORK_OFF.items():
         env.setdefault(key, value)
     env.setdefault("MPLBACKEND", "Agg")
@@ -55,6 +59,13 @@ def user_cache_dir(env: dict | None = None) -> Path:
     """The standard per-user cache folder: ``$XDG_CACHE_HOME``, else ``~/.cache`` (not created here)."""
     env = os.environ if env is None else env
     return Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser()
+
+
+def cache_root(env: dict | None = None) -> Path:
+    """yoloattn's cache folder: ``$YOLOATTN_CACHE`` if set, else ``yoloattn`` in :func:`user_cache_dir`."""
+    env = os.environ if env is None else env
+    own = env.get("YOLOATTN_CACHE")
+    return Path(own).expanduser() if own else user_cache_dir(env) / "yoloattn"
 
 
 def matplotlib_dir(env: dict | None = None) -> Path | None:
@@ -78,8 +89,9 @@ def setup_offline(config_dir: str | os.PathLike | None = None) -> Path:
     """Set the offline environment for Ultralytics in ``os.environ``; return the ``YOLO_CONFIG_DIR`` in use.
 
     The config dir is, in order: ``config_dir``, ``$YOLOATTN_CONFIG_DIR``, an already set
-    ``$YOLO_CONFIG_DIR``, else ``./.yolo-config``; it is created, with the fonts in it. ``YOLO_OFFLINE``,
-    ``YOLO_AUTOINSTALL``, ``MPLBACKEND`` and ``MPLCONFIGDIR`` keep a value the caller set explicitly.
+    ``$YOLO_CONFIG_DIR``, else ``cache_root() / "ultralytics"``; it is created, with the fonts in it.
+    ``YOLO_OFFLINE``, ``YOLO_AUTOINSTALL``, ``MPLBACKEND`` and ``MPLCONFIGDIR`` keep a value the caller set
+    explicitly. Ultralytics' banner about creating its settings file is dropped (:func:`quiet_settings_banner`).
     Idempotent.
     """
     env = offline_env(config_dir)
@@ -91,9 +103,28 @@ def setup_offline(config_dir: str | os.PathLike | None = None) -> Path:
             stacklevel=2,
         )
     os.environ.update(env)
+    quiet_settings_banner()
     root = Path(os.environ["YOLO_CONFIG_DIR"])
     seed_fonts(root / "Ultralytics")  # Ultralytics' USER_CONFIG_DIR is $YOLO_CONFIG_DIR/Ultralytics
     return root
+
+
+class _DropSettingsBanner(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(SETTINGS_BANNER)
+
+
+def quiet_settings_banner() -> None:
+    """Drop Ultralytics' "Creating new Ultralytics Settings ... ✅" log lines (idempotent).
+
+    Ultralytics logs them when it creates its settings file (at import, with a new ``YOLO_CONFIG_DIR``):
+    three lines that would come before a command's own one-line error. The filter sits on the
+    ``ultralytics`` logger, which Ultralytics configures at import without removing filters, so it can be
+    installed before the import.
+    """
+    logger = logging.getLogger("ultralytics")
+    if not any(isinstance(f, _DropSettingsBanner) for f in logger.filters):
+        logger.addFilter(_DropSettingsBanner())
 
 
 def launched_as_cli() -> bool:

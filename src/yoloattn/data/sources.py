@@ -40,7 +40,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..offline import user_cache_dir
+from ..offline import cache_root  # noqa: F401 - the data cache is yoloattn's cache folder (one definition)
 
 GLYPH_FRAME = 28  # MNIST frame: the digit is fitted into the central 20x20 box
 GLYPH_BOX = 20
@@ -86,10 +86,6 @@ class BackgroundImage:
     source: dict  # package, version, licence, file
 
 
-def cache_root() -> Path:
-    """``$YOLOATTN_CACHE`` if set, else ``yoloattn`` in the standard cache (``$XDG_CACHE_HOME`` or ``~/.cache``)."""
-    env = os.environ.get("YOLOATTN_CACHE")
-    return Path(env).expanduser() if env else user_cache_dir() / "yoloattn"
 
 
 def package_version(distribution: str) -> str:
