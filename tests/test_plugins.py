@@ -156,6 +156,44 @@ def test_plugin_trains_in_compare_and_its_checkpoint_reloads(workdir):
     assert "plug-in module 'channel_gate'" in last and "PYTHONPATH" in last and str(PLUGIN) in last
 
 
+def test_an_undecorated_class_registers_when_named_and_its_checkpoint_reloads(tmp_path):
+    """A module file as people copy it from a paper's repository: a plain nn.Module, no decorator."""
+    plugin = tmp_path / "my_gate.py"
+    plugin.write_text(PLUGIN.read_text().replace('@yoloattn.register_attention("ChannelGate")\n', ""))
+    out = tmp_path / "v.yaml"
+    run = _cli("variant", "yolov8n", "--module", "channelgate", "--where", "csp", "--plugin", plugin, "-o", out)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.rstrip().endswith(f"--plugin {plugin}:ChannelGate")  # the train command it prints works
+    assert _cli("info", out, "--imgsz", "64", "--plugin", f"{plugin}:ChannelGate").returncode == 0
+    for spec, message in ((plugin, f"--plugin {plugin}:ClassName (its nn.Module classes: ChannelGate)"),
+                          (f"{plugin}:Nope", "has no class 'Nope' (its nn.Module classes: ChannelGate)"),
+                          (f"{plugin}:torch", "'torch' is a module, not an nn.Module class")):
+        refused = _cli("info", out, "--plugin", spec)
+        lines = refused.stderr.strip().splitlines()
+        assert refused.returncode == 2 and len(lines) == 1 and message in lines[0], refused.stderr[-2000:]
+
+    weights = tmp_path / "gate.pt"
+    saved = _python(f"""
+        import torch
+        import yoloattn
+        from yoloattn.plugins import loaded
+        from ultralytics.nn.tasks import DetectionModel
+        torch.save({{"model": DetectionModel(r"{out}", verbose=False), "train_args": {{}}}}, r"{weights}")
+        print(loaded())
+    """, YOLOATTN_PLUGINS=f"{plugin}:ChannelGate")
+    assert saved.returncode == 0, saved.stderr[-3000:]
+    assert saved.stdout.strip().splitlines()[-1] == repr([f"{plugin}:ChannelGate"])  # what compare hands its workers
+    reload = _python(f"""
+        import torch
+        from ultralytics import YOLO
+        m = YOLO(r"{weights}")
+        m.model.eval()(torch.zeros(1, 3, 64, 64))
+        print(type(m.model.model[8]).__name__)
+    """, PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]))
+    # the block is rebuilt by name on unpickling: importing my_gate registers nothing, the rebuild registers the class
+    assert reload.returncode == 0 and reload.stdout.split()[-1] == "C2f_ChannelGate", reload.stderr[-3000:]
+
+
 # --------------------------------------------------------------------------- entry points
 def test_entry_point_registers_on_import(tmp_path):
     site = tmp_path / "site"

@@ -309,7 +309,10 @@ def cmd_variant(args: argparse.Namespace) -> int:
         print(f"note: {note}")
     model = _load_torch_model(str(out.resolve()))
     params = bench.describe_params(bench.count_params(model), False, bench.model_nc(model))
-    plugin = "".join(f" --plugin {p}" for p in args.plugin or []) if get(planned.module).source == "plug-in" else ""
+    from .plugins import specs_for
+
+    plugin = "".join(f" --plugin {p}" for spec in args.plugin or [] for p in specs_for(spec)) \
+        if get(planned.module).source == "plug-in" else ""
     data = "data=embedded" if planned.embedded_data else f"data=PATH/{planned.task}-data.yaml"
     print(f"wrote {out.resolve()}: {params}, {bench.count_gflops(model, 640):.2f} GFLOPs at 640. "
           f"Train it with: yoloattn train {out} {data} epochs=10 imgsz=160{plugin}")
@@ -661,6 +664,13 @@ _EPILOGS = {
 }
 
 
+def _asked_modules(args) -> list[str]:
+    """The module names a command was given (``--modules`` lists, ``--module``, ``modules NAME``): they may name
+    undecorated classes of its plug-ins."""
+    given = [getattr(args, field, None) for field in ("modules", "module", "name")]
+    return [n.strip() for value in given if isinstance(value, str) for n in value.split(",") if n.strip()]
+
+
 def _subparser(sub, name: str, help_text: str, handler, plugins: bool = True) -> argparse.ArgumentParser:
     from .recipe import HYPERPARAMETERS, RECIPE, describe
 
@@ -866,7 +876,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.plugin:
             from .plugins import load_plugins
 
-            load_plugins(args.plugin)
+            load_plugins(args.plugin, names=_asked_modules(args))
         return args.handler(args)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)

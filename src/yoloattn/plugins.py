@@ -1,11 +1,14 @@
 """Loading the user's attention modules: ``--plugin``, ``YOLOATTN_PLUGINS`` and entry points.
 
-A plug-in is a Python file or an importable module that registers one or more modules with
-``yoloattn.register_attention`` when imported (see docs/plugins.md). Three ways in:
+A plug-in is a Python file or an importable module that holds attention classes: decorated with
+``yoloattn.register_attention`` (they register when imported), or plain ``nn.Module`` classes as
+people copy them from a paper's repository, registered under their class name when named (see
+docs/plugins.md). Three ways in:
 
 - ``--plugin FILE.py`` or ``--plugin package.module`` on any command that builds models
   (repeatable); a file is imported as the module named by its stem, so that checkpoints can import
-  it again (``mymodule.py`` -> ``mymodule``);
+  it again (``mymodule.py`` -> ``mymodule``). ``FILE.py:ClassName`` registers that undecorated class;
+  without the colon, the command's ``--modules``/``--module`` names pick undecorated classes;
 - ``YOLOATTN_PLUGINS="a.py,pkg.attn"``, read on ``import yoloattn``; ``compare`` passes the
   plug-ins of its own process to its training subprocesses through it;
 - the entry-point group ``yoloattn.modules`` of installed packages: ``MyAttn = "mypkg.attn:MyAttn"``
@@ -29,7 +32,7 @@ from .modules import PluginError
 from .yaml_model import rows
 
 __all__ = ["ENTRY_POINT_GROUP", "ENV_VAR", "is_plugin_file", "load_entry_points", "load_environment", "load_plugin",
-           "load_plugins", "loaded", "plugin_key_fields", "used_plugins"]
+           "load_plugins", "loaded", "plugin_key_fields", "register_class", "specs_for", "split_class", "used_plugins"]
 
 ENV_VAR = "YOLOATTN_PLUGINS"
 ENTRY_POINT_GROUP = "yoloattn.modules"
@@ -42,14 +45,27 @@ def is_plugin_file(spec: str) -> bool:
     return spec.endswith(".py") or os.sep in spec or "/" in spec
 
 
-def load_plugin(spec: str) -> list[str]:
-    """Import one plug-in (a ``.py`` path or a module path); returns the names of the modules it holds.
+def split_class(spec: str) -> tuple[str, str | None]:
+    """``"a/b.py:Name"`` -> ``("a/b.py", "Name")``; a spec without a class after a colon -> ``(spec, None)``
+    (a Windows drive letter, ``C:\\x.py``, is not a class)."""
+    head, colon, tail = str(spec).strip().rpartition(":")
+    return (head, tail) if colon and head and tail.isidentifier() else (str(spec).strip(), None)
+
+
+def load_plugin(spec: str, names=()) -> list[str]:
+    """Import one plug-in and register its attention classes; returns the names of the modules it holds.
+
+    ``spec``: a ``.py`` path or a module path, optionally ``:ClassName`` to register that undecorated
+    ``nn.Module`` class under its class name. ``names``: module names the command asked for (``--modules``,
+    ``--module``); an undecorated class of the plug-in with one of these names (any case) is registered too.
+    Registered classes go through the same shape probe as decorated ones.
 
     Raises:
         PluginError: the file or module does not exist, fails to import, its stem is not a valid
-            module name or clashes with another module, or it registers no attention module.
+            module name or clashes with another module, the named class is missing or not an
+            ``nn.Module`` class, or the plug-in ends up with no attention module.
     """
-    spec = str(spec).strip()
+    spec, class_name = split_class(spec)
     if is_plugin_file(spec):
         path = Path(spec).expanduser().resolve()
         key, module_name = str(path), path.stem
@@ -79,22 +95,75 @@ def load_plugin(spec: str) -> list[str]:
                 raise
             except Exception as error:
                 raise PluginError(f"plug-in {spec} failed to import: {type(error).__name__}: {error}") from None
-    registered = [s.name for s in modules.table() if s.source == "plug-in" and s.origin == module_name]
-    if not registered:
-        raise PluginError(f"plug-in {spec} registered no attention module: decorate a class with "
-                          "@yoloattn.register_attention(\"Name\") (see docs/plugins.md)")
-    _LOADED[key] = module_name
-    return registered
+    decorated = _registered_from(module_name)
+    module = sys.modules[module_name]
+    if class_name is not None:
+        chosen = [register_class(module, class_name, spec)]
+    else:
+        known = {n.lower() for n in modules.names()}
+        wanted = [n for n in names if n.lower() not in known]
+        chosen = [register_class(module, found, spec) for found in _classes_named(module, wanted)]
+    if not decorated and not chosen:
+        classes = ", ".join(_module_classes(module)) or "none"
+        raise PluginError(f"plug-in {spec} registered no attention module: name its class, --plugin "
+                          f"{spec}:ClassName (its nn.Module classes: {classes}), or in --modules, or decorate it "
+                          "with @yoloattn.register_attention(\"Name\") (see docs/plugins.md)")
+    if decorated:
+        _LOADED[key] = module_name
+    for name in chosen:  # another process re-registers them from this spelling (YOLOATTN_PLUGINS)
+        _LOADED[f"{key}:{name}"] = module_name
+    return _registered_from(module_name)
 
 
-def load_plugins(specs) -> list[str]:
-    """``load_plugin`` for each item (items may also be comma lists); returns every name registered."""
-    names = []
+def register_class(module, class_name: str, spec: str | None = None) -> str:
+    """Register the undecorated class ``class_name`` of the imported plug-in ``module`` under its class name
+    (a no-op when it is registered already); returns the name.
+
+    Raises:
+        PluginError: the module has no such attribute, or it is not an ``nn.Module`` class; and the
+            errors of :func:`yoloattn.register_attention` (name taken, shape check).
+    """
+    import torch
+
+    who = spec or module.__name__
+    target = getattr(module, class_name, None)
+    if target is None:
+        classes = ", ".join(_module_classes(module)) or "none"
+        raise PluginError(f"plug-in {who} has no class {class_name!r} (its nn.Module classes: {classes})")
+    if not (isinstance(target, type) and issubclass(target, torch.nn.Module)):
+        raise PluginError(f"plug-in {who}: {class_name!r} is a {type(target).__name__}, not an nn.Module class")
+    modules.register_attention(class_name, target, origin=module.__name__)
+    return class_name
+
+
+def _registered_from(module_name: str) -> list[str]:
+    return [s.name for s in modules.table() if s.source == "plug-in" and s.origin == module_name]
+
+
+def _module_classes(module) -> list[str]:
+    """The ``nn.Module`` classes defined in ``module`` (not imported into it), by name."""
+    import torch
+
+    return sorted(name for name, value in vars(module).items()
+                  if isinstance(value, type) and issubclass(value, torch.nn.Module)
+                  and value.__module__ == module.__name__)
+
+
+def _classes_named(module, wanted) -> list[str]:
+    """The names of ``module``'s nn.Module classes that are in ``wanted``, compared in any case."""
+    by_lower = {name.lower(): name for name in _module_classes(module)}
+    return list(dict.fromkeys(by_lower[w.lower()] for w in wanted if w.lower() in by_lower))
+
+
+def load_plugins(specs, names=()) -> list[str]:
+    """``load_plugin`` for each item (items may also be comma lists); returns every name registered.
+    ``names``: the module names a command asked for, which may pick undecorated classes (see load_plugin)."""
+    found = []
     for item in specs or ():
         for spec in str(item).split(","):
             if spec.strip():
-                names += load_plugin(spec)
-    return names
+                found += load_plugin(spec, names)
+    return list(dict.fromkeys(found))
 
 
 def load_environment() -> None:
@@ -120,8 +189,21 @@ def load_entry_points() -> list[str]:
 
 
 def loaded() -> list[str]:
-    """Plug-ins loaded in this process by ``--plugin`` or ``YOLOATTN_PLUGINS`` (absolute paths or module names)."""
+    """Plug-ins loaded in this process by ``--plugin`` or ``YOLOATTN_PLUGINS`` (absolute paths or module names,
+    ``:ClassName`` for each undecorated class registered): specs that re-register the same modules elsewhere."""
     return list(_LOADED)
+
+
+def specs_for(spec: str) -> list[str]:
+    """How to name the plug-in ``spec`` (as the user typed it) so that another command registers what it
+    registered here: the spec itself for decorated classes, ``spec:ClassName`` for each undecorated one."""
+    path, class_name = split_class(spec)
+    if class_name is not None:
+        return [spec]
+    key = str(Path(path).expanduser().resolve()) if is_plugin_file(path) else path
+    found = [spec] if key in _LOADED else []
+    found += [f"{path}:{split_class(k)[1]}" for k in _LOADED if k != key and split_class(k)[0] == key]
+    return found or [spec]
 
 
 def plugin_key_fields(model_yaml: str) -> dict:

@@ -67,6 +67,14 @@ def rebuild_block(origin: str, yaml_name: str, file: str = ""):
                 f"be imported here ({error}): put its folder on PYTHONPATH, or set YOLOATTN_PLUGINS to the file, "
                 "or pass --plugin FILE.py"
             ) from None
+    if yaml_name not in REGISTRY:  # an undecorated class, registered under its class name when it was saved
+        from ..plugins import register_class
+
+        module_name = next((yaml_name[len(f) + 1:] for f in FAMILIES if yaml_name.startswith(f"{f}_")), yaml_name)
+        try:
+            register_class(sys.modules[origin], module_name)
+        except modules.PluginError:
+            pass
     if yaml_name not in REGISTRY:
         raise modules.PluginError(f"importing {origin!r} did not register {yaml_name}: the checkpoint was saved with a "
                                   "different version of the plug-in")
