@@ -259,7 +259,7 @@ def test_variant_default_output_name(capsys, tmp_path, monkeypatch):
 # --------------------------------------------------------------------------------------------------- bench
 
 
-def test_bench_reports_both_backends(capsys):
+def test_bench_reports_both_backends(capsys, tmp_path):
     code, out, _ = run_cli(capsys, "bench", "yolov8n", "yolov8n-irmb-sppf", "--imgsz", "64", "--backend", "torch,ort",
                            "--iters", "3", "--warmup", "1", "--threads", "1")  # every runtime: tests/test_deploy.py
     assert code == 0
@@ -278,6 +278,13 @@ def test_bench_reports_both_backends(capsys):
     assert float(rows[0][8]) > 0 and rows[1][8] == "n/a"
     assert "× base: median over that of the listed model the variant extends (yolov8n for yolov8n-irmb-sppf)" in out
     assert "matmul" in out and "1 thread(s)" in out
+    renamed = tmp_path / "my-v8-irmb.yaml"  # a name that does not follow <base>-<module>-<rule>
+    renamed.write_text(Path(zoo.path("yolov8-irmb-sppf.yaml")).read_text())
+    code, out, _ = run_cli(capsys, "bench", "yolov8s", "yolov8n", str(renamed), "--imgsz", "64", "--iters", "2",
+                           "--warmup", "1", "--threads", "1")
+    versus = {line.split()[0]: line.split()[6] for line in out.splitlines() if line.startswith(("yolov8", str(renamed)))}
+    assert code == 0 and versus["yolov8n"] == "1.00×" and versus[str(renamed)].endswith("×"), out
+    assert not versus["yolov8s"].endswith("×")  # another scale's shapes: not this variant's base
     assert "params (M, fused, 80 classes)" in out.splitlines()[0]
     from ultralytics.nn.tasks import DetectionModel
 

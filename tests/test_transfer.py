@@ -267,6 +267,22 @@ def _variant_yaml(tmp_path: Path, module: str = "iRMB", rule: str = "sppf", nc: 
     return path
 
 
+def test_extends_finds_a_variants_base_by_structure_alone(tmp_path):
+    """What `bench` uses for its × base column when a file's name does not say its base."""
+    from ultralytics.nn.tasks import DetectionModel
+
+    from yoloattn.integration.transfer import extends
+
+    others = {name: DetectionModel(f"{name}.yaml", verbose=False) for name in ("yolov8n", "yolov8s", "yolo11n")}
+    for _, module, rule in [c for c in CASES if c[0] == "yolov8n"]:
+        variant = build(zoo.render(zoo.make_variant(load_model_dict("yolov8n")[0], module, rule), "t"),
+                        tmp_path / f"mine-{rule}.yaml")
+        assert extends(variant, others["yolov8n"]), rule
+        assert not extends(variant, others["yolov8s"]) and not extends(variant, others["yolo11n"]), rule
+    assert extends(build(TUTORIAL, tmp_path / "hand-written.yaml"), others["yolov8n"])
+    assert not extends(others["yolov8n"], others["yolov8n"])  # the same model is not a variant of itself
+
+
 def test_load_decides_by_architecture_and_yoloattn_layers(tmp_path):
     """``BaseModel.load`` aligns by structure only for a yoloattn model and a checkpoint of another architecture."""
     from ultralytics.nn.tasks import DetectionModel

@@ -337,7 +337,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     _check_imgsz(args.imgsz, models)
     results = bench.benchmark_many(models, args.imgsz, args.batch, backends, args.device, threads, args.warmup,
                                    args.iters, matmul_peak=peak)
-    bases = _listed_bases(list(models))
+    bases = _listed_bases(models)
 
     def versus_base(name: str, backend: str) -> str:
         base = bases.get(name)
@@ -364,13 +364,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _listed_bases(names: list[str]) -> dict[str, str]:
-    """Each listed model -> the listed model it extends by name (``yolo11n-mlla-psa`` -> ``yolo11n``;
-    the longest such prefix), the baseline itself -> itself; models with no listed base are left out."""
-    stems = {name: os.path.basename(name).removesuffix(".yaml").removesuffix(".pt") for name in names}
+def _listed_bases(models: dict) -> dict[str, str]:
+    """Each listed model -> the listed model it extends, the baseline itself -> itself; models with no listed
+    base are left out. By name first (``yolo11n-mlla-psa`` -> ``yolo11n``; the longest such prefix), else by
+    structure (``my-v8-irmb.yaml`` -> ``yolov8n``: :func:`yoloattn.integration.transfer.extends`)."""
+    from .integration.transfer import extends
+
+    stems = {name: os.path.basename(name).removesuffix(".yaml").removesuffix(".pt") for name in models}
     bases = {}
     for name, stem in stems.items():
         candidates = [other for other, o in stems.items() if stem.startswith(o + "-")]
+        if not candidates:
+            candidates = [other for other in models if other != name and extends(models[name], models[other])]
         if candidates:
             base = max(candidates, key=lambda other: len(stems[other]))
             bases[name] = base

@@ -161,6 +161,33 @@ def align(base_layers: list[tuple[str, dict]], variant_layers: list[tuple[str, d
     return pairs
 
 
+def extends(variant, base) -> bool:
+    """Whether ``variant`` is ``base`` with yoloattn blocks swapped in and/or yoloattn rows inserted, judged
+    from the built models alone (file names and YAML comments play no part): every base layer that holds
+    tensors aligns (:func:`align`) with a variant layer that is either the same class with the same tensor
+    names and shapes, or a yoloattn block extending it (``C2f`` -> ``C2f_iRMB``); every other variant layer
+    with tensors is a yoloattn layer, and there is at least one. ``yolov8n`` and ``yolov8s`` differ in shapes,
+    so a variant of one does not extend the other. Both arguments: a ``YOLO`` or a DetectionModel.
+    """
+    from .registry import REGISTRY
+
+    ours = {entry.cls.__name__ for entry in REGISTRY.entries()}
+    base_layers, variant_layers = _layers(detection_model(base)), _layers(detection_model(variant))
+    pairs = dict(align(base_layers, variant_layers))
+    if any(tensors and i not in pairs for i, (_, tensors) in enumerate(base_layers)):
+        return False
+    for i, j in pairs.items():
+        (b_class, b_tensors), (v_class, v_tensors) = base_layers[i], variant_layers[j]
+        if v_class in ours and b_class != v_class:
+            continue
+        if b_class != v_class or {k: t.shape for k, t in b_tensors.items()} != {k: t.shape for k, t in v_tensors.items()}:
+            return False
+    paired = set(pairs.values())
+    extra = [cls for j, (cls, tensors) in enumerate(variant_layers) if tensors and j not in paired]
+    changed = [variant_layers[j][0] for j in paired if variant_layers[j][0] in ours]
+    return all(cls in ours for cls in extra) and bool(extra or changed)
+
+
 def frozen_in_variant(base, variant, n: int) -> list[int | str]:
     """What to pass as Ultralytics' ``freeze`` list so that ``variant`` freezes what ``freeze=n`` freezes in
     ``base``: the aligned index of each of the first ``n`` base layers, and for a block the variant replaced
