@@ -85,6 +85,50 @@ def test_modules_lists_every_registry_name_with_its_formula(capsys):
     assert "head from stride 16 for iRMB" in floors and "head from stride 16 for MQA" in floors
 
 
+def test_modules_name_shows_every_option_with_its_default_and_meaning(capsys):
+    import inspect
+
+    from yoloattn import modules
+
+    for name in MODULES:
+        code, out, _ = run_cli(capsys, "modules", name.lower())  # any case
+        assert code == 0 and out.startswith(f"{name}: ")
+        target = modules.get(name).cls()
+        taken = list(inspect.signature(target).parameters)[2:]  # after c1, c2
+        rows = {line.split()[0]: line.split() for line in out.splitlines() if line.startswith("  ") and line.split()
+                and line.split()[0] in taken}
+        assert list(rows) == taken, out  # every option, in signature order
+        for option, row in rows.items():
+            assert row[1] == repr(inspect.signature(target).parameters[option].default)
+            assert row[-1] != "-", f"{name}.{option} has no meaning in its class docstring"
+        assert all(symbol in out for symbol in ("(C = channels)", "YAML names: ", f"C2f_{name}"))
+    code, out, _ = run_cli(capsys, "modules", "MQA")
+    rows = {line.split()[0]: line.split()[1:3] for line in out.splitlines() if line.startswith("  ") and line.split()}
+    assert rows["kv_stride"] == ["1", "="] and rows["num_heads"] == ["8", "4"] and rows["dropout"] == ["0.0", "n/a"]
+    assert "pass kv_stride=2" in out and "[1024, {kv_stride: 2}]" in out
+    assert "h = num_heads, k = key_dim, v = value_dim, d = dw_kernel_size" in out  # the formula's symbols
+    code, _, err = run_cli(capsys, "modules", "mla")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "did you mean MLLA" in err
+
+
+def test_docstring_arguments_are_read_with_shared_and_continued_entries():
+    from yoloattn.modules import _documented_args
+
+    doc = """Thing.
+
+    Args:
+        c1, c2: channels in and out.
+        window: the window
+            side, in pixels.
+        flag (bool): on or off.
+
+    Raises:
+        ValueError: never.
+    """
+    assert _documented_args(doc) == {"c1": "channels in and out.", "c2": "channels in and out.",
+                                     "window": "the window side, in pixels.", "flag": "on or off."}
+
+
 def test_zoo_lists_every_bundled_file(capsys):
     code, out, _ = run_cli(capsys, "zoo")
     assert code == 0

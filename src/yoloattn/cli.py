@@ -226,6 +226,8 @@ def cmd_modules(args: argparse.Namespace) -> int:
     from .integration import REGISTRY
     from . import rules
 
+    if args.name:
+        return _module_detail(modules.get(args.name))
     entries = REGISTRY.entries()
     width = 18  # longer names (one alias) overflow rather than push every line right
     print("Attention modules (for --module / --modules): " + ", ".join(modules.names()))
@@ -242,6 +244,78 @@ def cmd_modules(args: argparse.Namespace) -> int:
     floors = rules.floors_text(modules.table())
     if floors:
         print(floors)
+    return 0
+
+
+def _module_detail(spec) -> int:
+    """`yoloattn modules NAME`: what the module table and the class's signature and docstring say of one module."""
+    import inspect
+
+    from . import modules, rules
+    from .blocks.families import FAMILIES
+
+    target = spec.cls()
+    where = f"{getattr(target, '__module__', '?')}:{getattr(target, '__qualname__', type(target).__name__)}"
+    doc = (inspect.getdoc(target) or "").strip().splitlines()
+    print(f"{spec.name}: {spec.summary or (doc[0] if doc else 'no summary')}")
+    print(f"  source: {spec.source} ({where}); cost {'quadratic' if spec.quadratic else 'linear'} in the map size")
+    if spec.quadratic and spec.dense_map_options:
+        given = ", ".join(f"{k}={v}" for k, v in spec.dense_map_options.items())
+        print(f"  placements on maps of stride <= {modules.DENSE_STRIDE} pass {given} unless the row sets it")
+    floors = [f"{rule.name} from stride {spec.floor(rule.name)}" for rule in rules.floored_rules()
+              if spec.floor(rule.name) > 1]
+    if floors:
+        print(f"  placement rules without named strides: {', '.join(floors)}")
+    print(f"  parameters (C = channels): {spec.params or 'see the class'}")
+    print(f"  YAML names: {spec.name}, {', '.join(f'{family}_{spec.name}' for family in FAMILIES)}")
+    options = modules.module_options(spec)
+    if not options:
+        print("  options: none besides the channels")
+        return 0
+    import textwrap
+
+    import yaml
+
+    example = next((o for o in options if o.name in spec.dense_map_options), options[0])
+    value = spec.dense_map_options.get(example.name, example.default)
+    value = "VALUE" if value in (inspect.Parameter.empty, None) else yaml.safe_dump(value).removesuffix("\n...\n").strip()
+    print(f"\noptions (a YAML row's trailing mapping sets them, e.g. [-1, 1, C2f_{spec.name}, "
+          f"[1024, {{{example.name}: {value}}}]]):")
+
+    def shown(default) -> str:
+        if default is inspect.Parameter.empty:
+            return "(required)"
+        return getattr(default, "__qualname__", None) or repr(default)
+
+    def in_blocks(default) -> str:
+        return "=" if default is inspect.Parameter.empty else "n/a" if default is None else shown(default)
+
+    blocks = any(o.block_default is not inspect.Parameter.empty for o in options)
+    header = ("option", "default", *(("in blocks",) if blocks else ()), "meaning")
+    rows = [(o.name, shown(o.default),
+             *((in_blocks(o.block_default),) if blocks else ()),
+             " ".join(o.meaning.replace("``", "`").split()) or "-") for o in options]
+    widths = [max(len(r[i]) for r in [*rows, header]) for i in range(len(header) - 1)]
+    indent = 2 + sum(w + 2 for w in widths)
+    print("  " + "".join(f"{h:<{w}}  " for h, w in zip(header, widths)) + header[-1])
+    for row in rows:
+        lines = textwrap.wrap(row[-1], width=max(40, 110 - indent)) or ["-"]
+        print("  " + "".join(f"{c:<{w}}  " for c, w in zip(row, widths)) + lines[0])
+        for line in lines[1:]:
+            print(" " * indent + line)
+    if blocks:
+        block = modules.block_class(spec)
+        what = f"the layer `{spec.name}`" if block is modules.resolve(spec.layer, spec) else \
+            f"the units of C2f/C3k2/RepNCSPELAN4_{spec.name}"
+        print(f"\n`in blocks`: the default in {block.__name__} ({what}); `=`: the class's; n/a: it does not take "
+              "the option.")
+    built = [(names, builder) for names, builder in
+             ((f"C2f/C3k2/RepNCSPELAN4_{spec.name} units", spec.unit), (f"C2PSA/PSA/A2C2f_{spec.name}", spec.psa))
+             if builder not in (None, "bottleneck", "residual")]
+    for names, builder in built:
+        doc = (inspect.getdoc(modules.resolve(builder, spec)) or "").strip().splitlines()
+        if doc:
+            print(f"{names}: {doc[0]}")
     return 0
 
 
@@ -562,7 +636,7 @@ _EPILOGS = {
         Everything runs offline: Ultralytics' settings live in ~/.cache/yoloattn/ultralytics ($YOLOATTN_CACHE or
         $XDG_CACHE_HOME move it; $YOLOATTN_CONFIG_DIR or a YOLO_CONFIG_DIR you set wins).
         """,
-    "modules": "example:\n  yoloattn modules",
+    "modules": "examples:\n  yoloattn modules\n  yoloattn modules mqa      # MQA's options (kv_stride, compat, ...) and defaults",
     "zoo": "example:\n  yoloattn zoo\n  yoloattn info yolo11n-mlla-psa",
     "info": """
         examples:
@@ -788,8 +862,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     parser.commands = sub.choices  # name -> its parser, for errors reported by the command's own parser
 
-    _subparser(sub, "modules", "list the attention modules, blocks and aliases with their parameter counts",
-               cmd_modules)
+    p = _subparser(sub, "modules", "list the attention modules, blocks and aliases with their parameter counts; "
+                   "`modules NAME`: one module's options with their defaults and meaning", cmd_modules)
+    p.add_argument("name", nargs="?", metavar="NAME", help="a module (any case), e.g. MQA: its options and YAML names")
     _subparser(sub, "zoo", "list the bundled model YAMLs", cmd_zoo, plugins=False)
 
     p = _subparser(sub, "info", "per-layer table of a model: params, GFLOPs (attention included), shapes", cmd_info)

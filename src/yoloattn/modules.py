@@ -29,7 +29,8 @@ from .errors import YoloattnError
 from .rules import floored_rules
 
 __all__ = [
-    "AttentionModule", "PluginError", "builtin_names", "get", "names", "register_attention", "similar", "table",
+    "AttentionModule", "ModuleOption", "PluginError", "block_class", "builtin_names", "get", "module_options", "names",
+    "register_attention", "similar", "table",
 ]
 
 #: Sources of a module, in the order ``yoloattn modules`` lists them.
@@ -189,6 +190,101 @@ def similar(name: str, n: int = 3, cutoff: float = 0.6) -> list[str]:
     return [by_lower[m] for m in difflib.get_close_matches(name.lower(), list(by_lower), n=n, cutoff=cutoff)]
 
 
+@dataclass(frozen=True)
+class ModuleOption:
+    """One constructor option of a module: its name, default (``inspect.Parameter.empty`` when required)
+    and meaning (from the class docstring's ``Args:`` section; empty when it says nothing)."""
+
+    name: str
+    default: Any
+    meaning: str
+    # the module's block class's own default where it differs; None: the block class does not take the option
+    block_default: Any = inspect.Parameter.empty
+
+
+def module_options(spec: AttentionModule) -> list[ModuleOption]:
+    """The options a YAML row's trailing mapping may set for ``spec`` (``[1024, {kv_stride: 2}]``): the
+    constructor's arguments after the channel count(s), with their defaults, and their meaning from the
+    class docstring's Google-style ``Args:`` section (``name: text``; ``a, b: text`` documents both).
+    Where the module's own block class (:func:`block_class`, e.g. ``MQABlock``) defaults an option
+    differently, ``block_default`` holds that value and the meaning ends with the block's own words; an
+    option that block class does not take has ``block_default`` None.
+
+    Raises:
+        PluginError: the class cannot be imported (see :meth:`AttentionModule.cls`).
+    """
+    target = spec.cls()
+    found = _signature_options(target, 2 if spec.channels == "c1_c2" else 1)
+    block = block_class(spec)
+    in_block = {o.name: o for o in _signature_options(block, 2)} if block is not None else {}
+    out = []
+    for option in found:
+        other = in_block.get(option.name)
+        if in_block and other is None:  # the block class does not take it: the layer and its units refuse it
+            out.append(ModuleOption(option.name, option.default, option.meaning, None))
+            continue
+        if other is None or other.default == option.default:
+            out.append(option)
+            continue
+        said = f" In yoloattn's blocks: {other.meaning}" if other.meaning and other.meaning != option.meaning else ""
+        out.append(ModuleOption(option.name, option.default, option.meaning + said, other.default))
+    return out
+
+
+def block_class(spec: AttentionModule) -> type | None:
+    """The class of the module's own block, whose defaults :func:`module_options` compares: its ``layer``
+    builder when that is a class (``MQABlock``), else its ``unit`` builder when that is a class
+    (``ACmixBottleneck``, taking ``(c, shortcut, ...)``); None when both are functions or defaults."""
+    for builder in (spec.layer, spec.unit):
+        if builder is None or builder in ("bottleneck", "residual"):
+            continue
+        found = resolve(builder, spec)
+        if isinstance(found, type):
+            return found
+    return None
+
+
+def _signature_options(target: Any, channel_args: int) -> list[ModuleOption]:
+    try:
+        parameters = list(inspect.signature(target).parameters.values())
+    except (TypeError, ValueError):
+        return []
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    channels = {p.name for p in positional[:channel_args]}
+    meanings = _documented_args(inspect.getdoc(getattr(target, "func", target)) or "")
+    return [ModuleOption(p.name, p.default, meanings.get(p.name, ""))
+            for p in parameters if p.name not in channels and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+
+def _documented_args(doc: str) -> dict[str, str]:
+    """``{argument: meaning}`` from a docstring's ``Args:`` section (continuation lines joined)."""
+    import re
+
+    found: dict[str, str] = {}
+    lines = doc.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.strip() in ("Args:", "Arguments:", "Parameters:")), None)
+    if start is None:
+        return found
+    indent, current = None, []
+    for line in lines[start + 1:]:
+        if not line.strip():
+            continue
+        depth = len(line) - len(line.lstrip())
+        if indent is None:
+            indent = depth
+        if depth < indent:  # the next section (Raises:, Returns:, prose)
+            break
+        entry = re.match(r"([\w*]+(?:\s*,\s*[\w*]+)*)\s*(?:\([^)]*\))?:\s*(.*)", line.strip()) if depth == indent else None
+        if entry:
+            current = [n.strip().lstrip("*") for n in entry.group(1).split(",")]
+            for name in current:
+                found[name] = entry.group(2).strip()
+        elif current:
+            for name in current:
+                found[name] = f"{found[name]} {line.strip()}".strip()
+    return found
+
+
 def table() -> list[AttentionModule]:
     """Every registered module: built-ins first, then timm's, then plug-ins, each in registration order."""
     return sorted(_TABLE.values(), key=lambda s: SOURCES.index(s.source))
@@ -278,13 +374,14 @@ def _channels_of(name: str, cls: type, origin: str) -> str:
 register_attention(
     "MQA", "yoloattn.attention.mqa:MobileMQA", channels="c1_c2", quadratic=True,
     dense_map_options={"kv_stride": 2}, source="built-in", origin="yoloattn",
-    params="C*(h*k + k + v + h*v) [+ 2*(dw^2*C + 2C) with kv_stride>1] [+ 2C with query_stride>1]",
+    params="C*(h*k + k + v + h*v) [+ 2*(d^2*C + 2C) with kv_stride>1] [+ 2C with query_stride>1]  "
+           "(h = num_heads, k = key_dim, v = value_dim, d = dw_kernel_size)",
     summary="Mobile MQA block (MobileNetV4): x + MQA(BN(x))",
     unit="yoloattn.blocks.units:mqa_unit", psa="yoloattn.blocks.units:mqa_psa", layer="yoloattn.blocks.units:MQABlock",
 )
 register_attention(
     "ACmix", "yoloattn.attention.acmix:ACmix", channels="c1_c2", source="built-in", origin="yoloattn",
-    params="3*(Cin*C + C) + 3*C/head + 3*head*kc^2 + C*kc^4 + 2",
+    params="3*(Cin*C + C) + 3*C/head + 3*head*kc^2 + C*kc^4 + 2  (Cin = c1, C = c2, kc = kernel_conv)",
     summary="ACmix (CVPR 2022): local attention + shift conv, no residual",
     unit="yoloattn.blocks.units:ACmixBottleneck", min_stride={"head": 32, "a2c2f": 32},
 )

@@ -44,6 +44,12 @@ class MQABlock(nn.Module):
     With ``c1 != c2`` the output projection maps to c2 and there is no residual. ``compat="tf"``
     makes the MQA the official TF layer (see ``MobileMQA``) and the input BatchNorm Keras' (epsilon
     1e-3, momentum 0.99), as in tensorflow/models' ``MultiHeadSelfAttentionBlock``.
+
+    Args:
+        c1, c2: input and output channels (c2 defaults to c1).
+        kv_stride, num_heads, compat: as in ``MobileMQA`` (4 heads here: nano widths).
+        key_dim: per-head query/key width; None gives clamp(c1 / 2, 16, 64).
+        value_dim: per-head value width; None gives key_dim.
     """
 
     def __init__(self, c1: int, c2: int | None = None, kv_stride: int = 1, num_heads: int = 4,
