@@ -129,6 +129,22 @@ def test_docstring_arguments_are_read_with_shared_and_continued_entries():
                                      "window": "the window side, in pixels.", "flag": "on or off."}
 
 
+def test_an_unscaled_variant_file_gets_one_note_about_its_scale(tmp_path, monkeypatch):
+    import logging
+
+    monkeypatch.chdir(tmp_path)
+    logged = []
+    handler = logging.Handler()
+    handler.emit = lambda record: logged.append(record.getMessage())
+    logging.getLogger("ultralytics").addHandler(handler)
+    try:
+        assert main(["variant", "yolo11n", "--module", "mqa", "--where", "csp", "-o", "v.yaml"]) == 0
+        assert main(["info", "v.yaml", "--imgsz", "64"]) == 0
+    finally:
+        logging.getLogger("ultralytics").removeHandler(handler)
+    assert not [m for m in logged if "no model scale passed" in m]  # yoloattn's own note says it once
+
+
 def test_zoo_lists_every_bundled_file(capsys):
     code, out, _ = run_cli(capsys, "zoo")
     assert code == 0

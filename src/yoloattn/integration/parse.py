@@ -67,6 +67,11 @@ def _parse_with_swaps(original, d, ch, verbose):
         return original(d, ch, verbose)
 
     d = copy.deepcopy(d)  # the parser edits row arguments in place; the caller's dict stays as written
+    scales = d.get("scales")
+    if isinstance(scales, dict) and len(scales) == 1 and not d.get("scale"):
+        # A file with one scale (`variant` keeps one for an unscaled name and says so): Ultralytics would pick
+        # it anyway, after a warning that it "assumes" it.
+        d["scale"] = next(iter(scales))
     swaps: dict[int, tuple[Entry, list]] = {}
     placeholders = []
     for i, row in enumerate(model_rows(d)):
