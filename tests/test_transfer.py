@@ -297,6 +297,23 @@ def test_load_decides_by_architecture_and_yoloattn_layers(tmp_path):
     assert not needs_transfer(variant, torch.nn.Linear(2, 2))  # no YAML: Ultralytics decides
 
 
+def test_a_yaml_built_model_takes_the_checkpoints_classes_unless_the_user_chose_its_own(tmp_path):
+    from ultralytics.nn.tasks import DetectionModel
+
+    from yoloattn.integration.load import adopt_classes
+
+    source = DetectionModel("yolov8n.yaml", nc=3, verbose=False)
+    source.names = {0: "cat", 1: "dog", 2: "bird"}
+    model = DetectionModel(str(_variant_yaml(tmp_path)), verbose=False)
+    head = model.model[-1]
+    assert "3 classes" in adopt_classes(model, source)
+    assert model.yaml["nc"] == model.model[-1].nc == 3 and model.names == source.names and model.model[-1] is not head
+    assert adopt_classes(model, source) is None  # already the checkpoint's
+    chosen = DetectionModel(str(_variant_yaml(tmp_path)), verbose=False)
+    chosen.names = {i: f"class{i}" for i in range(80)}  # names the user set: the model keeps its 80 classes
+    assert adopt_classes(chosen, source) is None and chosen.yaml["nc"] == 80
+
+
 @pytest.mark.bridge
 def test_the_tutorials_load_route_fine_tunes_from_every_transferred_tensor(tmp_path, tiny_data):
     """``YOLO(variant).load(ckpt).train(...)`` with the stock trainer: one step at learning rate 0 keeps every
@@ -313,7 +330,7 @@ def test_the_tutorials_load_route_fine_tunes_from_every_transferred_tensor(tmp_p
     base = randomised_base("yolov8n", nc=nc)
     checkpoint = tmp_path / "base.pt"
     torch.save({"model": base, "train_args": {}}, checkpoint)
-    variant_yaml = _variant_yaml(tmp_path, nc=nc)  # the checkpoint's classes: the whole head transfers
+    variant_yaml = _variant_yaml(tmp_path)  # 80 classes, as shipped: the load takes the checkpoint's 5
     logged = []
     handler = logging.Handler()
     handler.emit = lambda record: logged.append(record.getMessage())
@@ -324,7 +341,8 @@ def test_the_tutorials_load_route_fine_tunes_from_every_transferred_tensor(tmp_p
                     val=False, plots=False, workers=0, amp=False, project=str(tmp_path), name="ft")
     finally:
         logging.getLogger("ultralytics").removeHandler(handler)
-    assert any(m.startswith("yoloattn: transferred 355/369 variant tensors") and "index-keyed load would copy 162" in m
+    assert any(m.startswith(f"yoloattn: the model takes the checkpoint's {nc} classes and their names (its YAML has 80)"
+                            "; transferred 355/369 variant tensors") and "index-keyed load would copy 162" in m
                for m in logged), logged
     trained = dict(model.trainer.model.named_parameters())
     base_params = dict(base.named_parameters())

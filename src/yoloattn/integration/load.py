@@ -12,6 +12,11 @@ and head start random ("Transferred 162/369 items"). The wrapper installed here 
 
 Everything else (a stock model, the same architecture with another class count, a module without a YAML)
 goes to Ultralytics' own ``load`` unchanged.
+
+A model built from a YAML still has that file's class count and placeholder names (``{0: "0", ...}``);
+loaded from a checkpoint of another class count it is first rebuilt at the checkpoint's classes and takes
+their names, so the whole Detect head transfers and the tutorials' ``.load()`` then ``.train()`` on the
+checkpoint's dataset starts where ``pretrained=`` does (the trainer then builds at the dataset's classes).
 """
 
 from __future__ import annotations
@@ -48,6 +53,29 @@ def needs_transfer(model, weights) -> bool:
         return False
 
 
+def adopt_classes(model, source) -> str | None:
+    """Rebuild ``model`` in place at ``source``'s class count, with its names, when ``model`` still has its
+    YAML's class count and placeholder names and the two differ; returns what was done, or None.
+
+    The model keeps its identity (a ``YOLO`` object's ``.model`` stays the same object), device and dtype;
+    its tensors are fresh, as after building from the YAML (the transfer that follows fills them).
+    """
+    mine, theirs = model.yaml.get("nc"), source.yaml.get("nc")
+    if not isinstance(theirs, int) or not isinstance(mine, int) or theirs == mine:
+        return None
+    if getattr(model, "names", None) != {i: str(i) for i in range(mine)}:  # classes the user chose: kept
+        return None
+    first = next(model.parameters(), None)
+    type(model).__init__(model, cfg={**model.yaml, "nc": theirs}, ch=model.yaml.get("channels", 3), nc=theirs,
+                         verbose=False)
+    if first is not None:
+        model.to(first.device, first.dtype)
+    names = getattr(source, "names", None)
+    if isinstance(names, dict) and len(names) == theirs:
+        model.names = dict(names)
+    return f"the model takes the checkpoint's {theirs} classes and their names (its YAML has {mine})"
+
+
 def install() -> None:
     """Wrap ``ultralytics.nn.tasks.BaseModel.load`` (idempotent)."""
 
@@ -59,10 +87,12 @@ def install() -> None:
 
             from .transfer import transfer_weights
 
-            report = transfer_weights(self, _source_model(weights).float())
-            self.pt_path = getattr(_source_model(weights), "pt_path", None)  # provenance, as Ultralytics keeps it
+            source = _source_model(weights).float()
+            adopted = adopt_classes(self, source)
+            report = transfer_weights(self, source)
+            self.pt_path = getattr(source, "pt_path", None)  # provenance, as Ultralytics keeps it
             if verbose:
-                LOGGER.info(f"yoloattn: {report}")
+                LOGGER.info(f"yoloattn: {adopted + '; ' if adopted else ''}{report}")
             return None
 
         return load
