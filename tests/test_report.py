@@ -67,7 +67,7 @@ def test_the_report_tables_are_the_fields_with_a_cell(rows):
     summary = summarize(rows, "yolov8n")
     header, body = report.summary_table(summary, nc=5)
     assert header[:5] == ["model", "params (M, fused, 5 classes)", "GFLOPs", "torch ms p50/p90", "ORT ms p50/p90"]
-    assert header[-2:] == ["Δ mAP50-95 [95% CI]", "verdict"]
+    assert header[-4:] == ["Δ mAP50-95 [95% CI]", "P(better) [95% CI]", "paired Δ (same seed)", "verdict"]
     assert body[0][:5] == ["yolov8n", "3.000", "8.250", "20.5/22.2", "10.0/11.5"] and body[0][-2:] == ["", "baseline"]
     assert body[1][-1].startswith(summary[1].verdict + ", p_Holm ")
     header, body = report.run_table(rows)

@@ -154,3 +154,36 @@ def test_power_lines_state_the_detectable_delta_and_the_seeds_a_target_needs():
     assert "1 seed per model" in single[0] and "pilot" in single[1]
     flat = report.power_lines(summarize([row(m, s, 0.0) for m in ("base", "v") for s in (0, 1)], "base"), 0.01)
     assert "gave the same mAP50-95" in flat[0] and "train longer" in flat[1]
+
+
+def test_probability_of_superiority_counts_pairs_and_ties():
+    from yoloattn.compare.stats import prob_superiority, superiority_ci
+
+    a, b = [0.30, 0.32, 0.35], [0.29, 0.31, 0.30]
+    by_hand = sum(1.0 if x > y else 0.5 if x == y else 0.0 for x in a for y in b) / 9
+    assert prob_superiority(a, b) == pytest.approx(by_hand) == pytest.approx(7.5 / 9)
+    assert prob_superiority(b, a) == pytest.approx(1 - by_hand)
+    low, high = superiority_ci(a, b)
+    assert 0 <= low <= by_hand <= high <= 1
+    assert prob_superiority([0.1], b) is None and superiority_ci([0.1], b) is None
+
+
+def test_the_paired_difference_uses_the_seeds_both_models_finished():
+    from yoloattn.compare.stats import paired_delta
+
+    variant, base = {0: 0.30, 1: 0.33, 2: 0.31}, {0: 0.28, 1: 0.30, 3: 0.50}
+    paired = paired_delta(variant, base)
+    assert paired.seeds == 2 and paired.delta == pytest.approx(0.025)  # seeds 0 and 1 only
+    assert paired.ci[0] <= 0.025 <= paired.ci[1]
+    assert paired_delta({0: 0.3}, {0: 0.2}).ci is None and paired_delta({0: 0.3}, {1: 0.2}) is None
+    rows = [row("base", s, 0.10 + 0.01 * s) for s in range(3)] + [row("v", s, 0.12 + 0.01 * s) for s in range(3)]
+    variant_row = summarize(rows, "base")[1]
+    # the same seed's difference is +0.02 every time: no spread, so no interval, but the unpaired Δ has one
+    assert variant_row.paired_delta == pytest.approx(0.02) and variant_row.paired_ci_low is None
+    assert variant_row.delta_ci_low is not None and variant_row.p_better == pytest.approx(prob(rows))
+
+
+def prob(rows) -> float:
+    v = [r.map50_95 for r in rows if r.model == "v"]
+    b = [r.map50_95 for r in rows if r.model == "base"]
+    return sum(1.0 if x > y else 0.5 if x == y else 0.0 for x in v for y in b) / (len(v) * len(b))

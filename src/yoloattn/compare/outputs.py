@@ -18,6 +18,7 @@ import yaml
 
 from ..yaml_model import rows as model_rows
 from . import plots, report, stats
+from .answer import answer_lines
 from .measure import ModelSpec
 from .plan import PreparedData, RunSpec
 from .records import RunFailure, RunResult, machine_description
@@ -154,6 +155,8 @@ def write_report(resolved: ResolvedCompare, models: list[ModelSpec], runs: list[
     failures = {(f.model, f.seed): f for run in runs if (f := run.failure()) is not None and run.result() is None}
     problems = stats.run_problems(rows, planned, {k: failure_text(f) for k, f in failures.items()})
     notes = [*report.power_lines(summary, target_delta), *report.transfer_lines(summary, settings.weights)]
+    answer = answer_lines(summary, command or "yoloattn compare", settings.out, settings.epochs,
+                          settings.execution.jobs or 1, target_delta)
     panel = heatmaps(models, rows, data, settings, out, say)
     report.write_csv(out / "results.csv", ResultRow, rows)
     report.write_csv(out / "summary.csv", SummaryRow, summary)
@@ -173,10 +176,10 @@ def write_report(resolved: ResolvedCompare, models: list[ModelSpec], runs: list[
         plots=[plots.plot_pareto(summary, out / "pareto.png", baseline),
                plots.plot_curves(rows, out / "curves.png", baseline)],
         heatmaps=None if isinstance(panel, str) else panel, heatmaps_skipped=panel if isinstance(panel, str) else None,
-        latency=latency, int8=int8_table, blocks=blocks or [])
+        latency=latency, int8=int8_table, blocks=blocks or [], answer=answer)
     markdown, html = report.write_markdown(out / "report.md", context), report.write_html(out / "report.html", context)
 
-    lines = ["\n" + report.text_table(*report.summary_table(summary, data.nc))]
+    lines = ["", *answer, "\n" + report.text_table(*report.summary_table(summary, data.nc))]
     grid = report.placement_table(summary)
     if grid is not None and (len(grid[0]) > 2 or len(grid[1]) > 1):  # more than one cell: worth a grid
         lines.append("\n" + report.text_table(*grid))

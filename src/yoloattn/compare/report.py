@@ -100,7 +100,7 @@ def power_lines(summary: list[SummaryRow], target_delta: float | None = None) ->
     if target_delta is not None:
         n = seeds_needed(target_delta, sd)
         lines.append(f"to detect Δ mAP50-95 = {target_delta:g} with power {POWER} at this spread: {n} seeds per "
-                     f"model (rerun with --seeds {n}; finished seeds are reused)")
+                     "model (the answer above gives the command; finished seeds are reused)")
     return lines
 
 
@@ -234,6 +234,7 @@ class ReportContext:
     latency: list[LatencyRow] = field(default_factory=list)  # every model on every measured runtime
     int8: list[Int8SummaryRow] = field(default_factory=list)  # with --int8
     blocks: list[BlockRow] = field(default_factory=list)  # with --int8: per-block sensitivity of seed 0
+    answer: list[str] = field(default_factory=list)  # answer.answer_lines: the answer in words, first
 
 
 @dataclass(frozen=True)
@@ -354,6 +355,7 @@ def sections(c: ReportContext) -> list[Section]:
     else:
         heatmaps = []
     return [
+        *([Section("Answer", items=tuple(c.answer))] if c.answer else []),
         Section("Summary", table=summary_table(c.summary, c.nc), items=_lines(c.summary_notes)),
         Section("Runs left out or flagged", items=_lines(problems)),
         *([Section("Module × placement", PLACEMENT_NOTE, table=placement)] if placement is not None else []),

@@ -175,6 +175,24 @@ def _delta_ci(s: SummaryRow) -> str:
     return f"{s.delta_map50_95:+.3f} [{s.delta_ci_low:+.3f}, {s.delta_ci_high:+.3f}]"
 
 
+def _p_better(s: SummaryRow) -> str:
+    """``"0.78 [0.33, 1.00]"``; just the value without an interval; empty for the baseline."""
+    if s.p_better is None:
+        return ""
+    if s.p_better_ci_low is None:
+        return f"{s.p_better:.2f}"
+    return f"{s.p_better:.2f} [{s.p_better_ci_low:.2f}, {s.p_better_ci_high:.2f}]"
+
+
+def _paired(s: SummaryRow) -> str:
+    """``"+0.015 [+0.002, +0.030]"`` (the interval only with 2+ shared seeds that differ); empty for the baseline."""
+    if s.paired_delta is None:
+        return ""
+    if s.paired_ci_low is None:
+        return f"{s.paired_delta:+.3f}"
+    return f"{s.paired_delta:+.3f} [{s.paired_ci_low:+.3f}, {s.paired_ci_high:+.3f}]"
+
+
 def _verdict(s: SummaryRow) -> str:
     return s.verdict + (f", p_Holm {s.p_holm:.3f}" if s.p_holm is not None else "")
 
@@ -312,6 +330,18 @@ class SummaryRow:
     effect_size: float | None = column("Hedges' g", default=None)
     min_detectable_delta: float | None = column("the smallest Δ mAP50-95 a t-test with these seeds and this spread "
                                                 "detects (see below)", default=None)
+    p_better: float | None = column("P(variant > baseline): the chance that a run of the variant beats a run of the "
+                                    "baseline, ties ½ (Mann–Whitney U / (n·m), over the seeds used)",
+                                    cells={"summary": Cell("P(better) [{confidence} CI]", _p_better)}, default=None)
+    p_better_ci_low: float | None = column("percentile bootstrap interval of `p_better` (95 %)", default=None)
+    p_better_ci_high: float | None = column(default=None)
+    paired_delta: float | None = column("the paired difference: mean over the seeds both models finished of "
+                                        "(variant − baseline) at the same seed, which shares the data order and "
+                                        "augmentation", cells={"summary": Cell("paired Δ (same seed)", _paired)},
+                                        default=None)
+    paired_ci_low: float | None = column("its percentile bootstrap interval over those seeds (95 %)", default=None)
+    paired_ci_high: float | None = column(default=None)
+    paired_seeds: int | None = column("seeds in the paired difference", default=None)
     verdict: str = column("`baseline`, `better`, `worse`, `not shown (could detect Δ ≥ X)` or `n/a (...)`",
                           cells={"summary": Cell("verdict", _verdict)}, default="")
     transferred: int | None = column("as in results.csv", default=None)

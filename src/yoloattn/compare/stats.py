@@ -12,11 +12,16 @@ For one metric (``PRIMARY``, mAP50-95), a variant's per-seed values a (n_a seeds
   would otherwise call one of five null variants "better" about a fifth of the time;
 - effect size: Hedges' g, the bias-corrected standardised mean difference
   (``statsmodels.stats.meta_analysis.effectsize_smd``);
+- P(variant > baseline), the probability that a run of the variant beats a run of the baseline (ties ½):
+  the Mann–Whitney U over n_a·n_b (``scipy.stats.mannwhitneyu``), with its percentile bootstrap interval;
+- the paired (same-seed) difference: both models of one seed share the data order and augmentation, so
+  the mean of the per-seed differences and its bootstrap interval (shown beside Δ, labelled as paired);
 - the smallest detectable Δ: the Δ a two-sided two-sample t-test at α = 0.05 detects with power 0.8,
   given the pooled seed standard deviation and the seed counts (``statsmodels.stats.power.TTestIndPower``;
   for many seeds it tends to the normal approximation (z_{1-α/2} + z_power) · σ · sqrt(1/n_a + 1/n_b)).
 
-A variant is called "better" or "worse" only when the Holm-adjusted p < α *and* the interval excludes 0;
+The verdict is one rule, on the unpaired Δ (P(better) and the paired difference are shown, not tested):
+a variant is called "better" or "worse" only when the Holm-adjusted p < α *and* the interval excludes 0;
 otherwise its verdict is "not shown (could detect Δ ≥ X)": the comparison could not have seen a smaller
 effect, which is not the same as "no effect". With one seed a model has no spread to test against
 ("n/a (1 seed)"); when every seed of both models gives the same value, "n/a (no spread)".
@@ -106,6 +111,70 @@ def bootstrap_ci(a: list[float], b: list[float], confidence: float = CONFIDENCE,
     result = bootstrap((np.asarray(a, float), np.asarray(b, float)), mean_difference, confidence_level=confidence,
                        n_resamples=resamples, method="percentile", rng=np.random.default_rng(seed), vectorized=True)
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def prob_superiority(a: list[float], b: list[float]) -> float | None:
+    """P(a > b) for a value of each group drawn at random, ties counting ½: the Mann–Whitney U of ``a`` over
+    n_a·n_b (``scipy.stats.mannwhitneyu``; Bouthillier et al., MLSys 2021, "probability of outperforming").
+    None with fewer than 2 values in a group."""
+    if len(a) < 2 or len(b) < 2:
+        return None
+    from scipy.stats import mannwhitneyu
+
+    return float(mannwhitneyu(a, b, alternative="two-sided").statistic) / (len(a) * len(b))
+
+
+def _superiority(x, y, axis=-1):
+    """Vectorised U/(n·m) over bootstrap resamples: the mean over all pairs of [x > y] + ½[x = y]."""
+    import numpy as np
+
+    x, y = np.moveaxis(np.asarray(x), axis, -1), np.moveaxis(np.asarray(y), axis, -1)
+    gt = (x[..., :, None] > y[..., None, :]).mean(axis=(-2, -1))
+    eq = (x[..., :, None] == y[..., None, :]).mean(axis=(-2, -1))
+    return gt + 0.5 * eq
+
+
+def superiority_ci(a: list[float], b: list[float], confidence: float = CONFIDENCE,
+                   resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> tuple[float, float] | None:
+    """Percentile bootstrap interval of :func:`prob_superiority` (groups resampled independently, like
+    :func:`bootstrap_ci`); None with fewer than 2 values in a group."""
+    if len(a) < 2 or len(b) < 2:
+        return None
+    import numpy as np
+    from scipy.stats import bootstrap
+
+    result = bootstrap((np.asarray(a, float), np.asarray(b, float)), _superiority, confidence_level=confidence,
+                       n_resamples=resamples, method="percentile", rng=np.random.default_rng(seed), vectorized=True)
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+@dataclass(frozen=True)
+class PairedDelta:
+    """The same-seed difference: baseline and variant with the same seed share the data order and the
+    augmentation, so variant − baseline per seed removes that part of the noise (not the initialisation's)."""
+
+    delta: float  # mean over the shared seeds of (variant - baseline)
+    ci: tuple[float, float] | None  # percentile bootstrap interval over those seeds (None: < 2 seeds or no spread)
+    seeds: int  # seeds both models finished
+
+
+def paired_delta(a: dict[int, float], b: dict[int, float], confidence: float = CONFIDENCE,
+                 resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> PairedDelta | None:
+    """:class:`PairedDelta` of ``a`` ({seed: value}) against ``b`` over the seeds both have; None when they share
+    no seed."""
+    shared = sorted(set(a) & set(b))
+    if not shared:
+        return None
+    diffs = [a[s] - b[s] for s in shared]
+    ci = None
+    if len(diffs) >= 2 and max(diffs) - min(diffs) > 1e-12:  # equal up to rounding: an interval would claim certainty
+        import numpy as np
+        from scipy.stats import bootstrap
+
+        result = bootstrap((np.asarray(diffs, float),), np.mean, confidence_level=confidence, n_resamples=resamples,
+                           method="percentile", rng=np.random.default_rng(seed), vectorized=True)
+        ci = (float(result.confidence_interval.low), float(result.confidence_interval.high))
+    return PairedDelta(statistics.fmean(diffs), ci, len(diffs))
 
 
 def pooled_sd(a: list[float], b: list[float]) -> float | None:
@@ -264,6 +333,16 @@ def summarize(rows: list[ResultRow], baseline: str, planned: dict[str, list[int]
             entry.update(delta_map50_95=test.delta, delta_ci_low=test.ci[0] if test.ci else None,
                          delta_ci_high=test.ci[1] if test.ci else None, p_map50_95=test.p, p_holm=test.p_holm,
                          effect_size=test.effect_size, min_detectable_delta=test.min_detectable, verdict=test.verdict)
+            values = [getattr(r, PRIMARY) for r in runs]
+            superiority = superiority_ci(values, base_values)
+            entry.update(p_better=prob_superiority(values, base_values),
+                         p_better_ci_low=superiority[0] if superiority else None,
+                         p_better_ci_high=superiority[1] if superiority else None)
+            paired = paired_delta({r.seed: getattr(r, PRIMARY) for r in runs},
+                                  {r.seed: getattr(r, PRIMARY) for r in by_model[baseline]})
+            if paired is not None:
+                entry.update(paired_delta=paired.delta, paired_ci_low=paired.ci[0] if paired.ci else None,
+                             paired_ci_high=paired.ci[1] if paired.ci else None, paired_seeds=paired.seeds)
             if len(runs) < len(planned[model]):
                 entry["verdict"] += f" ({len(runs)} of {len(planned[model])} seeds)"
         entry["train_s_mean"] = statistics.fmean(r.train_s for r in runs)
