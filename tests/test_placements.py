@@ -87,8 +87,10 @@ def test_placement_grid_marks_the_best_cell_and_missing_pairs():
     assert header[1:] == ["csp", "psa"]
     assert body == [["iRMB", "+0.010, not shown", "+0.030, better ★"], ["MLLA", "-0.020, not shown", "—"]]
     assert placement_table(summary[:1]) is None
-    tied = [summary[0], dataclasses.replace(summary[1], delta_map50_95=0.03), summary[2]]
+    tied = [summary[0], dataclasses.replace(summary[1], delta_map50_95=0.03, verdict="better"), summary[2]]
     assert "★" not in str(placement_table(tied)[1])
+    noise = [summary[0], dataclasses.replace(summary[2], verdict="not shown (could detect Δ ≥ 0.09)"), summary[3]]
+    assert "★" not in str(placement_table(noise)[1])  # the largest Δ among noise is no winner
 
 
 def _compare(out: Path, where: str) -> str:

@@ -1,9 +1,12 @@
 """The comparison's figures, written as PNG with matplotlib's Agg backend.
 
-- ``pareto.png``: mAP50-95 (mean, error bar = seed std) against batch-1 CPU latency, one panel per
-  measured runtime (eager PyTorch and each of ``--runtimes``). A model is on the Pareto front when no other model is at least
-  as fast and strictly more accurate, or strictly faster and at least as accurate; the front is drawn
-  as a step line and its points are ringed.
+- ``pareto.png``: mAP50-95 (mean, error bar = seed std) against batch-1 CPU latency (p50, error bar to
+  p90), one panel per measured runtime (eager PyTorch and each of ``--runtimes``), the latency axis from
+  0 so that a 0.1 ms difference looks as small as it is. The Pareto front is judged with the noise
+  (:func:`noisy_front`): a model is dominated only by one that is not slower and not less accurate
+  beyond the noise and is clearly faster or clearly more accurate. The front is drawn (step line,
+  ringed points) only when it leaves some model out; when every model is within the others' noise the
+  panel says so instead of ringing one.
 - ``curves.png``: per epoch, all models overlaid: mAP50-95 on the evaluation split (each run's
   ``val_curve``: after the last epoch, and every ``--val-every`` epochs) and the training losses from
   Ultralytics' ``results.csv`` (box, cls, dfl); per model the mean over seeds as a line and the
@@ -12,6 +15,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from .rows import ResultRow, SummaryRow
@@ -19,16 +23,37 @@ from .rows import ResultRow, SummaryRow
 LOSSES = ("train/box_loss", "train/cls_loss", "train/dfl_loss")
 
 
-def pareto_front(points: list[tuple[float, float]]) -> list[int]:
-    """Indices of the non-dominated (latency, accuracy) points, sorted by latency."""
-    front = []
-    for i, (lat, acc) in enumerate(points):
-        dominated = any(
-            (ol <= lat and oa >= acc) and (ol < lat or oa > acc) for j, (ol, oa) in enumerate(points) if j != i
-        )
-        if not dominated:
-            front.append(i)
-    return sorted(front, key=lambda i: points[i][0])
+@dataclass(frozen=True)
+class Point:
+    """One model on a latency panel: p50 and p90 latency (ms), mean and seed std of mAP50-95 (std None: 1 seed)."""
+
+    p50: float
+    p90: float
+    acc: float
+    std: float | None
+
+
+def _clearly_faster(a: Point, b: Point) -> bool:
+    return a.p90 < b.p50  # even a's slow passes beat b's median
+
+
+def _clearly_more_accurate(a: Point, b: Point) -> bool:
+    if a.std is None or b.std is None:  # one seed: no noise estimate, so no accuracy difference is clear
+        return False
+    return a.acc - b.acc > max(a.std, b.std)
+
+
+def noisy_front(points: list[Point]) -> list[int]:
+    """Indices of the points no other point dominates beyond the noise, sorted by latency: j dominates i
+    when j is not clearly slower nor clearly less accurate than i, and is clearly faster or clearly more
+    accurate (clearly faster: j's p90 below i's p50; clearly more accurate: the means differ by more than
+    the larger seed std)."""
+    def dominates(j: Point, i: Point) -> bool:
+        return (not _clearly_faster(i, j) and not _clearly_more_accurate(i, j)
+                and (_clearly_faster(j, i) or _clearly_more_accurate(j, i)))
+
+    front = [i for i, p in enumerate(points) if not any(dominates(q, p) for j, q in enumerate(points) if j != i)]
+    return sorted(front, key=lambda i: points[i].p50)
 
 
 def pyplot():
@@ -56,18 +81,23 @@ def plot_pareto(summary: list[SummaryRow], path: Path, baseline: str) -> Path:
     axes = axes[0]
     for ax, name in zip(axes, runtimes):
         title = "PyTorch (fused, eval)" if name == "torch" else RUNTIMES[name].client.split(" ")[0]
-        points = [(s.cost.latency[name]["p50_ms"] if s.cost.latency else s.cost.latency_p50_ms, s.map50_95_mean)
+        points = [Point(*((s.cost.latency[name]["p50_ms"], s.cost.latency[name]["p90_ms"]) if s.cost.latency else
+                          (s.cost.latency_p50_ms, s.cost.latency_p90_ms)), s.map50_95_mean, s.map50_95_std)
                   for s in summary]
-        front = pareto_front(points)
-        for i, s in enumerate(summary):
-            std = s.map50_95_std or 0.0
-            ax.errorbar(points[i][0], points[i][1], yerr=std, fmt="o", capsize=3, ms=6,
-                        color="black" if s.model == baseline else None, label=s.model)
-            ax.annotate(point_label(s, baseline), points[i], textcoords="offset points", xytext=(5, 5), fontsize=8)
-        fx, fy = zip(*(points[i] for i in front))
-        ax.step(fx, fy, where="post", color="tab:red", alpha=0.6, lw=1.5, label="Pareto front")
-        ax.scatter(fx, fy, s=160, facecolors="none", edgecolors="tab:red", lw=1.5)
-        ax.set_xlabel(f"batch-1 CPU latency p50, {title} (ms)")
+        front = noisy_front(points)
+        for s, p in zip(summary, points):
+            ax.errorbar(p.p50, p.acc, yerr=p.std or 0.0, xerr=[[0.0], [max(0.0, p.p90 - p.p50)]], fmt="o", capsize=3,
+                        ms=6, color="black" if s.model == baseline else None, label=s.model)
+            ax.annotate(point_label(s, baseline), (p.p50, p.acc), textcoords="offset points", xytext=(5, 5), fontsize=8)
+        if len(front) < len(points):
+            fx, fy = zip(*((points[i].p50, points[i].acc) for i in front))
+            ax.step(fx, fy, where="post", color="tab:red", alpha=0.6, lw=1.5, label="Pareto front (beyond noise)")
+            ax.scatter(fx, fy, s=160, facecolors="none", edgecolors="tab:red", lw=1.5)
+        else:
+            ax.text(0.02, 0.02, "every model is within the others' noise: no front", transform=ax.transAxes,
+                    fontsize=8, color="tab:red")
+        ax.set_xlim(0, 1.15 * max(p.p90 for p in points))
+        ax.set_xlabel(f"batch-1 CPU latency, {title} (ms)\np50, bar to p90; axis from 0")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("mAP50-95 (mean over seeds)")
     axes[-1].legend(fontsize=7, loc="best")

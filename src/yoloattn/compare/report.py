@@ -141,7 +141,9 @@ def placement_table(summary: list[SummaryRow]) -> Table | None:
     rules = list(dict.fromkeys(s.where for s in variants))
     cells = {(s.module, s.where): s for s in variants}
     deltas = [s.delta_map50_95 for s in variants if s.delta_map50_95 is not None]
-    best = max(deltas) if deltas and deltas.count(max(deltas)) == 1 else None  # a tie has no best cell
+    shown = [s.delta_map50_95 for s in variants if s.delta_map50_95 is not None and s.verdict.startswith("better")]
+    # ★ only on a "better" verdict: the largest Δ among noise is no winner
+    best = max(shown) if shown and shown.count(max(shown)) == 1 else None
     body = []
     for module in modules:
         row = [module]
@@ -150,7 +152,7 @@ def placement_table(summary: list[SummaryRow]) -> Table | None:
             if s is None or s.delta_map50_95 is None:
                 row.append("—")
                 continue
-            mark = " ★" if best is not None and len(deltas) > 1 and s.delta_map50_95 == best else ""
+            mark = " ★" if best is not None and s.verdict.startswith("better") and s.delta_map50_95 == best else ""
             row.append(f"{s.delta_map50_95:+.3f}, {s.verdict}{mark}")
         body.append(row)
     return ["Δ mAP50-95, verdict", *rules], body
@@ -304,8 +306,8 @@ HEATMAP_NOTE = ("EigenCAM (grad-cam package): the first principal component of e
 
 
 PLACEMENT_NOTE = ("Δ mAP50-95 of each module at each placement against the one baseline (mean over seeds), with "
-                  "the verdict of the summary; ★ marks the largest Δ (none on a tie), — a placement the "
-                  "base does not have.")
+                  "the verdict of the summary; ★ marks the largest Δ among the 'better' verdicts (none on a tie or "
+                  "without one), — a placement the base does not have.")
 
 SIZE_NOTE = ("COCO AP@[.50:.95] per COCO area range, mean ± std over seeds; n/a: no box of that size in the "
              "evaluation split.")
