@@ -199,6 +199,21 @@ def test_eta_formatting_and_estimates():
     assert train_fraction({"phase": "setup"}) is None and train_fraction({"phase": "val"}) == 1.0
 
 
+def test_the_eta_is_smoothed_on_a_recorded_sequence():
+    """A user's log: ETA 15:08 -> 9:09 -> 13:19 -> 8:55 on consecutive lines (about 30 s apart)."""
+    from yoloattn.compare.progress import EtaSmoother
+
+    raw = [908.0, 549.0, 799.0, 535.0, 700.0, 480.0]
+    smoother = EtaSmoother()
+    shown = [smoother.update(30.0 * i, r) for i, r in enumerate(raw)]
+    raw_swing = max(max(a, b) / min(a, b) for a, b in zip(raw, raw[1:]))
+    swing = max(max(a, b) / min(a, b) for a, b in zip(shown, shown[1:]))
+    assert raw_swing > 1.45 and swing < 1.2
+    assert all(later < earlier for earlier, later in zip(shown, shown[1:]))  # it counts down
+    assert shown[0] == raw[0] and smoother.update(200.0, None) == pytest.approx(shown[-1] - 50.0)
+    assert EtaSmoother().update(0.0, None) is None
+
+
 def test_progress_line_has_an_eta_and_stays_quiet_off_a_terminal(tmp_path, monkeypatch):
     from yoloattn.compare import progress as progress_module
     from yoloattn.compare.measure import ModelSpec
