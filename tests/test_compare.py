@@ -10,6 +10,7 @@ import json
 import re
 import shutil
 import time
+import math
 from pathlib import Path
 
 import pytest
@@ -412,3 +413,34 @@ def test_demo_settings_are_the_documented_ones():
     n_train = DEMO.data_overrides["n_train"]
     for value in (f"base `{DEMO.base}`", f"epochs {DEMO.epochs}", f"imgsz {DEMO.imgsz}", f"n_train={n_train}"):
         assert value in doc, value
+
+
+def test_the_plan_estimate_is_the_measured_steps_times_the_plan(tmp_path, tiny_data):
+    """compare/estimate.py: each run = epochs x ceil(train/batch) x step + ceil(eval/batch) x eval forward, spread
+    over the slots longest first; a plan of hours is warned about."""
+    import dataclasses
+
+    from yoloattn.compare.estimate import LONG_PLAN_S, PlanEstimate, estimate_plan
+    from yoloattn.compare.measure import ModelSpec
+    from yoloattn.compare.plan import PreparedData
+    from yoloattn.compare.settings import ExecutionSettings
+    from yoloattn import zoo
+
+    settings = CompareSettings(epochs=3, imgsz=64, threads_per_run=1, execution=ExecutionSettings(jobs=2))
+    models = [ModelSpec("yolov8n", "", "", Path(zoo.stock_models_dir() / "v8" / "yolov8.yaml")),
+              ModelSpec("v", "iRMB", "csp", Path(zoo.path("yolov8-irmb-csp.yaml")))]
+    runs = [RunSpec(m, seed, "k", tmp_path / f"{m.label}{seed}") for m in models for seed in range(3)]
+    data = PreparedData(tiny_data, tiny_data, "val", 5, {})
+    estimate = estimate_plan(models, runs, settings, data)
+    assert (estimate.train_images, estimate.eval_images) == (16, 8)
+    batch = settings.recipe["batch"]
+    for label in ("yolov8n", "v"):
+        assert estimate.step_s[label] > 0 and estimate.eval_s[label] > 0
+        assert estimate.run_s[label] == pytest.approx(3 * math.ceil(16 / batch) * estimate.step_s[label]
+                                                      + math.ceil(8 / batch) * estimate.eval_s[label])
+    # six runs on two slots, longest first: at least half the total, at most the serial sum
+    serial = 3 * (estimate.run_s["yolov8n"] + estimate.run_s["v"])
+    assert serial / 2 <= estimate.total_s <= serial
+    assert not any(line.startswith("warning") for line in estimate.lines(settings, 6, 2))
+    long = dataclasses.replace(estimate, total_s=LONG_PLAN_S * 2.5)
+    assert long.lines(settings, 6, 2)[1].startswith("warning: this plan means hours on this machine (≥ 2.5 h)")

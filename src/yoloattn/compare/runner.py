@@ -24,6 +24,7 @@ from typing import Iterable, TextIO
 from . import executors
 from .executors import Executor
 from .executors.process import log_tail
+from .estimate import estimate_plan
 from .int8 import block_rows, int8_rows
 from .measure import measure_all
 from .outputs import result_rows, write_report
@@ -119,6 +120,9 @@ def run_compare(settings: CompareSettings, command: str = "", stream: TextIO | N
             f"{data.report.describe_skipped()}")
     how = f", {resolved.executor.plan_text(settings)}" if todo else ""
     say(f"runs: {len(runs)} ({len(runs) - len(todo)} already finished, {len(todo)} to train){how}")
+    if todo:
+        for line in estimate_plan(models, todo, settings, data).lines(settings, len(todo), settings.execution.jobs or 1):
+            say(line)
     # a cluster is joined before the costs are measured (and in a dry run), so that a wrong address or a run
     # no node fits fails in seconds; a local pool starts after, so that its processes do not share the CPU
     # with the latency phase
