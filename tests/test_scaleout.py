@@ -292,3 +292,25 @@ def test_ctrl_c_cancels_the_ray_tasks_and_keeps_finished_runs(tmp_path):
     assert _processes_of(out) == []  # no training outlives the cancelled tasks
     finished = list((out / "runs").glob("*/result.json"))
     assert 1 <= len(finished) < 6
+
+
+def test_ray_address_auto_with_a_dead_cluster_file_fails_in_seconds(monkeypatch):
+    """`ray.init(address="auto")` retries the address in Ray's cluster file for minutes when that cluster died
+    without removing it (a killed head); the executor probes it first and says so in one line."""
+    import socket
+    import time
+
+    from yoloattn.compare import CompareError
+    from yoloattn.compare.executors import ray as ray_executor
+
+    with socket.socket() as free:  # a port nothing listens on
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    monkeypatch.setattr(ray_executor, "_last_started_cluster", lambda: f"127.0.0.1:{port}")
+    started = time.monotonic()
+    with pytest.raises(CompareError, match=rf"--ray-address auto: nothing answers at 127.0.0.1:{port} \(the cluster "
+                                           r"Ray's cluster file names"):
+        ray_executor._probe("auto", "--ray-address auto")
+    assert time.monotonic() - started < 10
+    monkeypatch.setattr(ray_executor, "_last_started_cluster", lambda: None)
+    ray_executor._probe("auto", "--ray-address auto")  # no cluster file: Ray's own error, at once

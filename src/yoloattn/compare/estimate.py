@@ -37,18 +37,23 @@ class PlanEstimate:
     step_s: dict[str, float]  # one training step (forward, backward, SGD) at batch and imgsz
     eval_s: dict[str, float]  # one evaluation forward at batch and imgsz
     run_s: dict[str, float]  # one run of each model: its epochs plus the final validation
-    total_s: float  # every run to train, over the slots
+    total_s: float | None  # every run to train, over the slots (None: the slots are Ray's to decide)
     train_images: int
     eval_images: int
 
-    def lines(self, settings: CompareSettings, runs: int, slots: int) -> list[str]:
-        """The plan's estimate as printed under the ``runs:`` line (and a warning when it means hours)."""
+    def lines(self, settings: CompareSettings, runs: int, slots: int | None) -> list[str]:
+        """The plan's estimate as printed under the ``runs:`` line (and a warning when it means hours);
+        ``slots`` None: Ray places the runs, so only a run's time is given."""
         steps = ", ".join(f"{label} {s:.2f} s" for label, s in self.step_s.items())
-        out = [f"estimate: at least {format_duration(self.total_s)} for {runs} runs, {slots} at a time, on this "
-               f"machine (measured: one training step at batch {settings.recipe.get('batch')}, {settings.imgsz} px, "
+        if self.total_s is None or slots is None:
+            how = (f"at least {format_duration(max(self.run_s.values()))} per run of the slowest model on this machine "
+                   f"({runs} runs; Ray decides how many run at once)")
+        else:
+            how = f"at least {format_duration(self.total_s)} for {runs} runs, {slots} at a time, on this machine"
+        out = [f"estimate: {how} (measured: one training step at batch {settings.recipe.get('batch')}, {settings.imgsz} px, "
                f"{settings.threads_per_run} thread(s): {steps}; {self.train_images} training and "
                f"{self.eval_images} evaluation images; data loading and the loss's assignment come on top)"]
-        if self.total_s > LONG_PLAN_S:
+        if self.total_s is not None and self.total_s > LONG_PLAN_S:
             out.append(f"warning: this plan means hours on this machine (≥ {self.total_s / 3600:.1f} h); a pilot "
                        "with fewer --epochs, a smaller --imgsz or fewer --seeds answers sooner, and --jobs / "
                        "--executor ray spread it")
@@ -124,7 +129,7 @@ def time_steps(spec: ModelSpec, nc: int, settings: CompareSettings) -> tuple[flo
 def estimate_plan(models: list[ModelSpec], todo: list[RunSpec], settings: CompareSettings,
                   data: PreparedData) -> PlanEstimate:
     """Time each model of ``todo`` (:func:`time_steps`) and spread its runs over ``settings.execution.jobs``
-    slots, longest first."""
+    slots, longest first (no total when ``jobs`` is None: Ray places the runs)."""
     train_images, eval_images = split_images(data)
     batch = int(settings.recipe.get("batch", 8))
     needed = list(dict.fromkeys(run.model.label for run in todo))
@@ -135,7 +140,9 @@ def estimate_plan(models: list[ModelSpec], todo: list[RunSpec], settings: Compar
         step_s[spec.label], eval_s[spec.label] = time_steps(spec, data.nc, settings)
         run_s[spec.label] = (settings.epochs * math.ceil(train_images / batch) * step_s[spec.label]
                              + math.ceil(eval_images / batch) * eval_s[spec.label])
-    slots = [0.0] * max(1, settings.execution.jobs or 1)
+    if not settings.execution.jobs:  # Ray places runs by their resources
+        return PlanEstimate(step_s, eval_s, run_s, None, train_images, eval_images)
+    slots = [0.0] * settings.execution.jobs
     for seconds in sorted((run_s[run.model.label] for run in todo), reverse=True):
         slots.sort()
         slots[0] += seconds

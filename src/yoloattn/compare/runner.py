@@ -120,14 +120,14 @@ def run_compare(settings: CompareSettings, command: str = "", stream: TextIO | N
             f"{data.report.describe_skipped()}")
     how = f", {resolved.executor.plan_text(settings)}" if todo else ""
     say(f"runs: {len(runs)} ({len(runs) - len(todo)} already finished, {len(todo)} to train){how}")
-    if todo:
-        for line in estimate_plan(models, todo, settings, data).lines(settings, len(todo), settings.execution.jobs or 1):
-            say(line)
     # a cluster is joined before the costs are measured (and in a dry run), so that a wrong address or a run
     # no node fits fails in seconds; a local pool starts after, so that its processes do not share the CPU
     # with the latency phase
     executor = executors.make_executor(settings, data.source) \
         if todo and resolved.executor.joins_cluster(settings) else None
+    if todo:
+        for line in estimate_plan(models, todo, settings, data).lines(settings, len(todo), settings.execution.jobs):
+            say(line)
     if dry_run:
         if executor is not None:
             _describe(executor, say)

@@ -91,14 +91,35 @@ def _probe(address: str, given: str) -> None:
     import socket
 
     target = address.removeprefix("ray://")
+    where = ""
+    if address == "auto":
+        # Ray reads the cluster file of the last `ray start` here; when that cluster died without removing it
+        # (a crash, a killed head), ray.init retries its dead address for minutes: probe it first
+        target = _last_started_cluster()
+        if target is None:
+            return  # no cluster file: Ray says so at once
+        where = " (the cluster Ray's cluster file names, from the last `ray start` on this machine)"
     host, sep, port = target.rpartition(":")
-    if address == "auto" or not sep or not port.isdigit():
-        return  # auto: Ray reads this machine's cluster file, and fails fast itself
+    if not sep or not port.isdigit():
+        return
     try:
         socket.create_connection((host, int(port)), timeout=PROBE_TIMEOUT_S).close()
     except OSError as err:
-        raise CompareError(f"{given}: nothing answers at {host}:{port} ({err.strerror or err}); "
-                     f"{_hint(address, given, '')}") from None
+        raise CompareError(f"{given}: nothing answers at {host}:{port}{where} ({err.strerror or err}); "
+                           f"{_hint(address, given, '')}") from None
+
+
+def _last_started_cluster() -> str | None:
+    """HOST:PORT that ``ray.init(address="auto")`` would join (Ray's own reader of its cluster file, private:
+    None when this Ray has no such function, or no file)."""
+    try:
+        from ray._private.utils import read_ray_address
+    except ImportError:
+        return None
+    try:
+        return read_ray_address(None) or None
+    except Exception:  # noqa: BLE001 - an unreadable file: let Ray report it
+        return None
 
 
 class RayExecutor:
