@@ -56,8 +56,13 @@ def test_compare_writes_every_output(compared):
     out, capture = compared
     code, stdout, _, _ = capture["first"]
     assert code == 0, stdout
-    for name in ("results.csv", "summary.csv", "report.md", "report.html", "pareto.png", "curves.png"):
+    for name in ("results.csv", "summary.csv", "per_class.csv", "report.md", "report.html", "pareto.png", "curves.png"):
         assert (out / name).stat().st_size > 0, name
+    # the answer in words comes before the table: one line per variant, or one line that nothing was learned
+    answer = stdout.split("\nmodel ")[0].rstrip().splitlines()
+    assert answer[-1].startswith("Nothing was learned") or \
+        [line.split(":")[0] for line in answer[-4:]] == ["MQA@psa", "ACmix@psa", "MLLA@psa", "iRMB@psa"], answer[-6:]
+    assert "## Answer" in (out / "report.md").read_text().split("## Summary")[0]
     assert sorted(p.stem for p in (out / "models").glob("*.yaml")) == sorted(MODELS)
     assert f"report: {out / 'report.html'}" in stdout
     header = stdout.split("\nmodel ")[1].splitlines()[0]
@@ -94,6 +99,8 @@ def test_run_results_and_curves_come_from_ultralytics(compared):
         assert len(result["curve"]) == 1 and "train/cls_loss" in result["curve"][0]
         assert result["val_curve"] == [{"epoch": 1, "map50": result["map50"], "map50_95": result["map50_95"]}]
         assert result["env"]["threads"] == settings_module.default_threads_per_run()
+        assert result["ap_per_class"] and set(result["ap_per_class"]) <= {"0", "1", "2", "3", "4"}  # tiny's digits
+        assert all(0.0 <= ap <= 1.0 for ap in result["ap_per_class"].values())
         assert set(result["env"]) >= {"torch", "ultralytics", "python", "machine"}
         args = yaml.safe_load((result_path.parent / "train" / "args.yaml").read_text())
         assert args["optimizer"] == "SGD" and args["lr0"] == 0.01 and args["batch"] == 8 and args["cls"] == 1.0

@@ -187,3 +187,27 @@ def prob(rows) -> float:
     v = [r.map50_95 for r in rows if r.model == "v"]
     b = [r.map50_95 for r in rows if r.model == "base"]
     return sum(1.0 if x > y else 0.5 if x == y else 0.0 for x in v for y in b) / (len(v) * len(b))
+
+
+def test_per_class_ap_is_a_mean_and_std_over_seeds_per_model_and_class():
+    from yoloattn.compare.stats import per_class
+
+    rows = [row("base", 0, 0.1, ap_per_class={"cat": 0.2, "dog": 0.4}), row("base", 1, 0.1, ap_per_class={"cat": 0.4}),
+            row("v", 0, 0.2, ap_per_class={"cat": 0.5, "dog": 0.1}), row("v", 1, 0.2)]  # v s1: an older result.json
+    found = {(r.model, r.class_name): (r.ap_mean, r.ap_std, r.seeds) for r in per_class(rows, ["base", "v"])}
+    assert found[("base", "cat")] == (pytest.approx(0.3), pytest.approx(statistics.stdev([0.2, 0.4])), 2)
+    assert found[("base", "dog")] == (0.4, None, 1) and found[("v", "cat")] == (0.5, None, 1)
+    header, body = report.class_table(per_class(rows, ["base", "v"]))
+    assert header == ["class", "base", "v"] and body[0][0] == "cat" and body[1] == ["dog", "0.400", "0.100"]
+    assert report.class_table([]) is None
+
+
+def test_the_worker_reads_per_class_ap_from_ultralytics_metrics():
+    from types import SimpleNamespace
+
+    from yoloattn.compare.worker import per_class_ap
+
+    all_ap = np.array([[0.5] * 10, np.linspace(0.0, 0.9, 10)])  # two classes present, AP at 10 IoU thresholds
+    metrics = SimpleNamespace(box=SimpleNamespace(all_ap=all_ap, ap_class_index=np.array([0, 3])),
+                              names={0: "cat", 1: "dog", 2: "cow", 3: "owl"})
+    assert per_class_ap(metrics) == {"cat": 0.5, "owl": pytest.approx(0.45)}

@@ -712,7 +712,7 @@ _EPILOGS = {
     "compare": """
         Trains the base model and one variant per module and placement with identical hyper-parameters and seeds (in
         parallel subprocesses), measures params, GFLOPs and batch-1 CPU latency (torch and each --runtimes runtime),
-        and writes results.csv, summary.csv, report.md, report.html, pareto.png, curves.png and heatmaps.png
+        and writes results.csv, summary.csv, per_class.csv, report.md, report.html, pareto.png, curves.png and heatmaps.png
         into --out. The report gives Δ mAP50-95 with a 95% interval, Holm-adjusted Welch p, Hedges' g and
         the smallest Δ the seeds could detect; per-size COCO AP; per-epoch curves; EigenCAM heatmaps.
         Rerunning the same command reuses finished runs; changed settings train new runs. --dry-run checks

@@ -50,7 +50,8 @@ class PlanEstimate:
                    f"({runs} runs; Ray decides how many run at once)")
         else:
             how = f"at least {format_duration(self.total_s)} for {runs} runs, {slots} at a time, on this machine"
-        out = [f"estimate: {how} (measured: one training step at batch {settings.recipe.get('batch')}, {settings.imgsz} px, "
+        batch = settings.recipe.get("batch")
+        out = [f"estimate: {how} (measured: one training step at batch {batch}, {settings.imgsz} px, "
                f"{settings.threads_per_run} thread(s): {steps}; {self.train_images} training and "
                f"{self.eval_images} evaluation images; data loading and the loss's assignment come on top)"]
         if self.total_s is not None and self.total_s > LONG_PLAN_S:

@@ -24,7 +24,7 @@ from .plan import PreparedData, RunSpec
 from .records import RunFailure, RunResult, machine_description
 from .resolve import ResolvedCompare
 from .int8 import int8_summary
-from .rows import BlockRow, CostRow, Int8Row, Int8SummaryRow, LatencyRow, ResultRow, SummaryRow
+from .rows import BlockRow, ClassApRow, CostRow, Int8Row, Int8SummaryRow, LatencyRow, ResultRow, SummaryRow
 from .settings import CompareSettings, versions
 
 HEATMAP_IMAGES = 4  # evaluation images in the heatmap panel
@@ -54,7 +54,7 @@ def result_rows(runs: list[tuple[RunSpec, RunResult]], costs: dict[str, CostRow]
             cost=costs[run.model.label],
             **{k: getattr(result, k) for k in ("map50", "map50_95", "precision", "recall", *stats.SIZE_METRICS,
                                                 "train_s", "transferred", "total_tensors", "base_kept", "curve",
-                                                "val_curve", "objects_by_size", "weights")},
+                                                "val_curve", "objects_by_size", "weights", "ap_per_class")},
             threads=result.env.threads, host=result.env.host, torch=result.env.torch,
             ultralytics=result.env.ultralytics, epochs=settings.epochs, imgsz=settings.imgsz, run_key=run.key,
             run_dir=str(run.run_dir),
@@ -160,6 +160,8 @@ def write_report(resolved: ResolvedCompare, models: list[ModelSpec], runs: list[
     panel = heatmaps(models, rows, data, settings, out, say)
     report.write_csv(out / "results.csv", ResultRow, rows)
     report.write_csv(out / "summary.csv", SummaryRow, summary)
+    classes = stats.per_class(rows, [spec.label for spec in models])
+    report.write_csv(out / "per_class.csv", ClassApRow, classes)
     latency = latency_rows(summary, baseline)
     report.write_csv(out / "latency.csv", LatencyRow, latency)
     int8_table = int8_summary(int8 or [], baseline, [spec.label for spec in models])
@@ -176,7 +178,7 @@ def write_report(resolved: ResolvedCompare, models: list[ModelSpec], runs: list[
         plots=[plots.plot_pareto(summary, out / "pareto.png", baseline),
                plots.plot_curves(rows, out / "curves.png", baseline)],
         heatmaps=None if isinstance(panel, str) else panel, heatmaps_skipped=panel if isinstance(panel, str) else None,
-        latency=latency, int8=int8_table, blocks=blocks or [], answer=answer)
+        latency=latency, int8=int8_table, blocks=blocks or [], answer=answer, per_class=classes)
     markdown, html = report.write_markdown(out / "report.md", context), report.write_html(out / "report.html", context)
 
     lines = ["", *answer, "\n" + report.text_table(*report.summary_table(summary, data.nc))]

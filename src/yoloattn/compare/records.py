@@ -131,6 +131,9 @@ class RunResult:
     transferred: int | None = None  # with --weights: tensors that started from the checkpoint (transfer.py)
     total_tensors: int | None = None  # the model's state-dict tensors
     base_kept: float | None = None  # share of the checkpoint's tensors that found a home (0..1)
+    # Ultralytics' final validation per class: {class name: AP@[.50:.95]} for the classes with a box in the
+    # evaluation split (None: a result written before this field)
+    ap_per_class: dict | None = None
 
     def write(self, path: Path) -> None:
         write_json_atomic(path, dataclasses.asdict(self))

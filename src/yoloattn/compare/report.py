@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Iterable
 from ..bench import param_basis
 from ..flops import DESCRIPTION
 
-from .rows import BlockRow, Int8SummaryRow, LatencyRow, ResultRow, SummaryRow, columns, csv_values, mean_std_text, table
+from .rows import (BlockRow, ClassApRow, Int8SummaryRow, LatencyRow, ResultRow, SummaryRow, columns, csv_values,
+                   mean_std_text, table)
 from .stats import ALPHA, CONFIDENCE, POWER, SIZE_METRICS, RunProblem, pooled_seed_sd, seeds_needed
 
 if TYPE_CHECKING:  # types only: the renderer needs no dataset or settings code at run time
@@ -73,6 +74,16 @@ def size_table(summary: list[SummaryRow], rows: list[ResultRow]) -> Table | None
             cells.append("n/a" if not n or mean is None else mean_std_text(mean, getattr(s, f"{metric}_std")))
         body.append(cells)
     return header, body
+
+
+def class_table(per_class: list[ClassApRow]) -> Table | None:
+    """AP per class: one row per class, one column per model (mean ± std over seeds); None without per-class AP."""
+    if not per_class:
+        return None
+    models = list(dict.fromkeys(r.model for r in per_class))
+    cells = {(r.class_name, r.model): mean_std_text(r.ap_mean, r.ap_std) for r in per_class}
+    classes = list(dict.fromkeys(r.class_name for r in per_class))
+    return ["class", *models], [[name, *(cells.get((name, m), "n/a") for m in models)] for name in classes]
 
 
 def power_lines(summary: list[SummaryRow], target_delta: float | None = None) -> list[str]:
@@ -237,6 +248,7 @@ class ReportContext:
     int8: list[Int8SummaryRow] = field(default_factory=list)  # with --int8
     blocks: list[BlockRow] = field(default_factory=list)  # with --int8: per-block sensitivity of seed 0
     answer: list[str] = field(default_factory=list)  # answer.answer_lines: the answer in words, first
+    per_class: list[ClassApRow] = field(default_factory=list)  # stats.per_class
 
 
 @dataclass(frozen=True)
@@ -309,6 +321,9 @@ PLACEMENT_NOTE = ("Δ mAP50-95 of each module at each placement against the one 
                   "the verdict of the summary; ★ marks the largest Δ among the 'better' verdicts (none on a tie or "
                   "without one), — a placement the base does not have.")
 
+CLASS_NOTE = ("AP@[.50:.95] of each class with a box in the evaluation split, from Ultralytics' final validation "
+              "of every run, mean ± std over seeds; per_class.csv has the numbers.")
+
 SIZE_NOTE = ("COCO AP@[.50:.95] per COCO area range, mean ± std over seeds; n/a: no box of that size in the "
              "evaluation split.")
 
@@ -349,7 +364,7 @@ def _lines(lines: list[str]) -> tuple[str, ...]:
 def sections(c: ReportContext) -> list[Section]:
     """The report, in order: the one list that both ``write_markdown`` and ``write_html`` format."""
     problems = problem_lines(c.problems) or ["every planned run finished and is in the statistics"]
-    placement, sizes = placement_table(c.summary), size_table(c.summary, c.rows)
+    placement, sizes, classes = placement_table(c.summary), size_table(c.summary, c.rows), class_table(c.per_class)
     if c.heatmaps is not None:
         heatmaps = [Section("Where the models look", HEATMAP_NOTE, images=(c.heatmaps,))]
     elif c.heatmaps_skipped:
@@ -362,6 +377,7 @@ def sections(c: ReportContext) -> list[Section]:
         Section("Runs left out or flagged", items=_lines(problems)),
         *([Section("Module × placement", PLACEMENT_NOTE, table=placement)] if placement is not None else []),
         *([Section("AP by object size", SIZE_NOTE, table=sizes)] if sizes is not None else []),
+        *([Section("AP per class", CLASS_NOTE, table=classes)] if classes is not None else []),
         *([Section("Latency per runtime", LATENCY_NOTE.format(cpu=c.latency[0].cpu, threads=c.latency[0].threads,
                                                                imgsz=c.settings.imgsz),
                    table=rows_table(c.latency, LatencyRow, "latency"))] if c.latency else []),

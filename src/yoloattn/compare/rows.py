@@ -291,6 +291,7 @@ class ResultRow:
     curve: list[dict] = hidden(default_factory=list)  # Ultralytics' per-epoch results.csv
     val_curve: list[dict] = hidden(default_factory=list)  # {"epoch", "map50", "map50_95"} per validation
     objects_by_size: tuple[int, int, int] | None = hidden(default=None)  # evaluation-split boxes (small, medium, large)
+    ap_per_class: dict | None = hidden(default=None)  # {class name: AP@[.50:.95]} (RunResult.ap_per_class)
     weights: str = hidden(default="")  # the run's final weights (on the node that trained it)
 
 
@@ -464,9 +465,21 @@ class BlockRow:
                                   cells={"blocks": Cell("only this INT8", _fixed("map50_95_only", 4))})
 
 
+@dataclass(frozen=True)
+class ClassApRow:
+    """One model on one class over its seeds (``per_class.csv``; the report's "AP per class" table pivots it)."""
+
+    model: str = column("as in summary.csv")
+    class_name: str = column("a class with at least one box in the evaluation split")
+    ap_mean: float = column("AP@[.50:.95] of that class in Ultralytics' final validation: mean and sample standard "
+                            "deviation over the seeds that measured it")
+    ap_std: float | None = column()
+    seeds: int = column("seeds in the mean")
+
+
 # the CSVs and the rows they hold
 ROW_TYPES = {"results.csv": ResultRow, "summary.csv": SummaryRow, "latency.csv": LatencyRow, "int8.csv": Int8Row,
-             "int8_summary.csv": Int8SummaryRow, "int8_blocks.csv": BlockRow}
+             "int8_summary.csv": Int8SummaryRow, "int8_blocks.csv": BlockRow, "per_class.csv": ClassApRow}
 
 
 def _marker(csv_name: str) -> str:

@@ -36,7 +36,7 @@ import math
 import statistics
 from dataclasses import dataclass
 
-from .rows import ResultRow, SummaryRow
+from .rows import ClassApRow, ResultRow, SummaryRow
 
 ALPHA = 0.05
 POWER = 0.8
@@ -348,6 +348,22 @@ def summarize(rows: list[ResultRow], baseline: str, planned: dict[str, list[int]
         entry["train_s_mean"] = statistics.fmean(r.train_s for r in runs)
         summary.append(SummaryRow(**entry))
     return summary
+
+
+def per_class(rows: list[ResultRow], models: list[str]) -> list[ClassApRow]:
+    """Per model (in ``models`` order) and class (first-seen order): AP@[.50:.95] mean and sample std over the
+    seeds whose result has per-class AP (diverged runs left out, as everywhere)."""
+    bad = {(p.model, p.seed) for p in run_problems(rows, {}) if p.kind == "diverged"}
+    classes = list(dict.fromkeys(c for r in rows for c in (r.ap_per_class or {})))
+    out = []
+    for model in models:
+        runs = [r for r in rows if r.model == model and r.ap_per_class is not None and (r.model, r.seed) not in bad]
+        for name in classes:
+            values = [r.ap_per_class[name] for r in runs if _finite(r.ap_per_class.get(name))]
+            if values:
+                mean, std = mean_std(values)
+                out.append(ClassApRow(model, name, mean, std, len(values)))
+    return out
 
 
 def pooled_seed_sd(summary: list[SummaryRow], metric: str = PRIMARY) -> tuple[float, int] | None:

@@ -148,10 +148,18 @@ def run(spec_path: Path) -> None:
         objects_by_size=sizes.objects, train_s=round(train_s, 2),
         env=RunEnv.current(torch.get_num_threads(), str(spec.train_args["device"])),
         weights=str(weights), curve=read_curve(run_dir / "train" / "results.csv"), val_curve=validation.curve,
+        ap_per_class=per_class_ap(metrics),
         **_transfer_fields(getattr(model.trainer, "transfer_report", None)),
     )
     progress.mark("done")
     result.write(run_dir / "result.json")
+
+
+def per_class_ap(metrics) -> dict[str, float]:
+    """{class name: AP@[.50:.95]} of Ultralytics' validation ``metrics`` for each class with a box in the split
+    (``box.ap_class_index`` and ``box.all_ap``: per class, AP at the ten IoU thresholds)."""
+    box, names = metrics.box, metrics.names
+    return {str(names[int(c)]): round(float(box.all_ap[i].mean()), 6) for i, c in enumerate(box.ap_class_index)}
 
 
 if __name__ == "__main__":
