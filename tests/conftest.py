@@ -21,6 +21,9 @@ os.environ.update(_offline_module().offline_env(None if os.environ.get("YOLO_CON
 # compare's default --runtimes is every installed runtime; the suite's many small comparisons time torch and ONNX
 # Runtime only (as before the deploy extra), and tests/test_deploy.py checks the default and the other runtimes
 os.environ.setdefault("YOLOATTN_RUNTIMES", "torch,onnxruntime")
+# compare's wall-time calibration (compare/estimate.py) times training steps of every model of every comparison,
+# dry runs included: off for the suite's many comparisons; the tests of the estimate unset it
+os.environ.setdefault("YOLOATTN_ESTIMATE", "off")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

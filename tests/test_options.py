@@ -122,6 +122,7 @@ def test_train_refuses_a_gpu_device_on_a_cpu_machine_before_work(capsys, tmp_pat
 
 def test_dry_runs_check_everything_and_train_nothing(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("YOLOATTN_ESTIMATE", raising=False)  # the dry run's wall-time estimate, on as for users
     assert main(["train", "yolov8n-mqa-csp", "data=embedded:tiny", "epochs=3", "imgsz=64", "--dry-run"]) == 0
     assert "dry run" in capsys.readouterr().out and not (tmp_path / "runs").exists()
     out = tmp_path / "cmp"

@@ -26,6 +26,16 @@ from .settings import CompareSettings, device_kind
 
 #: Timed training steps per model (after one warm-up step).
 CALIBRATION_STEPS = 2
+#: ``off`` skips the calibration (the test suite's many small comparisons and documented dry runs set it;
+#: tests/test_compare.py and tests/test_options.py exercise the estimate with it unset).
+ENV_VAR = "YOLOATTN_ESTIMATE"
+
+
+def enabled() -> bool:
+    """Whether the plan estimate runs (``$YOLOATTN_ESTIMATE`` is not ``off``)."""
+    import os
+
+    return os.environ.get(ENV_VAR, "").strip().lower() != "off"
 #: A plan longer than this (seconds) gets a warning.
 LONG_PLAN_S = 3600.0
 

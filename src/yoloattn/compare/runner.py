@@ -24,6 +24,7 @@ from typing import Iterable, TextIO
 from . import executors
 from .executors import Executor
 from .executors.process import log_tail
+from .estimate import enabled as estimate_enabled
 from .estimate import estimate_plan
 from .int8 import block_rows, int8_rows
 from .measure import measure_all
@@ -125,7 +126,7 @@ def run_compare(settings: CompareSettings, command: str = "", stream: TextIO | N
     # with the latency phase
     executor = executors.make_executor(settings, data.source) \
         if todo and resolved.executor.joins_cluster(settings) else None
-    if todo:
+    if todo and estimate_enabled():
         for line in estimate_plan(models, todo, settings, data).lines(settings, len(todo), settings.execution.jobs):
             say(line)
     if dry_run:
