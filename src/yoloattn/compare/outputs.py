@@ -155,8 +155,8 @@ def write_report(resolved: ResolvedCompare, models: list[ModelSpec], runs: list[
     failures = {(f.model, f.seed): f for run in runs if (f := run.failure()) is not None and run.result() is None}
     problems = stats.run_problems(rows, planned, {k: failure_text(f) for k, f in failures.items()})
     notes = [*report.power_lines(summary, target_delta), *report.transfer_lines(summary, settings.weights)]
-    answer = answer_lines(summary, command or "yoloattn compare", settings.out, settings.epochs,
-                          settings.execution.jobs or 1, target_delta)
+    slots = settings.execution.jobs or resolved.executor.default_capacity(settings, len(runs)) or 1
+    answer = answer_lines(summary, command or "yoloattn compare", settings.out, settings.epochs, slots, target_delta)
     panel = heatmaps(models, rows, data, settings, out, say)
     report.write_csv(out / "results.csv", ResultRow, rows)
     report.write_csv(out / "summary.csv", SummaryRow, summary)
