@@ -29,8 +29,8 @@ from .errors import YoloattnError
 from .rules import floored_rules
 
 __all__ = [
-    "AttentionModule", "ModuleOption", "PluginError", "block_class", "builtin_names", "get", "module_options", "names",
-    "register_attention", "similar", "table",
+    "AttentionModule", "ModuleOption", "PluginError", "block_class", "builtin_names", "get", "module_classes",
+    "module_options", "names", "register_attention", "register_class", "similar", "table",
 ]
 
 #: Sources of a module, in the order ``yoloattn modules`` lists them.
@@ -169,6 +169,36 @@ def register_attention(name: str, cls: Any = None, **options: Any):
         listener(spec, probe_channels)
     _TABLE[name] = spec
     return cls
+
+
+def register_class(module, class_name: str, spec: str | None = None) -> str:
+    """Register the undecorated class ``class_name`` of the imported plug-in ``module`` under its class name
+    (a no-op when it is registered already); returns the name.
+
+    Raises:
+        PluginError: the module has no such attribute, or it is not an ``nn.Module`` class; and the
+            errors of :func:`yoloattn.register_attention` (name taken, shape check).
+    """
+    import torch
+
+    who = spec or module.__name__
+    target = getattr(module, class_name, None)
+    if target is None:
+        classes = ", ".join(module_classes(module)) or "none"
+        raise PluginError(f"plug-in {who} has no class {class_name!r} (its nn.Module classes: {classes})")
+    if not (isinstance(target, type) and issubclass(target, torch.nn.Module)):
+        raise PluginError(f"plug-in {who}: {class_name!r} is a {type(target).__name__}, not an nn.Module class")
+    register_attention(class_name, target, origin=module.__name__)
+    return class_name
+
+
+def module_classes(module) -> list[str]:
+    """The ``nn.Module`` classes defined in ``module`` (not imported into it), by name (imports torch)."""
+    import torch
+
+    return sorted(name for name, value in vars(module).items()
+                  if isinstance(value, type) and issubclass(value, torch.nn.Module)
+                  and value.__module__ == module.__name__)
 
 
 def get(name: str) -> AttentionModule:

@@ -32,7 +32,7 @@ from .modules import PluginError
 from .yaml_model import rows
 
 __all__ = ["ENTRY_POINT_GROUP", "ENV_VAR", "is_plugin_file", "load_entry_points", "load_environment", "load_plugin",
-           "load_plugins", "loaded", "plugin_key_fields", "register_class", "specs_for", "split_class", "used_plugins"]
+           "load_plugins", "loaded", "plugin_key_fields", "specs_for", "split_class", "used_plugins"]
 
 ENV_VAR = "YOLOATTN_PLUGINS"
 ENTRY_POINT_GROUP = "yoloattn.modules"
@@ -98,13 +98,13 @@ def load_plugin(spec: str, names=()) -> list[str]:
     decorated = _registered_from(module_name)
     module = sys.modules[module_name]
     if class_name is not None:
-        chosen = [register_class(module, class_name, spec)]
+        chosen = [modules.register_class(module, class_name, spec)]
     else:
         known = {n.lower() for n in modules.names()}
         wanted = [n for n in names if n.lower() not in known]
-        chosen = [register_class(module, found, spec) for found in _classes_named(module, wanted)]
+        chosen = [modules.register_class(module, found, spec) for found in _classes_named(module, wanted)]
     if not decorated and not chosen:
-        classes = ", ".join(_module_classes(module)) or "none"
+        classes = ", ".join(modules.module_classes(module)) or "none"
         raise PluginError(f"plug-in {spec} registered no attention module: name its class, --plugin "
                           f"{spec}:ClassName (its nn.Module classes: {classes}), or in --modules, or decorate it "
                           "with @yoloattn.register_attention(\"Name\") (see docs/plugins.md)")
@@ -115,43 +115,13 @@ def load_plugin(spec: str, names=()) -> list[str]:
     return _registered_from(module_name)
 
 
-def register_class(module, class_name: str, spec: str | None = None) -> str:
-    """Register the undecorated class ``class_name`` of the imported plug-in ``module`` under its class name
-    (a no-op when it is registered already); returns the name.
-
-    Raises:
-        PluginError: the module has no such attribute, or it is not an ``nn.Module`` class; and the
-            errors of :func:`yoloattn.register_attention` (name taken, shape check).
-    """
-    import torch
-
-    who = spec or module.__name__
-    target = getattr(module, class_name, None)
-    if target is None:
-        classes = ", ".join(_module_classes(module)) or "none"
-        raise PluginError(f"plug-in {who} has no class {class_name!r} (its nn.Module classes: {classes})")
-    if not (isinstance(target, type) and issubclass(target, torch.nn.Module)):
-        raise PluginError(f"plug-in {who}: {class_name!r} is a {type(target).__name__}, not an nn.Module class")
-    modules.register_attention(class_name, target, origin=module.__name__)
-    return class_name
-
-
 def _registered_from(module_name: str) -> list[str]:
     return [s.name for s in modules.table() if s.source == "plug-in" and s.origin == module_name]
 
 
-def _module_classes(module) -> list[str]:
-    """The ``nn.Module`` classes defined in ``module`` (not imported into it), by name."""
-    import torch
-
-    return sorted(name for name, value in vars(module).items()
-                  if isinstance(value, type) and issubclass(value, torch.nn.Module)
-                  and value.__module__ == module.__name__)
-
-
 def _classes_named(module, wanted) -> list[str]:
     """The names of ``module``'s nn.Module classes that are in ``wanted``, compared in any case."""
-    by_lower = {name.lower(): name for name in _module_classes(module)}
+    by_lower = {name.lower(): name for name in modules.module_classes(module)}
     return list(dict.fromkeys(by_lower[w.lower()] for w in wanted if w.lower() in by_lower))
 
 

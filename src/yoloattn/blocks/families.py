@@ -68,11 +68,9 @@ def rebuild_block(origin: str, yaml_name: str, file: str = ""):
                 "or pass --plugin FILE.py"
             ) from None
     if yaml_name not in REGISTRY:  # an undecorated class, registered under its class name when it was saved
-        from ..plugins import register_class
-
         module_name = next((yaml_name[len(f) + 1:] for f in FAMILIES if yaml_name.startswith(f"{f}_")), yaml_name)
         try:
-            register_class(sys.modules[origin], module_name)
+            modules.register_class(sys.modules[origin], module_name)
         except modules.PluginError:
             pass
     if yaml_name not in REGISTRY:
