@@ -340,11 +340,10 @@ def test_bench_reports_both_backends(capsys, tmp_path):
     assert "matmul" in out and "1 thread(s)" in out
     renamed = tmp_path / "my-v8-irmb.yaml"  # a name that does not follow <base>-<module>-<rule>
     renamed.write_text(Path(zoo.path("yolov8-irmb-sppf.yaml")).read_text())
-    code, out, _ = run_cli(capsys, "bench", "yolov8s", "yolov8n", str(renamed), "--imgsz", "64", "--iters", "2",
-                           "--warmup", "1", "--threads", "1")
+    code, out, _ = run_cli(capsys, "bench", "yolov8n", str(renamed), "--imgsz", "64", "--iters", "2",
+                           "--warmup", "1", "--threads", "1")  # another scale is no base: test_transfer.py's extends
     versus = {line.split()[0]: line.split()[6] for line in out.splitlines() if line.startswith(("yolov8", str(renamed)))}
     assert code == 0 and versus["yolov8n"] == "1.00×" and versus[str(renamed)].endswith("×"), out
-    assert not versus["yolov8s"].endswith("×")  # another scale's shapes: not this variant's base
     assert "params (M, fused, 80 classes)" in out.splitlines()[0]
     from ultralytics.nn.tasks import DetectionModel
 

@@ -128,8 +128,9 @@ def test_local_file_and_stock_names_take_precedence_over_the_zoo(tmp_path):
 # docs name (a dataset at path/to/data.yaml, my/model.yaml, my-variant.yaml, docs/plugins.md's my_attention.py,
 # and the runs/detect/train
 # weights that a first real training writes), pinned as the `yoloattn` command pins its working dir.
-# Training commands get --dry-run and bench 3 timed passes: every option, the dataset and the model are checked and the
-# command stops where hours of training would start (`compare` still writes its plan into --out).
+# Training commands get --dry-run and bench 3 timed passes on PyTorch alone (its runtime exports are test_deploy.py's):
+# every option, the dataset and the model are checked and the command stops where hours of training would start
+# (`compare` still writes its plan into --out).
 _DRIVER = """
 import json, shlex, shutil, sys, contextlib, io
 from pathlib import Path
@@ -154,6 +155,8 @@ for line in json.loads(sys.argv[1]):
         argv.append("--dry-run")
     if argv[0] == "bench" and "--iters" not in argv:  # the timing itself is bench's own tests' business
         argv += ["--iters", "3", "--warmup", "1"]
+    if argv[0] == "bench" and "--backend" in argv:  # exports to every runtime: test_deploy.py's bench test
+        argv[argv.index("--backend") + 1] = "torch"
     err = io.StringIO()
     try:
         with contextlib.redirect_stderr(err):
