@@ -127,8 +127,13 @@ def run_compare(settings: CompareSettings, command: str = "", stream: TextIO | N
     executor = executors.make_executor(settings, data.source) \
         if todo and resolved.executor.joins_cluster(settings) else None
     if todo and estimate_enabled():
-        for line in estimate_plan(models, todo, settings, data).lines(settings, len(todo), settings.execution.jobs):
-            say(line)
+        try:
+            estimate = estimate_plan(models, todo, settings, data)
+        except Exception as err:  # noqa: BLE001 - a calibration that fails must not stop the comparison
+            say(f"estimate: not available ({type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''})")
+        else:
+            for line in estimate.lines(settings, len(todo), settings.execution.jobs):
+                say(line)
     if dry_run:
         if executor is not None:
             _describe(executor, say)
