@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import shlex
 
-from .rows import SummaryRow
+from .rows import SummaryRow, with_interval
 from .stats import POWER, pooled_seed_sd, seeds_needed
 
 #: More seeds per model than this to resolve a Δ: say it is not worth resolving, rather than print the command.
@@ -69,9 +69,7 @@ def _label(s: SummaryRow) -> str:
 
 
 def _interval(s: SummaryRow) -> str:
-    if s.delta_ci_low is None:
-        return f"Δ mAP50-95 {s.delta_map50_95:+.3f}"
-    return f"Δ mAP50-95 {s.delta_map50_95:+.3f} [{s.delta_ci_low:+.3f}, {s.delta_ci_high:+.3f}]"
+    return f"Δ mAP50-95 {with_interval(s.delta_map50_95, s.delta_ci_low, s.delta_ci_high)}"
 
 
 def learned_nothing(s: SummaryRow) -> bool:

@@ -166,31 +166,28 @@ def mean_std_text(mean: float, std: float | None) -> str:
     return f"{mean:.3f} ± {std:.3f}" if std is not None else f"{mean:.3f}"
 
 
-def _delta_ci(s: SummaryRow) -> str:
-    """``"+0.012 [-0.004, +0.027]"``; just the Δ without an interval; empty for the baseline."""
-    if s.delta_map50_95 is None:
+def with_interval(value: float | None, low: float | None, high: float | None, spec: str = "+.3f") -> str:
+    """``"+0.012 [-0.004, +0.027]"`` in ``spec``; just the value without an interval; empty without a value."""
+    if value is None:
         return ""
-    if s.delta_ci_low is None:
-        return f"{s.delta_map50_95:+.3f}"
-    return f"{s.delta_map50_95:+.3f} [{s.delta_ci_low:+.3f}, {s.delta_ci_high:+.3f}]"
+    if low is None:
+        return f"{value:{spec}}"
+    return f"{value:{spec}} [{low:{spec}}, {high:{spec}}]"
+
+
+def _delta_ci(s: SummaryRow) -> str:
+    """Δ mAP50-95 and its interval (empty for the baseline)."""
+    return with_interval(s.delta_map50_95, s.delta_ci_low, s.delta_ci_high)
 
 
 def _p_better(s: SummaryRow) -> str:
-    """``"0.78 [0.33, 1.00]"``; just the value without an interval; empty for the baseline."""
-    if s.p_better is None:
-        return ""
-    if s.p_better_ci_low is None:
-        return f"{s.p_better:.2f}"
-    return f"{s.p_better:.2f} [{s.p_better_ci_low:.2f}, {s.p_better_ci_high:.2f}]"
+    """``"0.78 [0.33, 1.00]"`` (empty for the baseline)."""
+    return with_interval(s.p_better, s.p_better_ci_low, s.p_better_ci_high, ".2f")
 
 
 def _paired(s: SummaryRow) -> str:
-    """``"+0.015 [+0.002, +0.030]"`` (the interval only with 2+ shared seeds that differ); empty for the baseline."""
-    if s.paired_delta is None:
-        return ""
-    if s.paired_ci_low is None:
-        return f"{s.paired_delta:+.3f}"
-    return f"{s.paired_delta:+.3f} [{s.paired_ci_low:+.3f}, {s.paired_ci_high:+.3f}]"
+    """The paired Δ, its interval only with 2+ shared seeds that differ (empty for the baseline)."""
+    return with_interval(s.paired_delta, s.paired_ci_low, s.paired_ci_high)
 
 
 def _verdict(s: SummaryRow) -> str:
