@@ -21,6 +21,7 @@ import yaml
 
 from yoloattn import modules
 from yoloattn.integration import REGISTRY
+from yoloattn.integration.heads import output_tensors
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN = ROOT / "tests" / "plugins" / "channel_gate.py"
@@ -40,14 +41,6 @@ def _cli(*args, cwd=None, **env) -> subprocess.CompletedProcess:
 def _python(code: str, cwd=None, **env) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, cwd=cwd,
                           env=_env(**env), timeout=600)
-
-
-def _tensors(out) -> list[torch.Tensor]:
-    """Every tensor in a head's output (tensors, lists, dicts across Ultralytics versions)."""
-    if isinstance(out, torch.Tensor):
-        return [out]
-    items = out.values() if isinstance(out, dict) else out
-    return [t for item in items for t in _tensors(item)]
 
 
 # --------------------------------------------------------------------------- the table
@@ -99,7 +92,7 @@ def test_timm_layers_build_and_run_in_every_block(name):
         d = make_variant(load_base(base), name, where)
         d["scale"] = "n"
         model = DetectionModel(d, verbose=False).train()
-        _tensors(model(torch.rand(2, 3, 64, 96)))[0].sum().backward()
+        output_tensors(model(torch.rand(2, 3, 64, 96)))[0].sum().backward()
     attn = [m for m in model.modules() if type(m).__module__.startswith("timm.")]
     assert attn and type(attn[0]) is timm_layers.get_attn(name.removeprefix("timm_"))  # timm's class, not a copy
 

@@ -14,6 +14,7 @@ import torch
 
 import yoloattn  # noqa: F401 - registers the zoo names with Ultralytics
 from yoloattn.blocks import MODULES
+from yoloattn.integration.heads import output_tensors
 
 VARIANTS = [f"yolov8n-{m.lower()}-csp" for m in MODULES]
 
@@ -26,16 +27,6 @@ def _model(name: str, train: bool):
     return model.train(train)
 
 
-def _tensors(out) -> list[torch.Tensor]:
-    """Every tensor in a model's output (tensors, tuples with None, dicts across Ultralytics versions)."""
-    if out is None:
-        return []
-    if isinstance(out, torch.Tensor):
-        return [out]
-    items = out.values() if isinstance(out, dict) else out
-    return [t for item in items for t in _tensors(item)]
-
-
 @pytest.mark.parametrize("name", VARIANTS)
 def test_channels_last_gives_the_same_outputs_and_gradients(name):
     """jaiwei98/MobileNetV4-pytorch#1, timm#2613: `.view` on a non-contiguous map. channels_last makes every
@@ -45,7 +36,7 @@ def test_channels_last_gives_the_same_outputs_and_gradients(name):
     outputs = []
     for memory_format in (torch.contiguous_format, torch.channels_last):
         clone = copy.deepcopy(model).to(memory_format=memory_format)
-        y = _tensors(clone(x.contiguous(memory_format=memory_format)))
+        y = output_tensors(clone(x.contiguous(memory_format=memory_format)))
         sum(t.float().square().mean() for t in y).backward()
         grads = [p.grad.clone() for p in clone.parameters() if p.grad is not None]
         outputs.append(([t.detach() for t in y], grads))
@@ -63,8 +54,8 @@ def test_test_time_augmentation_runs_every_scale(name, size, caplog):
     model = _model(name, train=False)
     x = torch.rand(1, 3, *size)
     with torch.no_grad():
-        plain = _tensors(model(x))[0]
-        augmented = _tensors(model(x, augment=True))[0]
+        plain = output_tensors(model(x))[0]
+        augmented = output_tensors(model(x, augment=True))[0]
     assert augmented.shape[-1] > plain.shape[-1] and torch.isfinite(augmented).all()
     assert "reverting" not in caplog.text.lower()
 
@@ -75,7 +66,7 @@ def test_training_steps_at_changing_sizes(name):
     model = _model(name, train=True)
     for h, w in ((64, 64), (160, 96), (192, 192), (96, 160)):
         model.zero_grad()
-        y = _tensors(model(torch.randn(2, 3, h, w)))
+        y = output_tensors(model(torch.randn(2, 3, h, w)))
         sum(t.float().mean() for t in y).backward()
         assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
 
@@ -89,7 +80,7 @@ def test_copies_after_a_forward_and_checkpoints_that_do_not_grow(name):
     model = _model(name, train=True)
     fresh_state = {k: v.shape for k, v in model.state_dict().items()}
     fresh_size = len(pickle.dumps(copy.deepcopy(model)))
-    _tensors(model(torch.randn(1, 3, 64, 96)))  # the graph stays alive: nothing backward yet
+    output_tensors(model(torch.randn(1, 3, 64, 96)))  # the graph stays alive: nothing backward yet
     copy.deepcopy(model)
     ModelEMA(model)
     pickle.dumps(model)

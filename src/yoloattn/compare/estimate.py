@@ -80,17 +80,6 @@ def split_images(data: PreparedData) -> tuple[int, int]:
     return len(resolved.images.get("train", [])), len(resolved.images.get("val", []))
 
 
-def _tensors(out) -> list:
-    import torch
-
-    if out is None:
-        return []
-    if isinstance(out, torch.Tensor):
-        return [out]
-    items = out.values() if isinstance(out, dict) else out
-    return [t for item in items for t in _tensors(item)]
-
-
 def time_steps(spec: ModelSpec, nc: int, settings: CompareSettings) -> tuple[float, float]:
     """(seconds per training step, seconds per evaluation forward) of one model at the plan's settings."""
     import logging
@@ -98,7 +87,7 @@ def time_steps(spec: ModelSpec, nc: int, settings: CompareSettings) -> tuple[flo
     import torch
     from ultralytics.utils import LOGGER
 
-    from ..integration.heads import build_model
+    from ..integration.heads import build_model, output_tensors
 
     device = "cuda" if device_kind(settings.device) == "cuda" else "cpu"
     threads, level = torch.get_num_threads(), LOGGER.level
@@ -112,7 +101,7 @@ def time_steps(spec: ModelSpec, nc: int, settings: CompareSettings) -> tuple[flo
 
         def step() -> None:
             optimizer.zero_grad(set_to_none=True)
-            sum(t.float().mean() for t in _tensors(model(x))).backward()
+            sum(t.float().mean() for t in output_tensors(model(x))).backward()
             optimizer.step()
 
         step()  # warm-up: allocations, kernel selection

@@ -20,6 +20,19 @@ from ..yaml_model import head_row
 END_TO_END_HEADS = {"v10Detect"}  # heads that are end-to-end whatever the YAML's end2end key says
 
 
+def output_tensors(out) -> list:
+    """Every tensor in a built model's output, in order: a tensor, or lists, tuples (a ``None`` slot included,
+    as in TTA's ``(y, None)``) and dicts of them, whose layout differs between heads and Ultralytics versions."""
+    import torch
+
+    if out is None:
+        return []
+    if isinstance(out, torch.Tensor):
+        return [out]
+    items = out.values() if isinstance(out, dict) else out
+    return [t for item in items for t in output_tensors(item)]
+
+
 def head_name(d: dict) -> str:
     """The module name of the last row: ``Detect``, ``Segment``, ``v10Detect``, ``RTDETRDecoder``, ...
 
