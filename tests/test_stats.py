@@ -194,10 +194,10 @@ def test_per_class_ap_is_a_mean_and_std_over_seeds_per_model_and_class():
 
     rows = [row("base", 0, 0.1, ap_per_class={"cat": 0.2, "dog": 0.4}), row("base", 1, 0.1, ap_per_class={"cat": 0.4}),
             row("v", 0, 0.2, ap_per_class={"cat": 0.5, "dog": 0.1}), row("v", 1, 0.2)]  # v s1: an older result.json
-    found = {(r.model, r.class_name): (r.ap_mean, r.ap_std, r.seeds) for r in per_class(rows, ["base", "v"])}
+    found = {(r.model, r.class_name): (r.ap_mean, r.ap_std, r.seeds) for r in per_class(rows, ["base", "v"], [])}
     assert found[("base", "cat")] == (pytest.approx(0.3), pytest.approx(statistics.stdev([0.2, 0.4])), 2)
     assert found[("base", "dog")] == (0.4, None, 1) and found[("v", "cat")] == (0.5, None, 1)
-    header, body = report.class_table(per_class(rows, ["base", "v"]))
+    header, body = report.class_table(per_class(rows, ["base", "v"], []))
     assert header == ["class", "base", "v"] and body[0][0] == "cat" and body[1] == ["dog", "0.400", "0.100"]
     assert report.class_table([]) is None
 

@@ -160,7 +160,7 @@ def write_report(resolved: ResolvedCompare, models: list[ModelSpec], runs: list[
     panel = heatmaps(models, rows, data, settings, out, say)
     report.write_csv(out / "results.csv", ResultRow, rows)
     report.write_csv(out / "summary.csv", SummaryRow, summary)
-    classes = stats.per_class(rows, [spec.label for spec in models])
+    classes = stats.per_class(rows, [spec.label for spec in models], problems)
     report.write_csv(out / "per_class.csv", ClassApRow, classes)
     latency = latency_rows(summary, baseline)
     report.write_csv(out / "latency.csv", LatencyRow, latency)

@@ -350,10 +350,10 @@ def summarize(rows: list[ResultRow], baseline: str, planned: dict[str, list[int]
     return summary
 
 
-def per_class(rows: list[ResultRow], models: list[str]) -> list[ClassApRow]:
+def per_class(rows: list[ResultRow], models: list[str], problems: list[RunProblem]) -> list[ClassApRow]:
     """Per model (in ``models`` order) and class (first-seen order): AP@[.50:.95] mean and sample std over the
-    seeds whose result has per-class AP (diverged runs left out, as everywhere)."""
-    bad = {(p.model, p.seed) for p in run_problems(rows, {}) if p.kind == "diverged"}
+    seeds whose result has per-class AP; ``problems`` (:func:`run_problems`) names the diverged runs left out."""
+    bad = {(p.model, p.seed) for p in problems if p.kind == "diverged"}
     classes = list(dict.fromkeys(c for r in rows for c in (r.ap_per_class or {})))
     out = []
     for model in models:
