@@ -200,6 +200,9 @@ def test_per_class_ap_is_a_mean_and_std_over_seeds_per_model_and_class():
     header, body = report.class_table(per_class(rows, ["base", "v"], []))
     assert header == ["class", "base", "v"] and body[0][0] == "cat" and body[1] == ["dog", "0.400", "0.100"]
     assert report.class_table([]) is None
+    rows.append(row("v", 2, 0.3, ap_per_class={"cat": 0.9}, curve=[{"epoch": 1, "train/box_loss": float("nan")}]))
+    kept = per_class(rows, ["v"], run_problems(rows, {"v": [0, 1, 2]}))
+    assert [(r.class_name, r.ap_mean, r.seeds) for r in kept] == [("cat", 0.5, 1), ("dog", 0.1, 1)]  # s2 diverged
 
 
 def test_the_worker_reads_per_class_ap_from_ultralytics_metrics():
