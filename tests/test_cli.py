@@ -105,6 +105,7 @@ def test_modules_name_shows_every_option_with_its_default_and_meaning(capsys):
     code, out, _ = run_cli(capsys, "modules", "MQA")
     rows = {line.split()[0]: line.split()[1:3] for line in out.splitlines() if line.startswith("  ") and line.split()}
     assert rows["kv_stride"] == ["1", "="] and rows["num_heads"] == ["8", "4"] and rows["dropout"] == ["0.0", "n/a"]
+    assert rows["key_dim"] == ["64", "None"]  # MQABlock takes it, with None for its width rule: not "n/a"
     assert "pass kv_stride=2" in out and "[1024, {kv_stride: 2}]" in out
     assert "h = num_heads, k = key_dim, v = value_dim, d = dw_kernel_size" in out  # the formula's symbols
     code, _, err = run_cli(capsys, "modules", "mla")

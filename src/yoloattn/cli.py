@@ -287,13 +287,15 @@ def _module_detail(spec) -> int:
             return "(required)"
         return getattr(default, "__qualname__", None) or repr(default)
 
-    def in_blocks(default) -> str:
-        return "=" if default is inspect.Parameter.empty else "n/a" if default is None else shown(default)
+    def in_blocks(option) -> str:
+        if not option.in_block:
+            return "n/a"
+        return "=" if option.block_default is inspect.Parameter.empty else shown(option.block_default)
 
-    blocks = any(o.block_default is not inspect.Parameter.empty for o in options)
+    blocks = any(o.block_default is not inspect.Parameter.empty or not o.in_block for o in options)
     header = ("option", "default", *(("in blocks",) if blocks else ()), "meaning")
     rows = [(o.name, shown(o.default),
-             *((in_blocks(o.block_default),) if blocks else ()),
+             *((in_blocks(o),) if blocks else ()),
              " ".join(o.meaning.replace("``", "`").split()) or "-") for o in options]
     widths = [max(len(r[i]) for r in [*rows, header]) for i in range(len(header) - 1)]
     indent = 2 + sum(w + 2 for w in widths)

@@ -228,8 +228,8 @@ class ModuleOption:
     name: str
     default: Any
     meaning: str
-    # the module's block class's own default where it differs; None: the block class does not take the option
-    block_default: Any = inspect.Parameter.empty
+    block_default: Any = inspect.Parameter.empty  # the module's block class's own default where it differs
+    in_block: bool = True  # False: the block class does not take the option
 
 
 def module_options(spec: AttentionModule) -> list[ModuleOption]:
@@ -238,7 +238,7 @@ def module_options(spec: AttentionModule) -> list[ModuleOption]:
     class docstring's Google-style ``Args:`` section (``name: text``; ``a, b: text`` documents both).
     Where the module's own block class (:func:`block_class`, e.g. ``MQABlock``) defaults an option
     differently, ``block_default`` holds that value and the meaning ends with the block's own words; an
-    option that block class does not take has ``block_default`` None.
+    option that block class does not take has ``in_block`` False.
 
     Raises:
         PluginError: the class cannot be imported (see :meth:`AttentionModule.cls`).
@@ -251,7 +251,7 @@ def module_options(spec: AttentionModule) -> list[ModuleOption]:
     for option in found:
         other = in_block.get(option.name)
         if in_block and other is None:  # the block class does not take it: the layer and its units refuse it
-            out.append(ModuleOption(option.name, option.default, option.meaning, None))
+            out.append(ModuleOption(option.name, option.default, option.meaning, in_block=False))
             continue
         if other is None or other.default == option.default:
             out.append(option)
