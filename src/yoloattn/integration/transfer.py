@@ -65,7 +65,7 @@ class TransferReport:
         if self.stock is not None:
             text += f"; Ultralytics' index-keyed load would copy {self.stock}"
         if self.fresh_layers:
-            text += f"; layers starting fresh: {', '.join(map(str, self.fresh_layers))}"
+            text += f"; layers starting fresh (by index): {', '.join(map(str, self.fresh_layers))}"
         if self.unmatched_base:
             layers = sorted({int(k.split(".")[1]) for k in self.unmatched_base})
             text += (f"; {len(self.unmatched_base)} base tensors without a home, in base layers "
