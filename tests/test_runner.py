@@ -156,3 +156,56 @@ def test_an_executor_that_joins_a_cluster_is_made_before_measuring_even_in_a_dry
     assert [e.text for e in events if isinstance(e, Note)][-2:] == [
         "executor: the fake pool", "dry run: every option and the dataset are checked; nothing was measured or trained"]
     assert not (Path(tmp_path) / "measure").exists()
+
+
+class MetricFake(FakeExecutor):
+    """Every attempt finishes; mAP50-95 by model: the baseline ~0.30, iRMB ~0.40 (a clear gain), MLLA ~0.30."""
+
+    def submit(self, run, spec):
+        import random
+
+        self.submitted.append(run.label)
+        shift = {"iRMB": 0.10, "MLLA": 0.0}.get(run.model.module, 0.0)
+        metric = 0.30 + shift + random.Random(f"{run.model.label}-{run.seed}").gauss(0, 0.01)
+        env = RunEnv(1, "cpu", "3", "torch", "ultralytics", "numpy", "yoloattn", "machine", "node-1")
+        RunResult(run.key, run.model.label, run.seed, 2 * metric, metric, 0.5, 0.5, None, None, None, (0, 0, 0), 1.0,
+                  env, str(run.run_dir / "missing.pt")).write(run.result_path)
+        self._ended.append((run, RunAttempt("finished", host="node-1")))
+
+
+def test_until_decided_trains_batches_stops_a_decided_variant_and_a_rerun_replays(monkeypatch, tmp_path):
+    monkeypatch.setitem(executors.EXECUTORS, "fake", f"{__name__}:MetricFake")
+    monkeypatch.setattr("yoloattn.compare.runner.POLL_S", 0.0)
+    MetricFake.instances.clear()
+    settings = dataclasses.replace(SETTINGS, out=str(tmp_path), modules=("iRMB", "MLLA"), seeds=3, until_decided=True,
+                                   max_seeds=9, runtimes="torch")
+    stream = io.StringIO()
+    outcome = run_compare(settings, command="yoloattn compare --until-decided --max-seeds 9", stream=stream)
+    submitted = [label for executor in MetricFake.instances for label in executor.submitted]
+    per_model = {m: sorted(int(label.split(" s")[1]) for label in submitted if label.split(" s")[0] == m)
+                 for m in ("yolov8n", "yolov8n-irmb-sppf", "yolov8n-mlla-sppf")}
+    assert per_model["yolov8n-irmb-sppf"] == list(range(6))  # decided at the second interim: no third batch
+    assert per_model["yolov8n"] == per_model["yolov8n-mlla-sppf"] == list(range(9))
+    verdicts = {row.model: row.verdict for row in outcome.summary}
+    assert verdicts["yolov8n-irmb-sppf"] == "better (sequential, 6 seeds)"
+    assert verdicts["yolov8n-mlla-sppf"] == "undecided (sequential, 9 seeds)"
+    text = stream.getvalue()
+    assert "interim 2 (6 seeds per model): yolov8n-irmb-sppf better; still running: yolov8n-mlla-sppf" in text
+    assert "iRMB@sppf: better than yolov8n (Δ mAP50-95 +0.1" in text and "decided after 6 seeds" in text
+    assert "MLLA@sppf: undecided after 9 seeds per model" in text
+    assert "iRMB" in (tmp_path / "report.md").read_text().split("## Answer")[1].split("##")[0]
+
+    MetricFake.instances.clear()
+    again = run_compare(settings, command="yoloattn compare", stream=io.StringIO())
+    assert not MetricFake.instances and not again.trained  # replayed from the finished runs: nothing to train
+    assert {row.model: row.verdict for row in again.summary} == verdicts
+
+
+def test_adaptive_seed_options_need_until_decided_and_exclude_target_delta(tmp_path):
+    settings = dataclasses.replace(SETTINGS, out=str(tmp_path), execution=ExecutionSettings())
+    with pytest.raises(CompareError, match="--min-effect is an option of adaptive seeds: add --until-decided"):
+        resolve(dataclasses.replace(settings, min_effect=0.01))
+    with pytest.raises(CompareError, match="--max-seeds must be a multiple of --seeds"):
+        resolve(dataclasses.replace(settings, until_decided=True, max_seeds=5))
+    with pytest.raises(CompareError, match="--target-delta plans a fixed number of seeds"):
+        run_compare(dataclasses.replace(settings, until_decided=True), stream=io.StringIO(), target_delta=0.01)

@@ -787,7 +787,16 @@ def _add_compare_options(p: argparse.ArgumentParser, demo: bool = False) -> None
                        f"(csp,psa,head; {rules.stride_example()} is one rule) or 'all' (every rule the base has); "
                        f"default: {rules.default_text()}")
         p.add_argument("--epochs", type=POSITIVE, help="training epochs of every run")
-        p.add_argument("--seeds", type=POSITIVE, help="number of seeds: 0 .. N-1")
+        p.add_argument("--seeds", type=POSITIVE, help="number of seeds: 0 .. N-1 (with --until-decided: seeds "
+                       "per batch)")
+        p.add_argument("--until-decided", action="store_true", default=None,
+                       help="adaptive seeds: train --seeds seeds per batch and stop each variant as soon as a "
+                            "group-sequential test (AdaStop, family-wise error ≤ 0.05) decides it (docs/compare.md)")
+        p.add_argument("--max-seeds", type=POSITIVE, metavar="N",
+                       help="--until-decided: at most N seeds per model, a multiple of --seeds (default 4 batches)")
+        p.add_argument("--min-effect", type=_fraction, metavar="D",
+                       help="--until-decided: the smallest Δ mAP50-95 that matters; a variant also stops once "
+                            "'no difference ≥ D' is shown")
         p.add_argument("--imgsz", type=POSITIVE, help="training and latency image size, a multiple of the "
                        "base model's largest stride (default: the preset's, 640 for a data.yaml)")
         p.add_argument("--device", help="training device (default cpu); GPU indices 0,1,2,3 train one run per GPU at a "

@@ -13,6 +13,7 @@ from __future__ import annotations
 import shlex
 
 from .rows import SummaryRow, with_interval
+from .sequential import BETTER, CONTINUE, EQUIVALENT, WORSE, SequentialState
 from .stats import POWER, pooled_seed_sd, seeds_needed
 
 #: More seeds per model than this to resolve a Δ: say it is not worth resolving, rather than print the command.
@@ -78,12 +79,13 @@ def learned_nothing(s: SummaryRow) -> bool:
 
 
 def answer_lines(summary: list[SummaryRow], command: str, out: str, epochs: int, slots: int = 1,
-                 target_delta: float | None = None) -> list[str]:
+                 target_delta: float | None = None, sequential: SequentialState | None = None) -> list[str]:
     """The answer, one line per variant (and one first line when nothing could be judged at all).
 
     ``summary``: ``stats.summarize``'s rows, the baseline's (verdict ``baseline``) included; ``command``: the
     command line that ran; ``out``: its OUT; ``epochs``: its epochs; ``slots``: runs it trains at a time
-    (the time estimate); ``target_delta``: the Δ mAP50-95 the advice aims at (default: the Δ each variant showed).
+    (the time estimate); ``target_delta``: the Δ mAP50-95 the advice aims at (default: the Δ each variant showed);
+    ``sequential``: with ``--until-decided``, the design's decisions, which the sentences then word.
     """
     base = next((s for s in summary if s.verdict == "baseline"), None)
     variants = [s for s in summary if s.verdict != "baseline"]
@@ -101,6 +103,9 @@ def answer_lines(summary: list[SummaryRow], command: str, out: str, epochs: int,
             lines.append(f"{label}: nothing learned (every run has mAP50-95 0.000 while {vs} has "
                          f"{base.map50_95_mean:.3f}): it trains slower or not at all at these settings; try more "
                          f"epochs: `{rerun_command(command, out, epochs=max(2 * epochs, epochs + 10))}`.")
+            continue
+        if sequential is not None and s.model in sequential.decisions:
+            lines.append(_sequential_sentence(s, vs, sequential, command, out))
             continue
         if s.verdict.startswith(("better", "worse")):
             word = "better" if s.verdict.startswith("better") else "worse"
@@ -134,3 +139,26 @@ def answer_lines(summary: list[SummaryRow], command: str, out: str, epochs: int,
                              f"({_runs_cost(summary, needed, slots)}).")
         lines.append(sentence)
     return lines
+
+
+def _sequential_sentence(s: SummaryRow, vs: str, state: SequentialState, command: str, out: str) -> str:
+    """A variant's answer under adaptive seeds: AdaStop's decision, not the fixed-design test."""
+    design, d = state.design, state.decisions[s.model]
+    test = f"AdaStop group-sequential test, family-wise error ≤ {design.alpha:g}"
+    label = _label(s)
+    if d.outcome in (BETTER, WORSE):
+        chance = f", P(better) {s.p_better:.2f}" if s.p_better is not None else ""
+        return f"{label}: {d.outcome} than {vs} ({_interval(s)}{chance}; {test}, decided after {d.seeds} seeds)."
+    if d.outcome == EQUIVALENT:
+        return (f"{label}: no difference ≥ {design.min_effect:g} from {vs} ({_interval(s)}; {test}, decided after "
+                f"{d.seeds} seeds): whatever it changes is smaller than that.")
+    if d.outcome == CONTINUE:
+        return (f"{label}: not decided yet ({_interval(s)} after {d.seeds} seeds); rerun the same command to train "
+                f"the next batch (finished runs are reused): `{rerun_command(command, out)}`.")
+    # undecided at the design's last interim
+    shown = (f"neither a difference nor its absence (no difference ≥ {design.min_effect:g}) was shown"
+             if design.min_effect else "neither a gain nor a loss was shown (--min-effect D would also let the "
+                                       "test stop on 'no difference ≥ D')")
+    return (f"{label}: undecided after {d.seeds} seeds per model ({_interval(s)}): {shown}. Any effect is too small "
+            f"for this design to resolve; a larger --max-seeds is a new design, to be chosen before seeing these "
+            f"numbers (docs/compare.md, Adaptive seeds).")

@@ -9,6 +9,7 @@ returns the summary and the lines the terminal shows at the end.
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from .measure import ModelSpec
 from .plan import PreparedData, RunSpec
 from .records import RunFailure, RunResult, machine_description
 from .resolve import ResolvedCompare
+from .sequential import SequentialState
 from .int8 import int8_summary
 from .rows import BlockRow, ClassApRow, CostRow, Int8Row, Int8SummaryRow, LatencyRow, ResultRow, SummaryRow
 from .settings import CompareSettings, versions
@@ -142,21 +144,28 @@ def data_label(settings: CompareSettings, data: PreparedData) -> str:
 def write_report(resolved: ResolvedCompare, models: list[ModelSpec], runs: list[RunSpec], rows: list[ResultRow],
                  costs: dict[str, CostRow], data: PreparedData, where: str, command: str, target_delta: float | None,
                  say: Callable[[str], None], int8: list[Int8Row] | None = None,
-                 blocks: list[BlockRow] | None = None) -> Report:
+                 blocks: list[BlockRow] | None = None, sequential: SequentialState | None = None) -> Report:
     """Statistics, plots, heatmaps, CSVs and the report of the finished ``rows`` (see the module docstring).
 
     ``runs``: every planned run (those without a result are listed with why); ``where``: the placements
-    that gave variants; ``command``: the command line, quoted in the report.
+    that gave variants; ``command``: the command line, quoted in the report; ``sequential``: with
+    ``--until-decided``, the design's decisions, which are then the verdicts (``sequential.py``).
     """
     settings, out = resolved.settings, resolved.out
     baseline = models[0].label
-    planned = {spec.label: list(range(settings.seeds)) for spec in models}
+    planned = {spec.label: [run.seed for run in runs if run.model.label == spec.label] for spec in models}
     summary = stats.summarize(rows, baseline, planned)
+    if sequential is not None:
+        effect = sequential.design.min_effect
+        summary = [dataclasses.replace(s, verdict=sequential.decisions[s.model].text(effect))
+                   if s.model in sequential.decisions else s for s in summary]
     failures = {(f.model, f.seed): f for run in runs if (f := run.failure()) is not None and run.result() is None}
     problems = stats.run_problems(rows, planned, {k: failure_text(f) for k, f in failures.items()})
-    notes = [*report.power_lines(summary, target_delta), *report.transfer_lines(summary, settings.weights)]
+    notes = [*([sequential.design.describe()] if sequential else []), *report.power_lines(summary, target_delta),
+             *report.transfer_lines(summary, settings.weights)]
     slots = settings.execution.jobs or resolved.executor.default_capacity(settings, len(runs)) or 1
-    answer = answer_lines(summary, command or "yoloattn compare", settings.out, settings.epochs, slots, target_delta)
+    answer = answer_lines(summary, command or "yoloattn compare", settings.out, settings.epochs, slots, target_delta,
+                          sequential=sequential)
     panel = heatmaps(models, rows, data, settings, out, say)
     report.write_csv(out / "results.csv", ResultRow, rows)
     report.write_csv(out / "summary.csv", SummaryRow, summary)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 from ..data.validate import DatasetReport
 from ..integration.heads import build_model, is_end_to_end
@@ -204,7 +205,10 @@ def _write_if_changed(path: Path, text: str) -> None:
         path.write_text(text)
 
 
-def plan_runs(settings: CompareSettings, models: list[ModelSpec], data: PreparedData, out: Path) -> list[RunSpec]:
+def plan_runs(settings: CompareSettings, models: list[ModelSpec], data: PreparedData, out: Path,
+              seeds: Iterable[int] | None = None) -> list[RunSpec]:
+    """Every (seed, model) run, seed-major: ``seeds`` (default 0 .. settings.seeds - 1) of each of ``models``,
+    each keyed by everything that decides its numbers (see ``settings.py``)."""
     from ..plugins import plugin_key_fields
 
     runs, stamp = [], versions()
@@ -212,7 +216,7 @@ def plan_runs(settings: CompareSettings, models: list[ModelSpec], data: Prepared
     frozen = frozen_layers(models, settings.freeze, data.nc) if settings.freeze else {}
     texts = {spec.label: spec.yaml_path.read_text() for spec in models}
     plugin_fields = {label: plugin_key_fields(text) for label, text in texts.items()}
-    for seed in range(settings.seeds):
+    for seed in range(settings.seeds) if seeds is None else seeds:
         for spec in models:
             key = digest({
                 "model_yaml": texts[spec.label],

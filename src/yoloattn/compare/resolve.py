@@ -16,6 +16,7 @@ from typing import TextIO
 from ..errors import YoloattnError
 from . import executors
 from .models import imgsz_error, load_model_dict, resolve_model
+from .sequential import SequentialDesign
 from .settings import CompareError, CompareSettings, default_runtimes
 
 
@@ -30,6 +31,7 @@ class ResolvedCompare:
     base_path: str  # resolve_model(settings.base)
     out: Path  # absolute OUT
     executor: type  # the executor's class (executors.EXECUTORS); its class-level answers need no instance
+    sequential: SequentialDesign | None = None  # --until-decided: the adaptive-seeds design (sequential.py)
 
 
 def parse_modules(text: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
@@ -115,6 +117,14 @@ def _check_numbers(settings: CompareSettings) -> None:
         raise CompareError(f"--freeze must be an integer >= 0 (the first N layers of the base), got {settings.freeze!r}")
     if settings.freeze and not settings.weights:
         raise CompareError("--freeze needs --weights BASE.pt: frozen layers of a model trained from scratch stay random")
+    if not settings.until_decided:
+        for option, value in (("--max-seeds", settings.max_seeds), ("--min-effect", settings.min_effect)):
+            if value is not None:
+                raise CompareError(f"{option} is an option of adaptive seeds: add --until-decided, or drop it")
+    elif settings.max_seeds is not None and (not isinstance(settings.max_seeds, int) or settings.max_seeds < 2):
+        raise CompareError(f"--max-seeds must be an integer >= 2, got {settings.max_seeds!r}")
+    else:
+        SequentialDesign.from_options(settings.seeds, settings.max_seeds, settings.min_effect)
     if not isinstance(settings.val_every, int) or isinstance(settings.val_every, bool) or settings.val_every < 0:
         raise CompareError(f"--val-every must be an integer >= 0 (0: validate after the last epoch only), "
                            f"got {settings.val_every!r}")
@@ -225,4 +235,7 @@ def resolve(settings: CompareSettings, stream: TextIO | None = None) -> Resolved
     # a user's base YAML may be mis-wired: say so (rows named) before it is built or trained for hours
     report_wiring(base_path, stream=stream, label=Path(base_path).stem)
     settings = check_imgsz(settings, base_path)
-    return ResolvedCompare(settings, base, stem, base_path, Path(settings.out).expanduser().resolve(), executor)
+    design = SequentialDesign.from_options(settings.seeds, settings.max_seeds, settings.min_effect) \
+        if settings.until_decided else None
+    return ResolvedCompare(settings, base, stem, base_path, Path(settings.out).expanduser().resolve(), executor,
+                           design)

@@ -15,6 +15,7 @@ Only one comparison should write to a given OUT at a time.
 from __future__ import annotations
 
 import dataclasses
+import math
 import shutil
 import sys
 import time
@@ -33,8 +34,9 @@ from .plan import PreparedData, RunSpec, plan_models, plan_runs, plan_variants, 
 from .progress import Listener, Note, RunFailed, RunFinished, RunRetried, RunStarted, Status, TerminalProgress
 from .records import RunAttempt, RunFailure, WorkerSpec
 from .resolve import resolve
+from .sequential import SequentialDesign, SequentialState, decide
 from .rows import SummaryRow
-from .settings import CompareSettings
+from .settings import CompareError, CompareSettings
 from .stats import RunProblem
 
 POLL_S = 1.0
@@ -95,6 +97,9 @@ def run_compare(settings: CompareSettings, command: str = "", stream: TextIO | N
     say = events.say
 
     resolved = resolve(settings, stream=stream)
+    if resolved.sequential and target_delta is not None:
+        raise CompareError("--target-delta plans a fixed number of seeds, --until-decided lets the test decide "
+                           "them: drop one of the two")
     variants = plan_variants(resolved)  # an unknown placement stops here, before anything is written
     settings, out = resolved.settings, resolved.out
     out.mkdir(parents=True, exist_ok=True)
@@ -112,6 +117,7 @@ def run_compare(settings: CompareSettings, command: str = "", stream: TextIO | N
     todo = [r for r in runs if not r.finished()]
     settings = executors.with_jobs(settings, len(todo))
     outcome = CompareOutcome(out, reused=[r.label for r in runs if r not in todo])
+    sequential: SequentialState | None = None
     terminal.total = len(runs)
 
     say(f"data: {data.data_yaml} (evaluating on '{data.eval_split}'); models: "
@@ -120,7 +126,11 @@ def run_compare(settings: CompareSettings, command: str = "", stream: TextIO | N
         say(f"data: going on without {len(data.report.skipped)} images that Ultralytics skips (--allow-skipped) "
             f"{data.report.describe_skipped()}")
     how = f", {resolved.executor.plan_text(settings)}" if todo else ""
-    say(f"runs: {len(runs)} ({len(runs) - len(todo)} already finished, {len(todo)} to train){how}")
+    design = resolved.sequential
+    first = "first batch: " if design else ""
+    say(f"runs: {first}{len(runs)} ({len(runs) - len(todo)} already finished, {len(todo)} to train){how}")
+    if design:
+        say(f"{design.describe()}: at most {design.max_seeds * len(models)} runs")
     # a cluster is joined before the costs are measured (and in a dry run), so that a wrong address or a run
     # no node fits fails in seconds; a local pool starts after, so that its processes do not share the CPU
     # with the latency phase
@@ -148,7 +158,14 @@ def run_compare(settings: CompareSettings, command: str = "", stream: TextIO | N
             timed = ", ".join(f"{t['p50_ms']:.1f} ms {name}" for name, t in c.latency.items())
             say(f"cost     {label}: {c.params / 1e6:.3f} M params ({_param_basis(data.nc)}), "
                 f"{c.gflops:.3f} GFLOPs, {timed} at {settings.imgsz}px")
-        if todo:
+        if design is not None:
+            pool = _Pool(executor, settings, data, say)
+            try:
+                runs, sequential = until_decided(design, settings, models, data, out, pool, events, outcome,
+                                                 on_batch=lambda n: setattr(terminal, "total", n))
+            finally:
+                executor = pool.executor
+        elif todo:
             executor = executor or executors.make_executor(settings, data.source)
             _describe(executor, say)
             execute(todo, data, settings, executor, events, outcome, len(runs) - len(todo))
@@ -166,7 +183,7 @@ def run_compare(settings: CompareSettings, command: str = "", stream: TextIO | N
     int8 = int8_rows(rows, models, data, settings, say) if settings.int8 else []
     blocks = block_rows(rows, data, settings, say) if settings.int8 else []
     report = write_report(resolved, models, runs, rows, costs, data, variants.where, command, target_delta, say,
-                          int8=int8, blocks=blocks)
+                          int8=int8, blocks=blocks, sequential=sequential)
     outcome.summary, outcome.problems = report.summary, report.problems
     outcome.report_md, outcome.report_html = report.markdown, report.html
     for line in report.lines:
@@ -174,6 +191,102 @@ def run_compare(settings: CompareSettings, command: str = "", stream: TextIO | N
     if outcome.failed:
         say(f"\n{len(outcome.failed)} run(s) failed: {', '.join(outcome.failed)}; their logs are in {out / 'runs'}")
     return outcome
+
+
+class _Pool:
+    """The executor, made the first time a batch has runs to train (a resumed batch may have none)."""
+
+    def __init__(self, executor: Executor | None, settings: CompareSettings, data: PreparedData, say):
+        self.executor, self.settings, self.data, self.say = executor, settings, data, say
+        self.described = False
+
+    def get(self) -> Executor:
+        if self.executor is None:
+            self.executor = executors.make_executor(self.settings, self.data.source)
+        if not self.described:
+            _describe(self.executor, self.say)
+            self.described = True
+        return self.executor
+
+
+def replay(design: SequentialDesign, settings: CompareSettings, models: list, data: PreparedData,
+           out: Path) -> tuple[SequentialState, list[RunSpec]]:
+    """The sequential design replayed on the finished runs (each model's seeds from 0 up to the first one
+    without a finite mAP50-95), and the runs its decisions rest on."""
+    values: dict[str, list[float]] = {}
+    used: list[RunSpec] = []
+    for spec in models:
+        values[spec.label] = []
+        for run in plan_runs(settings, [spec], data, out, range(design.max_seeds)):
+            result = run.result()
+            if result is None or not math.isfinite(result.map50_95):
+                break
+            values[spec.label].append(result.map50_95)
+    baseline = models[0].label
+    state = decide(design, values[baseline], {spec.label: values[spec.label] for spec in models[1:]})
+    seeds = {baseline: state.interims_done * design.batch,
+             **{name: d.seeds for name, d in state.decisions.items()}}
+    for spec in models:
+        used += plan_runs(settings, [spec], data, out, range(seeds[spec.label]))
+    return state, used
+
+
+def until_decided(design: SequentialDesign, settings: CompareSettings, models: list, data: PreparedData, out: Path,
+                  pool: _Pool, events: _Broadcast, outcome: CompareOutcome,
+                  on_batch=lambda runs: None) -> tuple[list[RunSpec], SequentialState]:
+    """Adaptive seeds: train the next batch of seeds of the baseline and the undecided variants, replay the
+    design (``sequential.decide``) on every finished run, repeat until each variant is decided or the
+    design's last interim; a rerun replays the finished batches first and trains only what is missing.
+
+    ``on_batch(n)``: a batch of n runs to train starts (the terminal counts runs per batch).
+    Returns the runs the decisions rest on and the final state. Stops early (saying why) when a run of a
+    batch fails or diverges: the test needs every run of a batch; rerunning the same command retries it.
+    """
+    said = 0
+    while True:
+        state, used = replay(design, settings, models, data, out)
+        for k in range(said, state.interims_done):
+            events.say(_interim_line(state, k + 1))
+        said = state.interims_done
+        seeds = state.next_seeds()
+        if not seeds or outcome.interrupted:
+            return used, state
+        active = [models[0], *(spec for spec in models[1:] if spec.label in state.active())]
+        batch = plan_runs(settings, active, data, out, seeds)
+        todo = [r for r in batch if not r.finished()]
+        if not todo:  # every run of the batch finished, yet the replay stopped before it: one diverged
+            events.say(f"adaptive seeds: stopped before seeds {seeds.start}-{seeds.stop - 1}: a run of the batch "
+                       "has no finite mAP50-95 (diverged); the report gives the decisions so far")
+            return used, state
+        events.say(f"adaptive seeds: batch {state.interims_done + 1} of at most {design.interims}: seeds "
+                   f"{seeds.start}-{seeds.stop - 1} of {', '.join(spec.label for spec in active)} "
+                   f"({len(todo)} to train)")
+        failed = len(outcome.failed)
+        on_batch(len(todo))
+        execute(todo, data, settings, pool.get(), events, outcome, 0)
+        if len(outcome.failed) > failed:
+            events.say("adaptive seeds: stopped: a run of this batch failed, and the test needs every run of a "
+                       "batch; rerun the same command to retry it (finished runs are kept)")
+            state, used = replay(design, settings, models, data, out)
+            return used, state
+
+
+def _interim_line(state: SequentialState, interim: int) -> str:
+    """What interim ``interim`` decided, e.g. "interim 2 (6 seeds per model): yolov8n-mlla-csp better; still
+    running: yolov8n-irmb-csp"."""
+    design, parts, going = state.design, [], []
+    for name, d in state.decisions.items():
+        if d.interim == interim:
+            parts.append(f"{name} {d.verdict(design.min_effect)}")
+        elif d.interim == 0 or d.interim > interim:
+            if interim == design.interims:
+                parts.append(f"{name} undecided")
+            elif d.seeds > (interim - 1) * design.batch or d.interim > interim:
+                going.append(name)
+    words = "; ".join(parts) if parts else "nothing decided"
+    if going:
+        words += f"; still running: {', '.join(going)}"
+    return f"interim {interim} ({interim * design.batch} seeds per model): {words}"
 
 
 def _param_basis(nc: int) -> str:

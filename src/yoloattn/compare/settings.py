@@ -67,7 +67,11 @@ class CompareSettings:
     # ("csp", "psa")) or "all"; every module is placed by every rule, against one baseline
     where: str | tuple[str, ...] | None = None
     epochs: int = 10
-    seeds: int = 3  # seeds 0 .. seeds-1
+    seeds: int = 3  # seeds 0 .. seeds-1; with until_decided, the seeds each batch adds
+    # adaptive seeds (sequential.py): train seeds in batches until AdaStop decides each variant, up to max_seeds
+    until_decided: bool = False
+    max_seeds: int | None = None  # until_decided: most seeds per model (None: 4 batches)
+    min_effect: float | None = None  # until_decided: the smallest Δ mAP50-95 that matters ("no difference ≥ D")
     imgsz: int | None = None  # None: the embedded preset's image size, or 640 for a user dataset
     recipe: dict = field(default_factory=lambda: dict(RECIPE))
     device: str = "cpu"

@@ -1,0 +1,244 @@
+"""Adaptive seeds (``compare --until-decided``): stop each variant as soon as a group-sequential test decides.
+
+A fixed design gives every variant the same seeds, whether its effect is large, null or clearly negative.
+The sequential design trains seeds in batches (``--seeds`` per batch, up to ``--max-seeds``) and after each
+batch (an *interim*) runs AdaStop (Mathieu et al., "AdaStop: adaptive statistical testing for sound
+comparisons of Deep RL agents", 2023; PyPI ``adastop``): a group-sequential permutation test of the mean
+mAP50-95 difference, step-down over all the comparison's hypotheses, with its error spent linearly over
+the interims, so that the family-wise error rate (FWER) of every decision together stays at α. A variant
+whose hypotheses are decided stops training; the baseline trains while any variant still runs.
+
+The hypotheses, for each variant v against the baseline b (values: per-seed mAP50-95):
+
+- v vs b: "larger" -> ``better``, "smaller" -> ``worse``;
+- with ``--min-effect D`` also (v - D) vs b and (v + D) vs b, the two one-sided halves of an equivalence test
+  (TOST): (v - D) "smaller" means Δ < D, (v + D) "larger" means Δ > -D; both -> ``no difference ≥ D``.
+  (v - D) "larger" means Δ > D and (v + D) "smaller" Δ < -D: ``better`` / ``worse`` by more than D.
+
+After the last interim, a variant not decided is ``undecided``. Once a variant is decided, its other
+hypotheses are withdrawn (never rejected later), as AdaStop itself drops a decided hypothesis.
+
+Two choices differ from calling AdaStop with α, both measured by ``benchmarks/sequential.py``
+(docs/compare.md, "Adaptive seeds"):
+
+- AdaStop 0.1.3 compares |T| with a quantile of the *signed* permutation statistic, so a two-sided test at α
+  rejects about 2α of null comparisons (measured: 0.08 at α = 0.05, one comparison, 5 + 5 seeds, 2000
+  simulations). AdaStop gets α/2: P(max |T| > b) <= P(max T > b) + P(max -T > b), which bounds the FWER by α.
+- Its permutations are drawn with a fixed seed (:data:`PERMUTATION_SEED`), so the decisions are a function of
+  the per-seed values alone: a rerun of the same command replays the interims from the finished runs and
+  reaches the same decisions before it trains anything new.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .settings import CompareError
+from .stats import ALPHA
+
+PERMUTATIONS = 10000  # AdaStop's B: random permutations once the exact count exceeds it
+PERMUTATION_SEED = 0
+BETTER, WORSE, EQUIVALENT, CONTINUE, UNDECIDED = "better", "worse", "no difference", "continue", "undecided"
+
+
+@dataclass(frozen=True)
+class SequentialDesign:
+    """The group-sequential design: ``batch`` seeds per model per interim, at most ``interims`` interims
+    (``max_seeds`` = batch x interims seeds per model), FWER ``alpha`` over all hypotheses, and the smallest
+    Δ mAP50-95 that matters (``min_effect``, in mAP units; None: no equivalence hypotheses, so a variant
+    without an effect trains to ``max_seeds``)."""
+
+    batch: int
+    interims: int
+    min_effect: float | None = None
+    alpha: float = ALPHA
+    permutations: int = PERMUTATIONS
+
+    @property
+    def max_seeds(self) -> int:
+        return self.batch * self.interims
+
+    @classmethod
+    def from_options(cls, seeds: int, max_seeds: int | None, min_effect: float | None) -> SequentialDesign:
+        """The design of ``--seeds`` (the batch), ``--max-seeds`` (default 4 batches) and ``--min-effect``.
+
+        Raises CompareError when max_seeds is not a multiple of seeds of at least two batches, or min_effect
+        is not in (0, 1).
+        """
+        max_seeds = max_seeds or 4 * seeds
+        if max_seeds % seeds or max_seeds < 2 * seeds:
+            raise CompareError(f"--max-seeds must be a multiple of --seeds (the batch each interim adds), at least "
+                               f"two batches: got --max-seeds {max_seeds} with --seeds {seeds}; e.g. --max-seeds "
+                               f"{max(2, -(-max_seeds // seeds)) * seeds}")
+        if min_effect is not None and not 0 < min_effect < 1:
+            raise CompareError(f"--min-effect is a Δ mAP50-95 in (0, 1), e.g. 0.01; got {min_effect}")
+        return cls(seeds, max_seeds // seeds, min_effect)
+
+    def describe(self) -> str:
+        """One line for the plan: batches, bound, FWER and what stops a variant."""
+        stop = "better, worse" + (f" or no difference ≥ {self.min_effect:g}" if self.min_effect else "")
+        return (f"adaptive seeds: batches of {self.batch} seeds per model, up to {self.max_seeds}; a variant stops "
+                f"once AdaStop decides ({stop}; family-wise error ≤ {self.alpha:g})")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Where one variant stands: ``outcome`` (``better``, ``worse``, ``no difference``, ``continue`` while it
+    still trains, ``undecided`` after the last interim), the ``seeds`` its decision rests on, and the 1-based
+    ``interim`` that decided it (0: not decided)."""
+
+    outcome: str
+    seeds: int
+    interim: int = 0
+
+    def verdict(self, min_effect: float | None) -> str:
+        """The outcome in words: "better", "worse", "no difference ≥ 0.01", "undecided", "continue"."""
+        return f"no difference ≥ {min_effect:g}" if self.outcome == EQUIVALENT else self.outcome
+
+    def text(self, min_effect: float | None) -> str:
+        """The verdict cell, e.g. "better (sequential, 6 seeds)" or "undecided (sequential, 12 seeds)"."""
+        return f"{self.verdict(min_effect)} (sequential, {self.seeds} seeds)"
+
+
+@dataclass(frozen=True)
+class SequentialState:
+    """The design replayed on the finished runs: each variant's :class:`Decision`, the interims done, and
+    what the next batch trains (``next_models``: the baseline and the undecided variants; empty when done)."""
+
+    design: SequentialDesign
+    interims_done: int
+    decisions: dict[str, Decision]
+
+    @property
+    def done(self) -> bool:
+        return all(d.outcome != CONTINUE for d in self.decisions.values())
+
+    def active(self) -> list[str]:
+        return [name for name, d in self.decisions.items() if d.outcome == CONTINUE]
+
+    def next_seeds(self) -> range:
+        """The seeds of the next batch (empty when every variant is decided)."""
+        if self.done:
+            return range(0)
+        k = self.interims_done
+        return range(k * self.design.batch, (k + 1) * self.design.batch)
+
+    def runs(self, baseline: str) -> int:
+        """Runs the decisions rest on (baseline included)."""
+        return self.interims_done * self.design.batch + sum(d.seeds for d in self.decisions.values())
+
+
+def _comparator_class():
+    try:
+        from adastop import MultipleAgentsComparator
+    except ImportError as err:  # a broken install; adastop is a dependency
+        raise CompareError("--until-decided needs the adastop package: pip install adastop") from err
+
+    class Comparator(MultipleAgentsComparator):
+        """AdaStop's comparator with :meth:`withdraw`: drop hypotheses between interims without a decision."""
+
+        def withdraw(self, keys: set[str]) -> None:
+            # the same bookkeeping AdaStop does for a decided hypothesis at the end of partial_compare
+            import numpy as np
+
+            keep = np.array([str(c) not in keys for c in self.current_comparisons], dtype=bool)
+            for c in self.current_comparisons[~keep]:
+                self.decisions[str(c)] = "withdrawn"
+            self.current_comparisons = self.current_comparisons[keep]
+            self.id_tracked = self.id_tracked[keep]
+            self.mean_diffs = {k: v for k, v in self.mean_diffs.items() if k not in keys}
+
+    return Comparator
+
+
+class _Pair(tuple):
+    """An (agent, agent) hypothesis whose ``str`` is computed once: AdaStop keys its dictionaries by
+    ``str(pair)`` inside its per-permutation loops, where printing a numpy row took most of the time."""
+
+    def __new__(cls, first: int, second: int):
+        pair = super().__new__(cls, (first, second))
+        pair._key = f"[{first} {second}]"
+        return pair
+
+    def __str__(self) -> str:
+        return self._key
+
+
+def _pairs(pairs: list[tuple[int, int]]):
+    """A 1-D object array of :class:`_Pair`: AdaStop indexes its hypotheses with boolean masks."""
+    import numpy as np
+
+    array = np.empty(len(pairs), dtype=object)
+    for i, (first, second) in enumerate(pairs):
+        array[i] = _Pair(first, second)
+    return array
+
+
+def decide(design: SequentialDesign, baseline: list[float], variants: dict[str, list[float]]) -> SequentialState:
+    """Replay the design's interims on per-seed values (seed 0 first), as far as the values reach.
+
+    ``baseline``: the baseline's mAP50-95 per seed; ``variants``: each variant's. Interim k (0-based) needs the
+    first (k+1)·batch values of the baseline and of every variant undecided after interim k-1; values beyond
+    are ignored (they do not change decisions). Returns the state after the last interim the values allow.
+    """
+    import numpy as np
+
+    names = list(variants)
+    if not names:
+        return SequentialState(design, 0, {})
+    agents: dict[str, list[float]] = {"baseline": list(baseline)}
+    owner: dict[str, str | None] = {"baseline": None}  # agent -> the variant whose values it is (shifted or not)
+    hypotheses: dict[str, dict[str, tuple[int, int]]] = {}  # variant -> role -> (agent index, baseline index)
+    shifts = (("diff", 0.0),) + ((("below", -design.min_effect), ("above", design.min_effect))
+                                  if design.min_effect else ())
+    for name in names:
+        hypotheses[name] = {}
+        for role, shift in shifts:
+            agent = f"{name}{shift:+g}" if shift else name
+            agents[agent], owner[agent] = [v + shift for v in variants[name]], name
+            hypotheses[name][role] = (len(agents) - 1, 0)
+    order = list(agents)
+    comparisons = _pairs([pair for roles in hypotheses.values() for pair in roles.values()])
+    comparator = _comparator_class()(n=design.batch, K=design.interims, B=design.permutations,
+                                     comparisons=comparisons, alpha=design.alpha / 2, seed=PERMUTATION_SEED)
+    decisions = {name: Decision(CONTINUE, 0) for name in names}
+    key = {name: {role: str(_Pair(*pair)) for role, pair in roles.items()} for name, roles in hypotheses.items()}
+    interims = 0
+    for k in range(design.interims):
+        need = (k + 1) * design.batch
+        active = [n for n in names if decisions[n].outcome == CONTINUE]
+        if not active or len(baseline) < need or any(len(variants[n]) < need for n in active):
+            break
+        values = {}
+        for agent in order:
+            # a decided variant keeps the values its decision rests on; AdaStop reads no more of them
+            who = owner[agent]
+            stop = need if who is None or decisions[who].outcome == CONTINUE else decisions[who].seeds
+            values[agent] = np.asarray(agents[agent][:stop], dtype=float)
+        comparator.partial_compare(values, verbose=False)
+        interims = k + 1
+        withdraw = set()
+        for name in active:
+            got = {role: comparator.decisions.get(key[name][role]) for role in hypotheses[name]}
+            outcome = _outcome(got, last=k == design.interims - 1)
+            if outcome != CONTINUE:
+                decisions[name] = Decision(outcome, need, interims if outcome != UNDECIDED else 0)
+                withdraw |= {key[name][role] for role, d in got.items() if d == "continue"}
+            else:
+                decisions[name] = Decision(CONTINUE, need)
+        if withdraw and len(comparator.current_comparisons):
+            comparator.withdraw(withdraw)
+    return SequentialState(design, interims, decisions)
+
+
+def _outcome(got: dict[str, str | None], last: bool) -> str:
+    """A variant's outcome from AdaStop's decisions on its hypotheses ("larger" / "smaller" / "equal" /
+    "continue", each about the first agent of the pair, i.e. the (shifted) variant)."""
+    if got.get("diff") == "larger" or got.get("below") == "larger":
+        return BETTER
+    if got.get("diff") == "smaller" or got.get("above") == "smaller":
+        return WORSE
+    if got.get("below") == "smaller" and got.get("above") == "larger":
+        return EQUIVALENT
+    return UNDECIDED if last else CONTINUE
+
