@@ -14,6 +14,7 @@ contention between parallel runs) makes a real run slower: the estimate is a flo
 
 from __future__ import annotations
 
+import contextlib
 import math
 import tempfile
 import time
@@ -85,15 +86,17 @@ def time_steps(spec: ModelSpec, nc: int, settings: CompareSettings) -> tuple[flo
     import logging
 
     import torch
-    from ultralytics.utils import LOGGER
 
+    from ..integration.config import ultralytics_log_level
     from ..integration.heads import build_model, output_tensors
 
     device = "cuda" if device_kind(settings.device) == "cuda" else "cpu"
-    threads, level = torch.get_num_threads(), LOGGER.level
+    threads = torch.get_num_threads()
     torch.set_num_threads(settings.threads_per_run or 1)
-    LOGGER.setLevel(logging.WARNING)  # the build's "Overriding model.yaml nc=80 with nc=5" is no news here
-    try:
+    # the build's "Overriding model.yaml nc=80 with nc=5" is no news here
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(ultralytics_log_level(logging.WARNING))
+        stack.callback(torch.set_num_threads, threads)
         model = build_model(str(spec.yaml_path), nc=nc).to(device).train()
         optimizer = torch.optim.SGD(model.parameters(), lr=1e-6)
         batch = int(settings.recipe.get("batch", 8))
@@ -121,9 +124,6 @@ def time_steps(spec: ModelSpec, nc: int, settings: CompareSettings) -> tuple[flo
                 torch.cuda.synchronize()
             eval_s = time.perf_counter() - start
         return train_s, eval_s
-    finally:
-        torch.set_num_threads(threads)
-        LOGGER.setLevel(level)
 
 
 def estimate_plan(models: list[ModelSpec], todo: list[RunSpec], settings: CompareSettings,

@@ -9,7 +9,9 @@ a copy of Ultralytics' rules.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+from typing import Iterator
 
 from ..errors import YoloattnError
 
@@ -58,17 +60,26 @@ def _current_names(args: dict) -> dict:
     import logging
 
     import ultralytics.cfg as cfg
-    from ultralytics.utils import LOGGER
 
     handle = getattr(cfg, "_handle_deprecation", None)
     if handle is None:
         return dict(args)
-    level = LOGGER.level
-    LOGGER.setLevel(logging.ERROR)
-    try:
+    with ultralytics_log_level(logging.ERROR):
         return handle(dict(args))
+
+
+@contextlib.contextmanager
+def ultralytics_log_level(level: int) -> Iterator[None]:
+    """Ultralytics' logger at ``level`` (``logging.WARNING``, ...) inside the block, its own level restored
+    after, also on an exception: for Ultralytics calls whose info lines are no news to the user."""
+    from ultralytics.utils import LOGGER
+
+    before = LOGGER.level
+    LOGGER.setLevel(level)
+    try:
+        yield
     finally:
-        LOGGER.setLevel(level)
+        LOGGER.setLevel(before)
 
 
 def check_device(device, as_option: bool = False) -> None:
