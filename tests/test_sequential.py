@@ -25,7 +25,7 @@ def test_a_clear_gain_and_a_clear_loss_are_decided_early_and_stop():
     assert state.decisions["gain"].outcome == BETTER and state.decisions["loss"].outcome == WORSE
     # 3 + 3 seeds have only 20 permutations, too few for the first interim's share of α: decided at the second
     assert {d.seeds for d in state.decisions.values()} == {6} and {d.interim for d in state.decisions.values()} == {2}
-    assert state.done and not state.next_seeds() and state.runs("baseline") == 18
+    assert state.done and not state.next_seeds() and state.runs() == 18
 
 
 def test_an_undecided_variant_asks_for_the_next_batch_and_values_beyond_a_decision_change_nothing():
@@ -58,3 +58,36 @@ def test_the_design_options_are_checked_with_the_fix():
         SequentialDesign.from_options(3, 3, None)
     with pytest.raises(CompareError, match=r"--min-effect is a Δ mAP50-95 in \(0, 1\)"):
         SequentialDesign.from_options(3, 12, 1.5)
+
+
+def _script(name: str):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"{name}_benchmark", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_docs_simulation_table_is_the_committed_run_and_holds_what_the_docs_claim():
+    import json
+
+    script = _script("sequential")
+    data = json.loads(script.RESULTS.read_text())
+    assert f"{script.MARK}\n{script.render(data)}\n<!-- end -->" in script.DOC.read_text()
+    assert all(row["simulations"] >= 1000 for row in data["rows"]) and set(script.SETTINGS) == {
+        row["setting"] for row in data["rows"]}
+    for row in data["rows"]:  # the claims of docs/compare.md: FWER at α, fewer runs than the fixed design
+        assert row["fwer"] <= data["alpha"] + 2 * row["fwer_se"], row
+        if row.get("fixed_runs"):
+            assert row["mean_runs"] < row["fixed_runs"], row
+
+
+def test_the_readme_and_docs_demo_answers_are_the_committed_reports():
+    script = _script("demo")
+    for doc, mark, name in ((script.ROOT / "README.md", script.README_MARK, "demo"),
+                            (script.ROOT / "docs" / "compare.md", script.DOC_MARK, "demo-adaptive")):
+        block = script.answer_block(script.RESULTS / name / "report.md")
+        assert f"{mark}\n{block}\n<!-- end -->" in doc.read_text(), doc

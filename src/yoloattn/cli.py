@@ -718,7 +718,8 @@ _EPILOGS = {
         into --out. The report gives Δ mAP50-95 with a 95% interval, Holm-adjusted Welch p, Hedges' g and
         the smallest Δ the seeds could detect; per-size COCO AP; per-epoch curves; EigenCAM heatmaps.
         Rerunning the same command reuses finished runs; changed settings train new runs. --dry-run checks
-        every option and the dataset, writes the plan into --out and trains nothing.
+        every option and the dataset, writes the plan into --out and trains nothing. --until-decided trains
+        --seeds seeds per batch and stops each variant once a group-sequential test (AdaStop) decides it.
         Without options it is the calibrated demo (`yoloattn demo`); the embedded presets tiny and bench and
         user datasets start from: base yolo11n, all modules, 10 epochs, 3 seeds. Every run trains with
         the recipe (yoloattn.recipe.RECIPE, the hyper-parameters `yoloattn train` also starts from; --set
@@ -730,6 +731,7 @@ _EPILOGS = {
           yoloattn compare --data path/to/data.yaml --base yolov8n --epochs 30 --seeds 3 --imgsz 320
           yoloattn compare --preset demo --set lr0=0.02 --data-opt n_train=600
           yoloattn compare --preset tiny --base yolov8n --modules irmb,mlla --where all --epochs 1 --seeds 1
+          yoloattn compare --modules mlla,irmb --seeds 3 --until-decided --max-seeds 12 --min-effect 0.02
 
         placements (--where, a comma list or all): {rule_names};
         see `yoloattn variant --help`

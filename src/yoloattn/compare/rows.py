@@ -191,7 +191,9 @@ def _paired(s: SummaryRow) -> str:
 
 
 def _verdict(s: SummaryRow) -> str:
-    return s.verdict + (f", p_Holm {s.p_holm:.3f}" if s.p_holm is not None else "")
+    # a sequential decision is not Holm's test: its p would read as the evidence (docs/compare.md, Adaptive seeds)
+    sequential = "(sequential," in s.verdict
+    return s.verdict + (f", p_Holm {s.p_holm:.3f}" if s.p_holm is not None and not sequential else "")
 
 
 def _text(name: str) -> Callable[[Any], str]:
@@ -304,7 +306,7 @@ class SummaryRow:
     module: str = column()
     where: str = column()
     seeds: int = column("runs used (finished and not diverged)")
-    planned_seeds: int = column("runs planned (`--seeds`)")
+    planned_seeds: int = column("runs planned (`--seeds`; with `--until-decided`, the batches the model trained)")
     cost: CostRow = nested(CostRow, "the model's cost, as in results.csv")
     map50_mean: float = column("mean and sample standard deviation over the seeds used",
                                cells={"summary": Cell("mAP50", lambda s: mean_std_text(s.map50_mean, s.map50_std))})
@@ -340,7 +342,9 @@ class SummaryRow:
     paired_ci_low: float | None = column("its percentile bootstrap interval over those seeds (95 %)", default=None)
     paired_ci_high: float | None = column(default=None)
     paired_seeds: int | None = column("seeds in the paired difference", default=None)
-    verdict: str = column("`baseline`, `better`, `worse`, `not shown (could detect Δ ≥ X)` or `n/a (...)`",
+    verdict: str = column("`baseline`, `better`, `worse`, `not shown (could detect Δ ≥ X)` or `n/a (...)`; with "
+                          "`--until-decided` the sequential test's decision and the seeds it rests on: `better`, "
+                          "`worse`, `no difference ≥ D` or `undecided (sequential, N seeds)`",
                           cells={"summary": Cell("verdict", _verdict)}, default="")
     transferred: int | None = column("as in results.csv", default=None)
     total_tensors: int | None = column(default=None)

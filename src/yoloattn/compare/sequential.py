@@ -22,8 +22,8 @@ Two choices differ from calling AdaStop with α, both measured by ``benchmarks/s
 (docs/compare.md, "Adaptive seeds"):
 
 - AdaStop 0.1.3 compares |T| with a quantile of the *signed* permutation statistic, so a two-sided test at α
-  rejects about 2α of null comparisons (measured: 0.08 at α = 0.05, one comparison, 5 + 5 seeds, 2000
-  simulations). AdaStop gets α/2: P(max |T| > b) <= P(max T > b) + P(max -T > b), which bounds the FWER by α.
+  rejects up to 2α of null comparisons (measured in the benchmark). AdaStop gets α/2:
+  P(max |T| > b) <= P(max T > b) + P(max -T > b), which bounds the FWER by α.
 - Its permutations are drawn with a fixed seed (:data:`PERMUTATION_SEED`), so the decisions are a function of
   the per-seed values alone: a rerun of the same command replays the interims from the finished runs and
   reaches the same decisions before it trains anything new.
@@ -123,7 +123,7 @@ class SequentialState:
         k = self.interims_done
         return range(k * self.design.batch, (k + 1) * self.design.batch)
 
-    def runs(self, baseline: str) -> int:
+    def runs(self) -> int:
         """Runs the decisions rest on (baseline included)."""
         return self.interims_done * self.design.batch + sum(d.seeds for d in self.decisions.values())
 

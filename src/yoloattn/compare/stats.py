@@ -26,6 +26,9 @@ otherwise its verdict is "not shown (could detect Δ ≥ X)": the comparison cou
 effect, which is not the same as "no effect". With one seed a model has no spread to test against
 ("n/a (1 seed)"); when every seed of both models gives the same value, "n/a (no spread)".
 
+With ``--until-decided`` the verdict is instead the decision of the group-sequential test that chose the seeds
+(``sequential.py``): Welch's p after a data-dependent stop is biased, so it is shown but not the rule.
+
 Runs that diverged (NaN or inf loss or metric) or are missing are excluded before any of this and
 listed (``RunProblem``); a verdict from fewer seeds than planned says so ("2 of 3 seeds").
 """
