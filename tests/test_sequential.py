@@ -87,7 +87,7 @@ def test_the_docs_simulation_table_is_the_committed_run_and_holds_what_the_docs_
 
 def test_the_readme_and_docs_demo_answers_are_the_committed_reports():
     script = _script("demo")
-    for doc, mark, name in ((script.ROOT / "README.md", script.README_MARK, "demo"),
-                            (script.ROOT / "docs" / "compare.md", script.DOC_MARK, "demo-adaptive")):
+    assert len(script.BLOCKS) == 3
+    for doc, mark, name in script.BLOCKS:
         block = script.answer_block(script.RESULTS / name / "report.md")
-        assert f"{mark}\n{block}\n<!-- end -->" in doc.read_text(), doc
+        assert f"{mark}\n{block}\n<!-- end -->" in (script.ROOT / doc).read_text(), doc
