@@ -28,7 +28,7 @@ from .executors.process import log_tail
 from .estimate import enabled as estimate_enabled
 from .estimate import estimate_plan
 from .int8 import block_rows, int8_rows
-from .measure import measure_all
+from .measure import format_duration, measure_all
 from .outputs import result_rows, write_report
 from .plan import PreparedData, RunSpec, plan_models, plan_runs, plan_variants, prepare_data, worker_spec
 from .progress import Listener, Note, RunFailed, RunFinished, RunRetried, RunStarted, Status, TerminalProgress
@@ -144,6 +144,10 @@ def run_compare(settings: CompareSettings, command: str = "", stream: TextIO | N
         else:
             for line in estimate.lines(settings, len(todo), settings.execution.jobs):
                 say(line)
+            if design and estimate.total_s is not None:
+                per_batch = sum(estimate.run_s.values()) * design.batch / max(1, settings.execution.jobs or 1)
+                say(f"estimate: at least {format_duration(per_batch)} per batch of every model; up to "
+                    f"{format_duration(per_batch * design.interims)} if no variant is decided before --max-seeds")
     if dry_run:
         if executor is not None:
             _describe(executor, say)
