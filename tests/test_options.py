@@ -129,7 +129,7 @@ def test_dry_runs_check_everything_and_train_nothing(capsys, tmp_path, monkeypat
     assert main(["compare", "--preset", "tiny", "--modules", "mqa", "--epochs", "1", "--imgsz", "64",
                  "--out", str(out), "--dry-run"]) == 0
     stdout = capsys.readouterr().out
-    assert "runs: 6 (0 already finished, 6 to train)" in stdout and "nothing was measured or trained" in stdout
+    assert "runs: 6 (0 already finished, 6 to train)" in stdout and "no cost was measured and nothing was trained" in stdout
     assert "estimate: at least " in stdout and "16 training and 8 evaluation images" in stdout  # the tiny preset
     assert sorted(p.name for p in (out / "models").iterdir()) == ["yolo11n-mqa-psa.yaml", "yolo11n.yaml"]
     assert not (out / "runs").exists() and not (out / "measure").exists()

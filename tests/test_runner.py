@@ -154,7 +154,7 @@ def test_an_executor_that_joins_a_cluster_is_made_before_measuring_even_in_a_dry
     (executor,) = fake.instances
     assert executor.closed and executor.submitted == []
     assert [e.text for e in events if isinstance(e, Note)][-2:] == [
-        "executor: the fake pool", "dry run: every option and the dataset are checked; nothing was measured or trained"]
+        "executor: the fake pool", "dry run: every option and the dataset are checked; no cost was measured and nothing was trained"]
     assert not (Path(tmp_path) / "measure").exists()
 
 

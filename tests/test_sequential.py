@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from yoloattn.compare import CompareError
-from yoloattn.compare.sequential import (BETTER, CONTINUE, EQUIVALENT, UNDECIDED, WORSE, SequentialDesign,
-                                         decide)
+from yoloattn.compare.sequential import (BETTER, CONTINUE, EQUIVALENT, NOTHING, UNDECIDED, WORSE,
+                                         SequentialDesign, decide)
 
 DESIGN = SequentialDesign(batch=3, interims=4)
 
@@ -58,6 +58,19 @@ def test_the_design_options_are_checked_with_the_fix():
         SequentialDesign.from_options(3, 3, None)
     with pytest.raises(CompareError, match=r"--min-effect is a Δ mAP50-95 in \(0, 1\)"):
         SequentialDesign.from_options(3, 12, 1.5)
+    # one seed per batch: 2, 4, 8, 16 orderings, never a tail as small as α/2
+    with pytest.raises(CompareError, match="--seeds 1 per batch with --max-seeds 4 can never decide"):
+        SequentialDesign.from_options(1, None, None)
+    assert SequentialDesign(3, 4).earliest_interim() == 2
+    assert "cannot save a seed" in SequentialDesign(2, 3).describe()  # decides at its last batch only
+    assert "cannot save a seed" not in SequentialDesign(2, 4).describe()
+
+
+def test_runs_that_learned_nothing_stop_the_variant_instead_of_proving_no_difference():
+    design = SequentialDesign(batch=3, interims=4, min_effect=0.02)
+    state = decide(design, [0.0] * 12, {"v": [0.0] * 12, "learned": values(0.05, seed=3)})
+    assert state.decisions["v"].outcome == NOTHING and state.decisions["v"].seeds == 3
+    assert state.decisions["learned"].outcome != NOTHING  # the baseline at 0 and a variant above it is a result
 
 
 def _script(name: str):

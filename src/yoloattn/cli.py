@@ -795,7 +795,8 @@ def _add_compare_options(p: argparse.ArgumentParser, demo: bool = False) -> None
                        help="adaptive seeds: train --seeds seeds per batch and stop each variant as soon as a "
                             "group-sequential test (AdaStop, family-wise error ≤ 0.05) decides it (docs/compare.md)")
         p.add_argument("--max-seeds", type=POSITIVE, metavar="N",
-                       help="--until-decided: at most N seeds per model, a multiple of --seeds (default 4 batches)")
+                       help="--until-decided: at most N seeds per model, a multiple of --seeds and at least two "
+                            "batches (default 4 batches)")
         p.add_argument("--min-effect", type=_fraction, metavar="D",
                        help="--until-decided: the smallest Δ mAP50-95 that matters; a variant also stops once "
                             "'no difference ≥ D' is shown")

@@ -184,6 +184,12 @@ class TerminalProgress:
             self._run_started.pop(event.run, None)
         self.say(line(event))
 
+    def new_batch(self, total: int) -> None:
+        """More runs were planned (the next batch of ``compare --until-decided``): ``total`` counts every run of
+        this comparison's session so far and the new ones; the ETA starts afresh from the runs' durations."""
+        self.total = total
+        self._eta.reset()
+
     def say(self, text: str) -> None:
         """A permanent line, printed above the status line."""
         self.stream.write(("\r\033[K" if self.tty else "") + text + "\n")

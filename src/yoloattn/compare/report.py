@@ -267,7 +267,10 @@ class Section:
 def _setup_lines(c: ReportContext) -> list[str]:
     """What was compared, how, and on what: data, recipe, threads, latency conditions, hosts, versions."""
     s = c.settings
-    seeds = "0" if s.seeds == 1 else f"0..{s.seeds - 1}"
+    trained = max((r.seed for r in c.rows), default=0) + 1 if s.until_decided else s.seeds
+    seeds = "0" if trained == 1 else f"0..{trained - 1}"
+    if s.until_decided:
+        seeds += f" (--until-decided: batches of {s.seeds}, the baseline's seeds)"
     recipe = ", ".join(f"{k}={v}" for k, v in {**s.train_args(0), "seed": seeds}.items())
     return [
         f"data: {c.data_yaml} (evaluated on the '{c.eval_split}' split)",
@@ -294,14 +297,22 @@ def _setup_lines(c: ReportContext) -> list[str]:
     ]
 
 
-def _notes_lines() -> list[str]:
-    """How to read the numbers: Δ and verdicts, AP by size, GFLOPs, params."""
+def _notes_lines(sequential: bool = False) -> list[str]:
+    """How to read the numbers: Δ and verdicts, AP by size, GFLOPs, params; ``sequential``: the verdicts are
+    ``--until-decided``'s."""
+    verdicts = (
+        "The verdicts are the decisions of the group-sequential test that chose the seeds (AdaStop, family-wise "
+        f"error ≤ {ALPHA}; docs/compare.md, Adaptive seeds): 'better' / 'worse', 'no difference ≥ D' with "
+        "--min-effect, 'undecided' after the last batch, each with the seeds it rests on. Welch's p and Holm's "
+        "are in summary.csv but are not the rule: a p-value after a data-dependent stop is biased."
+        if sequential else
+        f"A variant is 'better' or 'worse' only when Welch's t-test, Holm-adjusted across this comparison's "
+        f"variants, gives p < {ALPHA} and the interval excludes 0; otherwise 'not shown (could detect Δ ≥ X)', X "
+        f"being the smallest Δ a t-test with these seeds and this spread detects with power {POWER}. 'Not shown' "
+        "is not 'no effect'.")
     return [
         f"Δ is the difference of the means against the baseline, with its {CONFIDENCE:.0%} percentile bootstrap "
-        "interval over seeds. A variant is 'better' or 'worse' only when Welch's t-test, Holm-adjusted across "
-        f"this comparison's variants, gives p < {ALPHA} and the interval excludes 0; otherwise 'not shown (could "
-        f"detect Δ ≥ X)', X being the smallest Δ a t-test with these seeds and this spread detects with power "
-        f"{POWER}. 'Not shown' is not 'no effect'. summary.csv adds Hedges' g (effect_size).",
+        f"interval over seeds. {verdicts} summary.csv adds Hedges' g (effect_size).",
         "AP small / medium / large: COCO AP@[.50:.95] (pycocotools) of each run's final weights on the evaluation "
         "split, over objects of area < 32², 32²-96² and > 96² pixels in the original images; Ultralytics' mAP in "
         "the other columns interpolates differently, so the two differ slightly.",
@@ -388,7 +399,7 @@ def sections(c: ReportContext) -> list[Section]:
         Section("Plots", images=tuple(c.plots)),
         *heatmaps,
         Section("Runs", table=run_table(c.rows)),
-        Section("Notes", items=_lines(_notes_lines())),
+        Section("Notes", items=_lines(_notes_lines(c.settings.until_decided))),
         Section("", "Reproduce (reuses finished runs):", code=c.command),
     ]
 

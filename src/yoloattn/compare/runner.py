@@ -152,7 +152,7 @@ def run_compare(settings: CompareSettings, command: str = "", stream: TextIO | N
         if executor is not None:
             _describe(executor, say)
             executor.close()
-        say("dry run: every option and the dataset are checked; nothing was measured or trained")
+        say("dry run: every option and the dataset are checked; no cost was measured and nothing was trained")
         outcome.dry_run = True
         return outcome
     try:
@@ -166,7 +166,7 @@ def run_compare(settings: CompareSettings, command: str = "", stream: TextIO | N
             pool = _Pool(executor, settings, data, say)
             try:
                 runs, sequential = until_decided(design, settings, models, data, out, pool, events, outcome,
-                                                 on_batch=lambda n: setattr(terminal, "total", n))
+                                                 on_batch=terminal.new_batch)
             finally:
                 executor = pool.executor
         elif todo:
@@ -242,7 +242,7 @@ def until_decided(design: SequentialDesign, settings: CompareSettings, models: l
     design (``sequential.decide``) on every finished run, repeat until each variant is decided or the
     design's last interim; a rerun replays the finished batches first and trains only what is missing.
 
-    ``on_batch(n)``: a batch of n runs to train starts (the terminal counts runs per batch).
+    ``on_batch(n)``: a batch starts, n = the runs trained so far and the batch's (the terminal's count).
     Returns the runs the decisions rest on and the final state. Stops early (saying why) when a run of a
     batch fails or diverges: the test needs every run of a batch; rerunning the same command retries it.
     """
@@ -265,9 +265,9 @@ def until_decided(design: SequentialDesign, settings: CompareSettings, models: l
         events.say(f"adaptive seeds: batch {state.interims_done + 1} of at most {design.interims}: seeds "
                    f"{seeds.start}-{seeds.stop - 1} of {', '.join(spec.label for spec in active)} "
                    f"({len(todo)} to train)")
-        failed = len(outcome.failed)
-        on_batch(len(todo))
-        execute(todo, data, settings, pool.get(), events, outcome, 0)
+        failed, before = len(outcome.failed), len(outcome.trained) + len(outcome.failed)
+        on_batch(before + len(todo))
+        execute(todo, data, settings, pool.get(), events, outcome, before)
         if len(outcome.failed) > failed:
             events.say("adaptive seeds: stopped: a run of this batch failed, and the test needs every run of a "
                        "batch; rerun the same command to retry it (finished runs are kept)")

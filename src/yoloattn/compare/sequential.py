@@ -31,6 +31,7 @@ Two choices differ from calling AdaStop with α, both measured by ``benchmarks/s
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from .settings import CompareError
@@ -39,6 +40,7 @@ from .stats import ALPHA
 PERMUTATIONS = 10000  # AdaStop's B: random permutations once the exact count exceeds it
 PERMUTATION_SEED = 0
 BETTER, WORSE, EQUIVALENT, CONTINUE, UNDECIDED = "better", "worse", "no difference", "continue", "undecided"
+NOTHING = "nothing learned"  # every run of the variant and of the baseline has mAP50-95 0: no test can read them
 
 
 @dataclass(frozen=True)
@@ -72,20 +74,49 @@ class SequentialDesign:
                                f"{max(2, -(-max_seeds // seeds)) * seeds}")
         if min_effect is not None and not 0 < min_effect < 1:
             raise CompareError(f"--min-effect is a Δ mAP50-95 in (0, 1), e.g. 0.01; got {min_effect}")
-        return cls(seeds, max_seeds // seeds, min_effect)
+        design = cls(seeds, max_seeds // seeds, min_effect)
+        if design.earliest_interim() is None:
+            raise CompareError(f"--seeds {seeds} per batch with --max-seeds {max_seeds} can never decide: its "
+                               "permutation test has too few orderings of so few seeds to reach α; use --seeds 3 "
+                               "(batches of 3 can decide from the second batch)")
+        return design
+
+    def permutations_at(self, interim: int) -> int:
+        """How many permutations AdaStop's test has at ``interim`` (1-based): every ordering of the batches'
+        seeds while they number fewer than ``permutations``, then as many as it keeps drawing."""
+        per_batch = math.comb(2 * self.batch, self.batch)
+        full = per_batch ** interim
+        if full < self.permutations:
+            return full
+        return self.permutations if interim == 1 else per_batch ** int(math.log(self.permutations) / math.log(per_batch))
+
+    def earliest_interim(self) -> int | None:
+        """The first interim (1-based) at which the test can decide anything: its smallest tail, one
+        permutation, fits in the error spent so far (α/2 · k/K); None: at no interim."""
+        for k in range(1, self.interims + 1):
+            if 1 / self.permutations_at(k) <= self.alpha / 2 * k / self.interims:
+                return k
+        return None
 
     def describe(self) -> str:
         """One line for the plan: batches, bound, FWER and what stops a variant."""
         stop = "better, worse" + (f" or no difference ≥ {self.min_effect:g}" if self.min_effect else "")
-        return (f"adaptive seeds: batches of {self.batch} seeds per model, up to {self.max_seeds}; a variant stops "
-                f"once AdaStop decides ({stop}; family-wise error ≤ {self.alpha:g})")
+        first = self.earliest_interim()
+        text = (f"adaptive seeds: batches of {self.batch} seed{'s' if self.batch > 1 else ''} per model, up to "
+                f"{self.max_seeds}; a variant stops once AdaStop decides ({stop}; family-wise error ≤ "
+                f"{self.alpha:g}), at the earliest after batch {first}")
+        if first == self.interims:
+            text += (" — its last: this design cannot save a seed; more seeds per batch (--seeds 3) or more "
+                     "batches (--max-seeds) let it stop early")
+        return text
 
 
 @dataclass(frozen=True)
 class Decision:
     """Where one variant stands: ``outcome`` (``better``, ``worse``, ``no difference``, ``continue`` while it
-    still trains, ``undecided`` after the last interim), the ``seeds`` its decision rests on, and the 1-based
-    ``interim`` that decided it (0: not decided)."""
+    still trains, ``undecided`` after the last interim, ``nothing learned`` when every run of it and of the
+    baseline has mAP50-95 0), the ``seeds`` its decision rests on, and the 1-based ``interim`` that decided
+    it (0: not decided)."""
 
     outcome: str
     seeds: int
@@ -221,6 +252,10 @@ def decide(design: SequentialDesign, baseline: list[float], variants: dict[str, 
         for name in active:
             got = {role: comparator.decisions.get(key[name][role]) for role in hypotheses[name]}
             outcome = _outcome(got, last=k == design.interims - 1)
+            if not any(variants[name][:need]) and not any(baseline[:need]):
+                # all 0: the test would read "no difference" into runs that never learned; more seeds of
+                # the same settings learn nothing either
+                outcome = NOTHING
             if outcome != CONTINUE:
                 decisions[name] = Decision(outcome, need, interims if outcome != UNDECIDED else 0)
                 withdraw |= {key[name][role] for role, d in got.items() if d == "continue"}
