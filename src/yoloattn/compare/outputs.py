@@ -161,7 +161,7 @@ def write_report(resolved: ResolvedCompare, models: list[ModelSpec], runs: list[
                    if s.model in sequential.decisions else s for s in summary]
     failures = {(f.model, f.seed): f for run in runs if (f := run.failure()) is not None and run.result() is None}
     problems = stats.run_problems(rows, planned, {k: failure_text(f) for k, f in failures.items()})
-    notes = [*([sequential.design.describe()] if sequential else []), *report.power_lines(summary, target_delta),
+    notes = [*([sequential.design.describe(len(models) - 1)] if sequential else []), *report.power_lines(summary, target_delta),
              *report.transfer_lines(summary, settings.weights)]
     slots = settings.execution.jobs or resolved.executor.default_capacity(settings, len(runs)) or 1
     answer = answer_lines(summary, command or "yoloattn compare", settings.out, settings.epochs, slots, target_delta,

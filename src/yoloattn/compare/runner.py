@@ -104,6 +104,8 @@ def run_compare(settings: CompareSettings, command: str = "", stream: TextIO | N
     settings, out = resolved.settings, resolved.out
     out.mkdir(parents=True, exist_ok=True)
     models = plan_models(resolved, variants)
+    if resolved.sequential:  # with the variants counted: each has its own test at α / hypotheses
+        resolved.sequential.check(len(models) - 1)
     for line in variants.skipped:
         say(line)
     if settings.nms and not models[0].end_to_end:
@@ -130,7 +132,7 @@ def run_compare(settings: CompareSettings, command: str = "", stream: TextIO | N
     first = "first batch: " if design else ""
     say(f"runs: {first}{len(runs)} ({len(runs) - len(todo)} already finished, {len(todo)} to train){how}")
     if design:
-        say(f"{design.describe()}: at most {design.max_seeds * len(models)} runs")
+        say(f"{design.describe(len(models) - 1)}: at most {design.max_seeds * len(models)} runs")
     # a cluster is joined before the costs are measured (and in a dry run), so that a wrong address or a run
     # no node fits fails in seconds; a local pool starts after, so that its processes do not share the CPU
     # with the latency phase

@@ -2,11 +2,10 @@
 
 A fixed design gives every variant the same seeds, whether its effect is large, null or clearly negative.
 The sequential design trains seeds in batches (``--seeds`` per batch, up to ``--max-seeds``) and after each
-batch (an *interim*) runs AdaStop (Mathieu et al., "AdaStop: adaptive statistical testing for sound
-comparisons of Deep RL agents", 2023; PyPI ``adastop``): a group-sequential permutation test of the mean
-mAP50-95 difference, step-down over all the comparison's hypotheses, with its error spent linearly over
-the interims, so that the family-wise error rate (FWER) of every decision together stays at α. A variant
-whose hypotheses are decided stops training; the baseline trains while any variant still runs.
+batch (an *interim*) tests each hypothesis with AdaStop (Mathieu et al., "AdaStop: adaptive statistical
+testing for sound comparisons of Deep RL agents", 2023; PyPI ``adastop``): a group-sequential permutation
+test of the mean mAP50-95 difference with its error spent linearly over the interims. A variant whose
+hypotheses are decided stops training; the baseline trains while any variant still runs.
 
 The hypotheses, for each variant v against the baseline b (values: per-seed mAP50-95):
 
@@ -15,15 +14,21 @@ The hypotheses, for each variant v against the baseline b (values: per-seed mAP5
   (TOST): (v - D) "smaller" means Δ < D, (v + D) "larger" means Δ > -D; both -> ``no difference ≥ D``.
   (v - D) "larger" means Δ > D and (v + D) "smaller" Δ < -D: ``better`` / ``worse`` by more than D.
 
-After the last interim, a variant not decided is ``undecided``. Once a variant is decided, its other
-hypotheses are withdrawn (never rejected later), as AdaStop itself drops a decided hypothesis.
+After the last interim, a variant not decided is ``undecided``; one whose runs and the baseline's all scored
+0 is ``nothing learned`` (no test can read such runs, and more seeds of them learn nothing either).
 
-Two choices differ from calling AdaStop with α, both measured by ``benchmarks/sequential.py``
+The family-wise error rate (FWER) of all decisions together stays at α by Bonferroni: each of the H
+hypotheses (one per variant, three with ``--min-effect``) gets its own AdaStop test at two-sided level α/H.
+Three choices differ from calling AdaStop on all variants at α, each measured by ``benchmarks/sequential.py``
 (docs/compare.md, "Adaptive seeds"):
 
+- One comparator per hypothesis, not AdaStop's joint step-down over all of them: AdaStop permutes each
+  comparison on its own, with the same index for all, which for comparisons sharing the baseline is not a
+  permutation of the data; with two variants its FWER came out above α in simulation. A single comparison
+  is an exact permutation test.
 - AdaStop 0.1.3 compares |T| with a quantile of the *signed* permutation statistic, so a two-sided test at α
-  rejects up to 2α of null comparisons (measured in the benchmark). AdaStop gets α/2:
-  P(max |T| > b) <= P(max T > b) + P(max -T > b), which bounds the FWER by α.
+  rejects up to 2α of null comparisons (measured in the benchmark). AdaStop gets level/2:
+  P(|T| > b) <= P(T > b) + P(-T > b) = 2 P(T > b).
 - Its permutations are drawn with a fixed seed (:data:`PERMUTATION_SEED`), so the decisions are a function of
   the per-seed values alone: a rerun of the same command replays the interims from the finished runs and
   reaches the same decisions before it trains anything new.
@@ -60,6 +65,16 @@ class SequentialDesign:
     def max_seeds(self) -> int:
         return self.batch * self.interims
 
+    def roles(self) -> dict[str, float]:
+        """Each hypothesis of a variant: its role and the shift added to the variant's values."""
+        if not self.min_effect:
+            return {"diff": 0.0}
+        return {"diff": 0.0, "below": -self.min_effect, "above": self.min_effect}
+
+    def hypotheses(self, variants: int) -> int:
+        """How many hypotheses ``variants`` variants make: the Bonferroni divisor of α."""
+        return len(self.roles()) * variants
+
     @classmethod
     def from_options(cls, seeds: int, max_seeds: int | None, min_effect: float | None) -> SequentialDesign:
         """The design of ``--seeds`` (the batch), ``--max-seeds`` (default 4 batches) and ``--min-effect``.
@@ -75,11 +90,18 @@ class SequentialDesign:
         if min_effect is not None and not 0 < min_effect < 1:
             raise CompareError(f"--min-effect is a Δ mAP50-95 in (0, 1), e.g. 0.01; got {min_effect}")
         design = cls(seeds, max_seeds // seeds, min_effect)
-        if design.earliest_interim() is None:
-            raise CompareError(f"--seeds {seeds} per batch with --max-seeds {max_seeds} can never decide: its "
-                               "permutation test has too few orderings of so few seeds to reach α; use --seeds 3 "
-                               "(batches of 3 can decide from the second batch)")
+        design.check(1)
         return design
+
+    def check(self, variants: int) -> None:
+        """Raise CompareError when the design cannot decide anything for ``variants`` variants."""
+        if self.earliest_interim(variants) is None:
+            which = f"{variants} variant{'s' if variants > 1 else ''}" + (" and --min-effect" if self.min_effect
+                                                                           else "")
+            raise CompareError(f"--seeds {self.batch} per batch with --max-seeds {self.max_seeds} can never decide "
+                               f"for {which}: a permutation test of so few seeds has too few orderings to reach "
+                               f"α/{self.hypotheses(variants)}; use more seeds per batch (--seeds) or more "
+                               "batches (--max-seeds)")
 
     def permutations_at(self, interim: int) -> int:
         """How many permutations AdaStop's test has at ``interim`` (1-based): every ordering of the batches'
@@ -90,23 +112,25 @@ class SequentialDesign:
             return full
         return self.permutations if interim == 1 else per_batch ** int(math.log(self.permutations) / math.log(per_batch))
 
-    def earliest_interim(self) -> int | None:
-        """The first interim (1-based) at which the test can decide anything: its smallest tail, one
-        permutation, fits in the error spent so far (α/2 · k/K); None: at no interim."""
+    def earliest_interim(self, variants: int = 1) -> int | None:
+        """The first interim (1-based) at which a test can decide anything for ``variants`` variants: its
+        smallest tail, one permutation, fits in the error spent so far (α/H/2 · k/K); None: at no interim."""
+        level = self.alpha / self.hypotheses(variants) / 2
         for k in range(1, self.interims + 1):
-            if 1 / self.permutations_at(k) <= self.alpha / 2 * k / self.interims:
+            if 1 / self.permutations_at(k) <= level * k / self.interims:
                 return k
         return None
 
-    def describe(self) -> str:
-        """One line for the plan: batches, bound, FWER and what stops a variant."""
+    def describe(self, variants: int = 1) -> str:
+        """One line for the plan: batches, bound, FWER, what stops a variant and how early it can."""
         stop = "better, worse" + (f" or no difference ≥ {self.min_effect:g}" if self.min_effect else "")
-        first = self.earliest_interim()
+        first = self.earliest_interim(variants)
         text = (f"adaptive seeds: batches of {self.batch} seed{'s' if self.batch > 1 else ''} per model, up to "
                 f"{self.max_seeds}; a variant stops once AdaStop decides ({stop}; family-wise error ≤ "
-                f"{self.alpha:g}), at the earliest after batch {first}")
+                f"{self.alpha:g} over {self.hypotheses(variants)} hypothes{'e' if variants > 1 or self.min_effect else 'i'}s), "
+                f"at the earliest after batch {first}")
         if first == self.interims:
-            text += (" — its last: this design cannot save a seed; more seeds per batch (--seeds 3) or more "
+            text += (" — its last: this design cannot save a seed; more seeds per batch (--seeds) or more "
                      "batches (--max-seeds) let it stop early")
         return text
 
@@ -159,27 +183,15 @@ class SequentialState:
         return self.interims_done * self.design.batch + sum(d.seeds for d in self.decisions.values())
 
 
-def _comparator_class():
+def _comparator(design: SequentialDesign, level: float):
+    """A fresh AdaStop comparator of one hypothesis (agent 1, the shifted variant, against agent 0, the
+    baseline) at two-sided ``level`` (AdaStop gets level/2, see the module docstring)."""
     try:
         from adastop import MultipleAgentsComparator
     except ImportError as err:  # a broken install; adastop is a dependency
         raise CompareError("--until-decided needs the adastop package: pip install adastop") from err
-
-    class Comparator(MultipleAgentsComparator):
-        """AdaStop's comparator with :meth:`withdraw`: drop hypotheses between interims without a decision."""
-
-        def withdraw(self, keys: set[str]) -> None:
-            # the same bookkeeping AdaStop does for a decided hypothesis at the end of partial_compare
-            import numpy as np
-
-            keep = np.array([str(c) not in keys for c in self.current_comparisons], dtype=bool)
-            for c in self.current_comparisons[~keep]:
-                self.decisions[str(c)] = "withdrawn"
-            self.current_comparisons = self.current_comparisons[keep]
-            self.id_tracked = self.id_tracked[keep]
-            self.mean_diffs = {k: v for k, v in self.mean_diffs.items() if k not in keys}
-
-    return Comparator
+    return MultipleAgentsComparator(n=design.batch, K=design.interims, B=design.permutations,
+                                    comparisons=_pairs([(1, 0)]), alpha=level / 2, seed=PERMUTATION_SEED)
 
 
 class _Pair(tuple):
@@ -217,52 +229,33 @@ def decide(design: SequentialDesign, baseline: list[float], variants: dict[str, 
     names = list(variants)
     if not names:
         return SequentialState(design, 0, {})
-    agents: dict[str, list[float]] = {"baseline": list(baseline)}
-    owner: dict[str, str | None] = {"baseline": None}  # agent -> the variant whose values it is (shifted or not)
-    hypotheses: dict[str, dict[str, tuple[int, int]]] = {}  # variant -> role -> (agent index, baseline index)
-    shifts = (("diff", 0.0),) + ((("below", -design.min_effect), ("above", design.min_effect))
-                                  if design.min_effect else ())
-    for name in names:
-        hypotheses[name] = {}
-        for role, shift in shifts:
-            agent = f"{name}{shift:+g}" if shift else name
-            agents[agent], owner[agent] = [v + shift for v in variants[name]], name
-            hypotheses[name][role] = (len(agents) - 1, 0)
-    order = list(agents)
-    comparisons = _pairs([pair for roles in hypotheses.values() for pair in roles.values()])
-    comparator = _comparator_class()(n=design.batch, K=design.interims, B=design.permutations,
-                                     comparisons=comparisons, alpha=design.alpha / 2, seed=PERMUTATION_SEED)
+    roles = design.roles()
+    level = design.alpha / (len(roles) * len(names))  # Bonferroni over every hypothesis of the comparison
+    tests = {(name, role): _comparator(design, level) for name in names for role in roles}
+    got = {(name, role): CONTINUE for name in names for role in roles}
     decisions = {name: Decision(CONTINUE, 0) for name in names}
-    key = {name: {role: str(_Pair(*pair)) for role, pair in roles.items()} for name, roles in hypotheses.items()}
     interims = 0
     for k in range(design.interims):
         need = (k + 1) * design.batch
         active = [n for n in names if decisions[n].outcome == CONTINUE]
         if not active or len(baseline) < need or any(len(variants[n]) < need for n in active):
             break
-        values = {}
-        for agent in order:
-            # a decided variant keeps the values its decision rests on; AdaStop reads no more of them
-            who = owner[agent]
-            stop = need if who is None or decisions[who].outcome == CONTINUE else decisions[who].seeds
-            values[agent] = np.asarray(agents[agent][:stop], dtype=float)
-        comparator.partial_compare(values, verbose=False)
-        interims = k + 1
-        withdraw = set()
         for name in active:
-            got = {role: comparator.decisions.get(key[name][role]) for role in hypotheses[name]}
-            outcome = _outcome(got, last=k == design.interims - 1)
+            for role, shift in roles.items():
+                if got[name, role] != CONTINUE:  # decided at an earlier interim: its test has ended
+                    continue
+                test = tests[name, role]
+                test.partial_compare({"baseline": np.asarray(baseline[:need], dtype=float),
+                                      "variant": np.asarray(variants[name][:need], dtype=float) + shift},
+                                     verbose=False)
+                got[name, role] = test.decisions[_KEY]
+            outcome = _outcome({role: got[name, role] for role in roles}, last=k == design.interims - 1)
             if not any(variants[name][:need]) and not any(baseline[:need]):
                 # all 0: the test would read "no difference" into runs that never learned; more seeds of
                 # the same settings learn nothing either
                 outcome = NOTHING
-            if outcome != CONTINUE:
-                decisions[name] = Decision(outcome, need, interims if outcome != UNDECIDED else 0)
-                withdraw |= {key[name][role] for role, d in got.items() if d == "continue"}
-            else:
-                decisions[name] = Decision(CONTINUE, need)
-        if withdraw and len(comparator.current_comparisons):
-            comparator.withdraw(withdraw)
+            decisions[name] = Decision(outcome, need, k + 1 if outcome not in (CONTINUE, UNDECIDED) else 0)
+        interims = k + 1
     return SequentialState(design, interims, decisions)
 
 
@@ -277,3 +270,6 @@ def _outcome(got: dict[str, str | None], last: bool) -> str:
         return EQUIVALENT
     return UNDECIDED if last else CONTINUE
 
+
+
+_KEY = str(_Pair(1, 0))  # AdaStop's decisions key of the one hypothesis each comparator tests
