@@ -127,8 +127,8 @@ def render(data: dict) -> str:
     raw = data.get("raw_adastop")
     if raw:
         lines.append(f"AdaStop {data['adastop']} called directly at α = {data['alpha']} (one interim, 5 + 5 seeds, "
-                     f"null): {raw['rejection_rate']:.3f} of {raw['simulations']} comparisons rejected, hence α/2 "
-                     "above.")
+                     f"null): {raw['rejection_rate']:.3f} of {raw['simulations']} comparisons rejected, hence half the "
+                     "level above.")
         lines.append("")
     lines.append(f"α = {data['alpha']}, batches of {data['batch']} seeds, up to {data['batch'] * data['interims']} "
                  f"per model; adastop {data['adastop']}; {data['machine']}; "

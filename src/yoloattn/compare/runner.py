@@ -15,7 +15,6 @@ Only one comparison should write to a given OUT at a time.
 from __future__ import annotations
 
 import dataclasses
-import math
 import shutil
 import sys
 import time
@@ -34,7 +33,8 @@ from .plan import PreparedData, RunSpec, plan_models, plan_runs, plan_variants, 
 from .progress import Listener, Note, RunFailed, RunFinished, RunRetried, RunStarted, Status, TerminalProgress
 from .records import RunAttempt, RunFailure, WorkerSpec
 from .resolve import resolve
-from .sequential import SequentialDesign, SequentialState, decide
+from .adaptive import until_decided
+from .sequential import SequentialState
 from .rows import SummaryRow
 from .settings import CompareError, CompareSettings
 from .stats import RunProblem
@@ -166,8 +166,12 @@ def run_compare(settings: CompareSettings, command: str = "", stream: TextIO | N
                 f"{c.gflops:.3f} GFLOPs, {timed} at {settings.imgsz}px")
         if design is not None:
             pool = _Pool(executor, settings, data, say)
+
+            def train(todo: list[RunSpec], done_before: int) -> None:
+                execute(todo, data, settings, pool.get(), events, outcome, done_before)
+
             try:
-                runs, sequential = until_decided(design, settings, models, data, out, pool, events, outcome,
+                runs, sequential = until_decided(design, settings, models, data, out, train, say, outcome,
                                                  on_batch=terminal.new_batch)
             finally:
                 executor = pool.executor
@@ -213,86 +217,6 @@ class _Pool:
             _describe(self.executor, self.say)
             self.described = True
         return self.executor
-
-
-def replay(design: SequentialDesign, settings: CompareSettings, models: list, data: PreparedData,
-           out: Path) -> tuple[SequentialState, list[RunSpec]]:
-    """The sequential design replayed on the finished runs (each model's seeds from 0 up to the first one
-    without a finite mAP50-95), and the runs its decisions rest on."""
-    values: dict[str, list[float]] = {}
-    used: list[RunSpec] = []
-    for spec in models:
-        values[spec.label] = []
-        for run in plan_runs(settings, [spec], data, out, range(design.max_seeds)):
-            result = run.result()
-            if result is None or not math.isfinite(result.map50_95):
-                break
-            values[spec.label].append(result.map50_95)
-    baseline = models[0].label
-    state = decide(design, values[baseline], {spec.label: values[spec.label] for spec in models[1:]})
-    seeds = {baseline: state.interims_done * design.batch,
-             **{name: d.seeds for name, d in state.decisions.items()}}
-    for spec in models:
-        used += plan_runs(settings, [spec], data, out, range(seeds[spec.label]))
-    return state, used
-
-
-def until_decided(design: SequentialDesign, settings: CompareSettings, models: list, data: PreparedData, out: Path,
-                  pool: _Pool, events: _Broadcast, outcome: CompareOutcome,
-                  on_batch=lambda runs: None) -> tuple[list[RunSpec], SequentialState]:
-    """Adaptive seeds: train the next batch of seeds of the baseline and the undecided variants, replay the
-    design (``sequential.decide``) on every finished run, repeat until each variant is decided or the
-    design's last interim; a rerun replays the finished batches first and trains only what is missing.
-
-    ``on_batch(n)``: a batch starts, n = the runs trained so far and the batch's (the terminal's count).
-    Returns the runs the decisions rest on and the final state. Stops early (saying why) when a run of a
-    batch fails or diverges: the test needs every run of a batch; rerunning the same command retries it.
-    """
-    said = 0
-    while True:
-        state, used = replay(design, settings, models, data, out)
-        for k in range(said, state.interims_done):
-            events.say(_interim_line(state, k + 1))
-        said = state.interims_done
-        seeds = state.next_seeds()
-        if not seeds or outcome.interrupted:
-            return used, state
-        active = [models[0], *(spec for spec in models[1:] if spec.label in state.active())]
-        batch = plan_runs(settings, active, data, out, seeds)
-        todo = [r for r in batch if not r.finished()]
-        if not todo:  # every run of the batch finished, yet the replay stopped before it: one diverged
-            events.say(f"adaptive seeds: stopped before seeds {seeds.start}-{seeds.stop - 1}: a run of the batch "
-                       "has no finite mAP50-95 (diverged); the report gives the decisions so far")
-            return used, state
-        events.say(f"adaptive seeds: batch {state.interims_done + 1} of at most {design.interims}: seeds "
-                   f"{seeds.start}-{seeds.stop - 1} of {', '.join(spec.label for spec in active)} "
-                   f"({len(todo)} to train)")
-        failed, before = len(outcome.failed), len(outcome.trained) + len(outcome.failed)
-        on_batch(before + len(todo))
-        execute(todo, data, settings, pool.get(), events, outcome, before)
-        if len(outcome.failed) > failed:
-            events.say("adaptive seeds: stopped: a run of this batch failed, and the test needs every run of a "
-                       "batch; rerun the same command to retry it (finished runs are kept)")
-            state, used = replay(design, settings, models, data, out)
-            return used, state
-
-
-def _interim_line(state: SequentialState, interim: int) -> str:
-    """What interim ``interim`` decided, e.g. "interim 2 (6 seeds per model): yolov8n-mlla-csp better; still
-    running: yolov8n-irmb-csp"."""
-    design, parts, going = state.design, [], []
-    for name, d in state.decisions.items():
-        if d.interim == interim:
-            parts.append(f"{name} {d.verdict(design.min_effect)}")
-        elif d.interim == 0 or d.interim > interim:
-            if interim == design.interims:
-                parts.append(f"{name} undecided")
-            elif d.seeds > (interim - 1) * design.batch or d.interim > interim:
-                going.append(name)
-    words = "; ".join(parts) if parts else "nothing decided"
-    if going:
-        words += f"; still running: {', '.join(going)}"
-    return f"interim {interim} ({interim * design.batch} seeds per model): {words}"
 
 
 def _param_basis(nc: int) -> str:
