@@ -65,17 +65,16 @@ def until_decided(design: SequentialDesign, settings: CompareSettings, models: l
         todo = [r for r in batch if not r.finished()]
         if not todo:  # every run of the batch finished, yet the replay stopped before it: one diverged
             say(f"adaptive seeds: stopped before seeds {seeds.start}-{seeds.stop - 1}: a run of the batch "
-                       "has no finite mAP50-95 (diverged); the report gives the decisions so far")
+                "has no finite mAP50-95 (diverged); the report gives the decisions so far")
             return used, state
         say(f"adaptive seeds: batch {state.interims_done + 1} of at most {design.interims}: seeds "
-                   f"{seeds.start}-{seeds.stop - 1} of {', '.join(spec.label for spec in active)} "
-                   f"({len(todo)} to train)")
+            f"{seeds.start}-{seeds.stop - 1} of {', '.join(spec.label for spec in active)} ({len(todo)} to train)")
         failed, before = len(outcome.failed), len(outcome.trained) + len(outcome.failed)
         on_batch(before + len(todo))
         train(todo, before)
         if len(outcome.failed) > failed:
             say("adaptive seeds: stopped: a run of this batch failed, and the test needs every run of a "
-                       "batch; rerun the same command to retry it (finished runs are kept)")
+                "batch; rerun the same command to retry it (finished runs are kept)")
             state, used = replay(design, settings, models, data, out)
             return used, state
 

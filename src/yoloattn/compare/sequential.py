@@ -158,7 +158,7 @@ class Decision:
 @dataclass(frozen=True)
 class SequentialState:
     """The design replayed on the finished runs: each variant's :class:`Decision`, the interims done, and
-    what the next batch trains (``next_models``: the baseline and the undecided variants; empty when done)."""
+    which seeds the next batch trains (:meth:`next_seeds`, for the baseline and the :meth:`active` variants)."""
 
     design: SequentialDesign
     interims_done: int
