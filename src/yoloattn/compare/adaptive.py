@@ -21,21 +21,22 @@ def replay(design: SequentialDesign, settings: CompareSettings, models: list, da
            out: Path) -> tuple[SequentialState, list[RunSpec]]:
     """The sequential design replayed on the finished runs (each model's seeds from 0 up to the first one
     without a finite mAP50-95), and the runs its decisions rest on."""
+    # one plan of every run the design could need: planning keys each run (and builds the models for --freeze)
+    planned = plan_runs(settings, models, data, out, range(design.max_seeds))
+    by_model = {spec.label: [run for run in planned if run.model.label == spec.label] for spec in models}
     values: dict[str, list[float]] = {}
-    used: list[RunSpec] = []
-    for spec in models:
-        values[spec.label] = []
-        for run in plan_runs(settings, [spec], data, out, range(design.max_seeds)):
+    for label, runs in by_model.items():
+        values[label] = []
+        for run in runs:  # seed order
             result = run.result()
             if result is None or not math.isfinite(result.map50_95):
                 break
-            values[spec.label].append(result.map50_95)
+            values[label].append(result.map50_95)
     baseline = models[0].label
     state = decide(design, values[baseline], {spec.label: values[spec.label] for spec in models[1:]})
     seeds = {baseline: state.interims_done * design.batch,
              **{name: d.seeds for name, d in state.decisions.items()}}
-    for spec in models:
-        used += plan_runs(settings, [spec], data, out, range(seeds[spec.label]))
+    used = [run for spec in models for run in by_model[spec.label][:seeds[spec.label]]]
     return state, used
 
 
